@@ -1,0 +1,3 @@
+"""`emokd` subcommands: cache (filled in by its issue)."""
+
+COMMANDS: list = []

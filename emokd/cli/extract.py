@@ -1,0 +1,3 @@
+"""`emokd` subcommands: extract (filled in by its issue)."""
+
+COMMANDS: list = []

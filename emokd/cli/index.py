@@ -1,0 +1,3 @@
+"""`emokd` subcommands: index (filled in by its issue)."""
+
+COMMANDS: list = []

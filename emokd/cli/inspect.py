@@ -1,0 +1,3 @@
+"""`emokd` subcommands: inspect (filled in by its issue)."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""`emokd` subcommands: train (filled in by its issue)."""
+
+COMMANDS: list = []

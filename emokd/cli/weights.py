@@ -1,0 +1,3 @@
+"""`emokd` subcommands: weights (filled in by its issue)."""
+
+COMMANDS: list = []

@@ -1,0 +1,1 @@
+"""Frozen encoders, weight loading and the trainable multitask network. Imports torch only."""

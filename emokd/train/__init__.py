@@ -1,0 +1,1 @@
+"""Datasets over the cache, losses, metrics, the teacher/student loop, evaluation and prediction."""
