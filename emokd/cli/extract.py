@@ -1,3 +1,100 @@
-"""`emokd` subcommands: extract (filled in by its issue)."""
+"""`emokd extract-features`: a dataset -> the Zarr feature cache, with Dask, resumable (issue 4)."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from ..config import load_config, save_config
+from ..logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def _local_path(url: str) -> Path:
+    return Path(url[len("file://"):] if url.startswith("file://") else url)
+
+
+@click.command("extract-features")
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("--cache", "cache_url", required=True, help="Cache store: a local path or an fsspec URL.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="TOML/YAML/JSON file with ExtractConfig fields; flags override it.")
+@click.option("--workers", type=int, help="Worker processes of the local Dask cluster (default 1).")
+@click.option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--device", help="Torch device of the encoders on each worker: cpu, cuda, cuda:0.")
+@click.option("--batch-size", type=int, help="Frames per encoder batch (default 64).")
+@click.option("--limit", type=int, help="Only the first N videos of the index.")
+@click.option("--dry-run", is_flag=True, help="Show what would be extracted; write nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace a cache made with different settings.")
+@click.option("--face-encoder", help="Face encoder name (see `emokd weights list`).")
+@click.option("--face-weights", type=click.Path(exists=True), help="Weights file of the face encoder.")
+@click.option("--audio-encoder", help="Audio encoder name.")
+@click.option("--audio-weights", type=click.Path(exists=True), help="Weights file of the audio encoder.")
+@click.option("--audio-layer", help="Audio encoder layer (default conv8).")
+@click.option("--audio-mode", type=click.Choice(["per-window", "shared-trunk"]),
+              help="SoundNet on a separate window per frame, or early layers shared across windows.")
+@click.option("--face-source", type=click.Choice(["auto", "crops", "detector"]),
+              help="Dataset crops, the face detector, or crops where present (auto).")
+@click.option("--window-s", type=float, help="Audio window length in seconds (default 10).")
+@click.option("--crop-size", type=int, help="Face crop size in pixels (default 112).")
+@click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
+@click.pass_context
+def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, device, batch_size, limit,
+                     dry_run, overwrite, face_encoder, face_weights, audio_encoder, audio_weights,
+                     audio_layer, audio_mode, face_source, window_s, crop_size, no_progress):
+    """Extract frozen face and audio features of every video in DATASET into the cache at --cache.
+
+    DATASET is an Aff-Wild2/ABAW root, or a CSV/JSON manifest. Re-running the same command skips
+    complete videos and redoes incomplete ones. Exit status 1 when any video failed.
+    """
+    from ..pipeline.driver import prepare_cache, run_extraction
+    from ..pipeline.extract import ExtractConfig
+    from ..pipeline.index import index_dataset
+
+    overrides = {
+        "workers": workers, "scheduler": scheduler, "device": device, "batch_size": batch_size,
+        "limit": limit, "face_encoder": face_encoder, "face_weights": face_weights,
+        "audio_encoder": audio_encoder, "audio_weights": audio_weights, "audio_layer": audio_layer,
+        "audio_mode": audio_mode, "face_source": face_source, "window_s": window_s,
+        "crop_size": crop_size,
+    }
+    cfg = load_config(ExtractConfig, config_file, overrides).resolved()
+    if _is_local(cache_url):  # workers (maybe on other machines) need the absolute path
+        cache_url = str(_local_path(cache_url).resolve())
+    manifest = index_dataset(dataset)
+    for problem in manifest.problems:
+        log.warning("index: %s", problem)
+    items = manifest.items[: cfg.limit] if cfg.limit else manifest.items
+
+    if dry_run:
+        _, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite, create=False)
+        click.echo(f"{len(items)} videos in {dataset}: {len(plan.complete)} already complete in "
+                   f"{cache_url}, {len(plan.todo)} to extract")
+        for item in plan.todo:
+            click.echo(f"  {item.video_id}  {item.video_path or item.crop_dir}")
+        click.echo(f"settings: {plan.settings}")
+        return
+
+    log_file = _local_path(cache_url) / "extract.log" if _is_local(cache_url) else Path("emokd-extract.log")
+    setup_logging(log_file, verbose=bool(ctx.obj and ctx.obj.get("verbose")))
+    summary = run_extraction(items, cache_url, cfg, overwrite=overwrite, progress=not no_progress)
+    if _is_local(cache_url):
+        save_config(cfg, _local_path(cache_url) / "extract_config.yaml")
+    click.echo(summary.line())
+    for video_id, message in summary.failures.items():
+        click.echo(f"  failed {video_id}: {message}", err=True)
+    if summary.failed:
+        click.echo(f"{summary.failed} video(s) failed; see {log_file} and `emokd cache info {cache_url}`",
+                   err=True)
+        sys.exit(1)
+
+
+COMMANDS = [extract_features]

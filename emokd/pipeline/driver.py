@@ -1,0 +1,181 @@
+"""The Dask driver of `emokd extract-features` (DESIGN §7): one task per video, resumable.
+
+A LocalCluster of N single-threaded worker processes by default, or any existing cluster by address.
+The driver submits small task descriptions (a VideoItem, the cache URL, the config) and receives small
+summaries back; frames and features never pass through it. Complete videos are skipped, incomplete
+ones redone, failures recorded in the cache's failure log; killing the driver loses only the videos
+in flight, because a video is marked complete only after all of its arrays are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from ..config import to_dict
+from ..errors import CacheError, EmokdError
+from .extract import ExtractConfig, fingerprint_settings, load_encoders
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExtractionSummary:
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (f"{self.total} videos: {self.done} extracted, {self.skipped} already complete, "
+                f"{self.failed} failed; {self.frames} frames in {self.seconds:.1f} s "
+                f"({self.frames_per_second:.1f} frames/s)")
+
+
+@dataclass
+class Plan:
+    todo: list           # VideoItems to extract
+    complete: list[str]  # video ids already complete in the cache
+    settings: dict       # fingerprint settings
+    encoders: list[dict]
+
+
+def prepare_cache(items: list, cache_url: str, cfg: ExtractConfig, overwrite: bool = False,
+                  create: bool = True):
+    """Resolve the encoders, create or open the cache (refused on a different fingerprint), plan the work.
+
+    Returns (cache or None, Plan). With create=False (dry run) nothing is written.
+    """
+    from ..cache import FeatureCache
+
+    ids = [item.video_id for item in items]
+    dupes = sorted({v for v in ids if ids.count(v) > 1}) if len(set(ids)) != len(ids) else []
+    if dupes:
+        raise EmokdError(f"the dataset index has duplicate video ids: {dupes[:5]}")
+    encoders = load_encoders(cfg, device="cpu")  # records only; workers load their own copies
+    settings = fingerprint_settings(cfg, encoders)
+    records = [encoders.face.record(), encoders.audio.record()]
+    cache = None
+    complete: set[str] = set()
+    if create:
+        cache = FeatureCache.create(cache_url, settings, config=to_dict(cfg), encoders=records,
+                                    overwrite=overwrite)
+        complete = set(cache.video_ids())
+    else:
+        with contextlib.suppress(CacheError, FileNotFoundError):
+            existing = FeatureCache.open(cache_url, mode="r")
+            differ = sorted(k for k in settings if existing.settings.get(k) != settings[k])
+            if differ and not overwrite:
+                raise CacheError(f"{cache_url}: the cache was made with different settings {differ}; "
+                                 "use --overwrite or another --cache path")
+            if not differ:
+                complete = set(existing.video_ids())
+    todo = [item for item in items if item.video_id not in complete]
+    return cache, Plan(todo, sorted(complete & set(ids)), settings, records)
+
+
+@contextlib.contextmanager
+def dask_client(workers: int = 1, scheduler: str | None = None):
+    """A client on the cluster at `scheduler`, or on a new LocalCluster of single-threaded processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler, timeout="30s")
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR,
+                           env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite: bool = False,
+                   progress: bool = True, client=None) -> ExtractionSummary:
+    """Extract every item not yet complete in the cache; returns the summary (failures included)."""
+    from ..cache import FeatureCache
+
+    cfg = cfg.resolved()
+    if cfg.limit is not None:
+        items = items[: cfg.limit]
+    started = time.perf_counter()
+    cache, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite)
+    summary = ExtractionSummary(total=len(items), skipped=len(plan.complete))
+    log.info("extracting %d videos into %s (%d already complete); settings %s",
+             len(plan.todo), cache_url, len(plan.complete), plan.settings)
+    if plan.todo:
+        with contextlib.ExitStack() as stack:
+            if client is None:
+                client = stack.enter_context(dask_client(cfg.workers, cfg.scheduler))
+            _run_tasks(client, plan, cache_url, cfg, summary, progress)
+    summary.seconds = time.perf_counter() - started
+    cache = FeatureCache.open(cache_url, mode="r+")
+    for video_id, message in summary.failures.items():
+        cache.record_failure(video_id, message)
+    log.info("%s", summary.line())
+    return summary
+
+
+def _run_tasks(client, plan: Plan, cache_url: str, cfg: ExtractConfig, summary: ExtractionSummary,
+               progress: bool) -> None:
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    from .extract import extract_video
+
+    futures = {}
+    for item in plan.todo:
+        future = client.submit(extract_video, item, cache_url, cfg, plan.settings,
+                               key=f"extract-{item.video_id}-{time.time_ns()}", pure=False)
+        futures[future] = item.video_id
+    bar = tqdm(total=summary.total, initial=summary.skipped, unit="video", disable=not progress,
+               dynamic_ncols=True, desc="extract")
+    clock = time.perf_counter()
+    try:
+        for future in as_completed(futures):
+            video_id = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # the worker process died (KilledWorker) or lost the task
+                result = {"video_id": video_id, "status": "failed", "n_frames": 0, "seconds": 0.0,
+                          "error": f"{video_id}: task lost: {type(exc).__name__}: {exc}", "log": []}
+            _account(result, summary)
+            bar.update(1)
+            rate = summary.frames / max(time.perf_counter() - clock, 1e-9)
+            bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed,
+                            frames=summary.frames, fps=f"{rate:.0f}")
+            future.release()
+    finally:
+        bar.close()
+
+
+def _account(result: dict, summary: ExtractionSummary) -> None:
+    video_id = result["video_id"]
+    for line in result.get("log") or ():
+        log.info("[%s] %s", video_id, line)
+    if result["status"] == "done":
+        summary.done += 1
+        summary.frames += int(result["n_frames"])
+        log.info("%s: %d frames in %.1f s", video_id, result["n_frames"], result["seconds"])
+    elif result["status"] == "skipped":
+        summary.skipped += 1
+    else:
+        summary.failed += 1
+        summary.failures[video_id] = result["error"]
+        log.error("%s failed: %s", video_id, result["error"])

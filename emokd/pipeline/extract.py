@@ -1,0 +1,362 @@
+"""The per-video extraction task (DESIGN §1, §5): probe, decode in batches, frozen encoders, write, commit.
+
+`extract_video` is what one Dask task runs. It opens the cache itself, writes one video group and
+returns a small summary dict (never frames), so the driver stays light. Encoders are loaded once per
+worker process (`load_encoders` keeps them in a module-level cache keyed by the encoder settings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
+from ..errors import ConfigError, DataError, EmokdError
+
+log = logging.getLogger(__name__)
+
+AUDIO_MODES = ("per-window", "shared-trunk")
+FACE_SOURCES = ("auto", "crops", "detector")
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def default_audio_mode() -> str:
+    """The encoders issue measures per-window vs shared-trunk and sets the default there."""
+    try:
+        from ..models.soundnet import SOUNDNET_DEFAULT_MODE
+    except ImportError:
+        return "per-window"
+    return SOUNDNET_DEFAULT_MODE
+
+
+@dataclass
+class ExtractConfig:
+    """Everything `emokd extract-features` needs. Fields marked runtime never change feature values."""
+
+    face_encoder: str = "fer_default"
+    face_weights: str | None = None
+    face_layer: str | None = None
+    audio_encoder: str = "soundnet8"
+    audio_weights: str | None = None
+    audio_layer: str = "conv8"
+    audio_mode: str = ""  # "" = emokd.models.soundnet.SOUNDNET_DEFAULT_MODE
+    face_source: str = "auto"  # crops where the dataset has them, the face detector otherwise
+    detector_weights: str | None = None
+    crop_size: int = CROP_SIZE
+    sample_rate: int = SAMPLE_RATE
+    window_s: float = AUDIO_WINDOW_S
+    # runtime
+    batch_size: int = 64
+    device: str = "cpu"
+    workers: int = 1
+    scheduler: str | None = None
+    limit: int | None = None
+
+    def resolved(self) -> "ExtractConfig":
+        cfg = dataclasses.replace(self, audio_mode=self.audio_mode or default_audio_mode())
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.audio_mode not in AUDIO_MODES:
+            raise ConfigError(f"audio_mode: {self.audio_mode!r} is not one of {list(AUDIO_MODES)}")
+        if self.face_source not in FACE_SOURCES:
+            raise ConfigError(f"face_source: {self.face_source!r} is not one of {list(FACE_SOURCES)}")
+        if self.sample_rate != SAMPLE_RATE:
+            raise ConfigError(f"sample_rate: {self.sample_rate} is not supported; SoundNet runs at {SAMPLE_RATE} Hz")
+        for name in ("crop_size", "batch_size", "workers"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.window_s <= 0:
+            raise ConfigError(f"window_s: must be > 0, got {self.window_s}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit: must be >= 1, got {self.limit}")
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_s * self.sample_rate))
+
+
+@dataclass
+class Encoders:
+    face: object
+    audio: object
+    detector: object | None
+
+
+_LOADED: dict[tuple, Encoders] = {}
+
+
+def _encoder_key(cfg: ExtractConfig, device: str) -> tuple:
+    return (cfg.face_encoder, cfg.face_weights, cfg.face_layer, cfg.audio_encoder, cfg.audio_weights,
+            cfg.audio_layer, cfg.face_source, cfg.detector_weights, device)
+
+
+def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
+    """The frozen encoders for `cfg`, built once per process and reused by every later task."""
+    import torch
+
+    from ..models.encoder import build_encoder
+
+    device = device or cfg.device
+    key = _encoder_key(cfg, device)
+    if key not in _LOADED:
+        torch.set_num_threads(1)
+        face = build_encoder(cfg.face_encoder, weights=cfg.face_weights, layer=cfg.face_layer, device=device)
+        audio = build_encoder(cfg.audio_encoder, weights=cfg.audio_weights, layer=cfg.audio_layer,
+                              device=device)
+        detector = None
+        if cfg.face_source != "crops":
+            from ..models.face_detector import build_face_detector
+
+            detector = build_face_detector(cfg.detector_weights, device=device)
+        _LOADED.clear()  # one configuration per worker process at a time
+        _LOADED[key] = Encoders(face, audio, detector)
+    return _LOADED[key]
+
+
+def detector_record(detector) -> dict | None:
+    if detector is None:
+        return None
+    if hasattr(detector, "record"):
+        return detector.record()
+    return {"name": type(detector).__name__, "weights_sha256": getattr(detector, "weights_sha256", None)}
+
+
+def fingerprint_settings(cfg: ExtractConfig, encoders: Encoders) -> dict:
+    """Every value that changes feature values; the cache hashes this dict into its fingerprint."""
+    return {
+        "face_encoder": encoders.face.record(),
+        "audio_encoder": encoders.audio.record(),
+        "face_source": cfg.face_source,
+        "face_detector": detector_record(encoders.detector),
+        "crop_size": int(cfg.crop_size),
+        "sample_rate": int(cfg.sample_rate),
+        "window_s": float(cfg.window_s),
+        "audio_mode": cfg.audio_mode,
+    }
+
+
+def cache_arrays(encoders: Encoders) -> dict:
+    """The per-video arrays of DESIGN §5, as `FeatureCache.begin_video` wants them."""
+    return {
+        "face": (int(encoders.face.output_dim), "float16"),
+        "audio": (int(encoders.audio.output_dim), "float16"),
+        "face_ok": (None, "bool"),
+        "audio_ok": (None, "bool"),
+        "pts": (None, "float64"),
+    }
+
+
+class _Collect(logging.Handler):
+    """Keeps the log records of one task so that the driver can write them to its log file."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+
+def _source_identity(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    stat = os.stat(path)
+    return {"path": str(path), "size": int(stat.st_size), "mtime_ns": int(stat.st_mtime_ns)}
+
+
+def _to_float16(values: np.ndarray, what: str, video_id: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float32)
+    bad = ~np.isfinite(values) | (np.abs(values) > FLOAT16_MAX)
+    if bad.any():
+        raise DataError(f"{video_id}: {what} encoder gave {int(bad.sum())} values that are not finite "
+                        f"or exceed the float16 range of the cache")
+    return values.astype(np.float16)
+
+
+def fit_labels(labels, n_frames: int):
+    """Label rows to the video's frame count: extra rows dropped, missing rows marked missing (DESIGN §2)."""
+    from ..constants import N_AU
+
+    va = np.full((n_frames, 2), np.nan, np.float32)
+    expr = np.full(n_frames, -1, np.int8)
+    au = np.full((n_frames, N_AU), -1, np.int8)
+    if labels is not None:
+        m = min(n_frames, len(labels.va))
+        va[:m] = labels.va[:m]
+        expr[:m] = labels.expr[:m]
+        au[:m] = labels.au[:m]
+    return va, expr, au
+
+
+def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | None = None,
+                  overwrite: bool = False) -> dict:
+    """Extract one video into the cache and mark it complete; never raises for a bad video.
+
+    Returns {"video_id", "status": done|skipped|failed, "n_frames", "seconds", "error", "log"}.
+    `expected` is the driver's fingerprint settings: a worker whose encoder weights differ (another
+    machine, another file) refuses to write instead of mixing features.
+    """
+    from ..cache import FeatureCache
+
+    start = time.perf_counter()
+    collect = _Collect()
+    root = logging.getLogger("emokd")
+    root.addHandler(collect)
+    result = {"video_id": item.video_id, "status": "failed", "n_frames": 0, "seconds": 0.0,
+              "error": None, "log": collect.lines}
+    try:
+        cache = FeatureCache.open(cache_url, mode="r+")
+        if not overwrite and cache.is_complete(item.video_id):
+            result["status"] = "skipped"
+            return result
+        encoders = load_encoders(cfg)
+        if expected is not None:
+            mine = fingerprint_settings(cfg, encoders)
+            differ = sorted(k for k in expected if expected[k] != mine.get(k))
+            if differ:
+                raise ConfigError(f"this worker's settings differ from the driver's in {differ}: "
+                                  "are the weights files the same on every machine?")
+        result["n_frames"] = _extract_into(cache, item, cfg, encoders)
+        result["status"] = "done"
+    except Exception as exc:  # one bad video must not stop the others (issue 4, item 3)
+        result["error"] = _describe(item, exc)
+        log.debug("%s failed:\n%s", item.video_id, traceback.format_exc())
+    finally:
+        root.removeHandler(collect)
+        result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def _describe(item, exc: Exception) -> str:
+    where = item.video_path or item.crop_dir or item.video_id
+    if isinstance(exc, EmokdError):
+        return f"{where}: {exc}"
+    return f"{where}: {type(exc).__name__}: {exc}"
+
+
+@dataclass
+class _Probe:
+    n_frames: int
+    fps: float
+    pts: np.ndarray
+    pts_source: str
+    info: object | None  # the pipeline's VideoInfo when the item is a media file
+
+
+def _probe(item) -> _Probe:
+    if item.video_path is not None:
+        info = probe_video(item.video_path)
+        return _Probe(int(info.n_frames), float(info.fps), np.asarray(info.pts, np.float64),
+                      str(getattr(info, "pts_source", "")), info)
+    if item.frame_images:
+        if not item.fps:
+            raise DataError(f"{item.video_id}: an image-sequence item needs fps")
+        n = len(item.frame_images)
+        return _Probe(n, float(item.fps), np.arange(n, dtype=np.float64) / float(item.fps), "fps", None)
+    raise DataError(f"{item.video_id}: neither a video file nor frame images")
+
+
+def _face_source(item, wanted: str) -> str:
+    has_crops = item.crop_dir is not None or item.face_boxes is not None
+    if wanted == "crops" or (wanted == "auto" and has_crops):
+        return "crops" if has_crops else "none"
+    return "detector"
+
+
+def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders) -> int:
+    """Write one video's group: audio stage, face stage, labels, then the complete mark (last)."""
+    probe = _probe(item)
+    n = probe.n_frames
+    if n < 1:
+        raise DataError(f"{item.video_id}: no frames decoded")
+    face_source = _face_source(item, cfg.face_source)
+    attrs = {
+        "fps": probe.fps, "n_frames": n, "source": _source_identity(item.video_path),
+        "pts_source": probe.pts_source, "face_source": face_source,
+        "dataset": item.dataset, "split": item.split,
+    }
+    writer = cache.begin_video(item.video_id, n, cache_arrays(encoders), attrs)
+    writer.write("pts", 0, probe.pts)
+    _audio_stage(item, probe, cfg, encoders, writer)
+    n_faces = _face_stage(item, cfg, encoders, writer, face_source, n)
+    if face_source != "none" and n_faces == 0:
+        log.warning("%s: no face in any of its %d frames (%s)", item.video_id, n, face_source)
+    va, expr, au = fit_labels(item.labels, n)
+    cache.write_labels(item.video_id, va, expr, au, item.split, dataset=item.dataset)
+    writer.commit()
+    return n
+
+
+def _audio_stage(item, probe: _Probe, cfg: ExtractConfig, encoders: Encoders, writer) -> None:
+    """Audio features of every frame, in chunks of frames so memory stays bounded on long videos."""
+    n, dim = probe.n_frames, int(encoders.audio.output_dim)
+    track = load_audio(item.video_path, probe.info) if probe.info is not None else None
+    if track is None or not track.has_audio:
+        writer.write("audio", 0, np.zeros((n, dim), np.float16))
+        writer.write("audio_ok", 0, np.zeros(n, bool))
+        if probe.info is not None:
+            log.info("%s: no audio track; audio features are zeros and audio_ok is False", item.video_id)
+        return
+    ends = np.asarray(window_end_samples(probe.info), np.int64)
+    chunk = cfg.batch_size if cfg.audio_mode == "per-window" else max(cfg.batch_size, 256)
+    for start in range(0, n, chunk):
+        part = ends[start:start + chunk]
+        ok = audio_ok_of(track, part, cfg.window_samples)
+        if cfg.audio_mode == "per-window":
+            windows, _ = audio_windows(track, part, cfg.window_samples)
+            feats = encoders.audio.encode_numpy(windows)
+        else:
+            feats = _encode_track_chunk(encoders.audio, track.signal, part, cfg.window_samples)
+        writer.write("audio", start, _to_float16(feats, "audio", item.video_id))
+        writer.write("audio_ok", start, ok)
+
+
+TRUNK_STRIDE = 256  # total stride of SoundNet's early layers (DESIGN §4): offsets keep this phase
+
+
+def _encode_track_chunk(encoder, signal: np.ndarray, ends: np.ndarray, window: int) -> np.ndarray:
+    """Shared-trunk features of the frames ending at `ends`, from the slice of the track they need.
+
+    The slice starts at a multiple of the trunk stride, so every window keeps its phase and the
+    result equals encoding the whole track at once.
+    """
+    first = max(0, int(ends.min()) - window)
+    offset = (first // TRUNK_STRIDE) * TRUNK_STRIDE
+    last = min(len(signal), int(ends.max()))
+    piece = signal[offset:max(last, offset)]
+    return encoder.encode_track(piece, ends - offset, window)
+
+
+def _face_stage(item, cfg: ExtractConfig, encoders: Encoders, writer, face_source: str, n: int) -> int:
+    dim = int(encoders.face.output_dim)
+    if face_source == "none":
+        writer.write("face", 0, np.zeros((n, dim), np.float16))
+        writer.write("face_ok", 0, np.zeros(n, bool))
+        return 0
+    detector = encoders.detector if face_source == "detector" else None
+    n_faces = written = 0
+    for batch in iter_frame_batches(item, cfg.batch_size, crop_size=cfg.crop_size, detector=detector,
+                                    with_audio=False):
+        start = int(batch.index[0])
+        if not np.array_equal(batch.index, np.arange(start, start + len(batch.index))):
+            raise DataError(f"{item.video_id}: frame batches are not contiguous at frame {start}")
+        feats = np.zeros((len(batch.index), dim), np.float16)
+        ok = np.asarray(batch.face_ok, bool)
+        if ok.any():
+            feats[ok] = _to_float16(encoders.face.encode_numpy(batch.faces[ok]), "face", item.video_id)
+        writer.write("face", start, feats)
+        writer.write("face_ok", start, ok)
+        n_faces += int(ok.sum())
+        written += len(batch.index)
+    if written != n:
+        raise DataError(f"{item.video_id}: decoded {written} frames, the container said {n}")
+    return n_faces
