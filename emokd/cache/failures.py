@@ -1,0 +1,46 @@
+"""The failure log: which video failed, with what error, when.
+
+One small group per failed video under `failures/` (its attrs hold the record), so that parallel
+tasks never write the same file. The log lives in the cache, so it survives re-runs; a video's
+entry is removed when the video is later committed.
+"""
+
+from __future__ import annotations
+
+import zarr
+
+from .keys import decode_key, encode_key
+from .video_writer import now_utc
+
+GROUP = "failures"
+
+
+def record_failure(root: zarr.Group, video_id: str, message: str) -> None:
+    failures = root.require_group(GROUP)
+    key = encode_key(video_id)
+    attempts = 1
+    if key in failures:
+        attempts = int(failures[key].attrs.get("attempts", 0)) + 1
+        del failures[key]
+    failures.create_group(key, attributes={"video_id": video_id, "message": str(message),
+                                           "time": now_utc(), "attempts": attempts})
+
+
+def clear_failure(root: zarr.Group, video_id: str) -> None:
+    if GROUP not in root:
+        return
+    failures = root[GROUP]
+    key = encode_key(video_id)
+    if key in failures:
+        del failures[key]
+
+
+def failure_log(root: zarr.Group) -> dict[str, dict]:
+    """video id -> {"message", "time", "attempts"}."""
+    if GROUP not in root:
+        return {}
+    out = {}
+    for key, group in root[GROUP].groups():
+        attrs = dict(group.attrs)
+        out[attrs.get("video_id", decode_key(key))] = {k: attrs.get(k) for k in ("message", "time", "attempts")}
+    return dict(sorted(out.items()))

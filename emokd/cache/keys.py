@@ -1,0 +1,41 @@
+"""Video ids <-> Zarr node names.
+
+Ids may contain "/" (namespaced "<dataset>/<item>") or any other character, while a Zarr node name
+may not contain "/", may not start with "__" (reserved) and should stay safe on every fsspec
+backend (local disks, S3, GCS, HTTP). Every character outside [A-Za-z0-9._-] becomes "~XX" per
+UTF-8 byte ("~" included, so decoding is unambiguous), and a leading "." or "_" is escaped too.
+"AfW/118-30-640x480_left" -> "AfW~2F118-30-640x480_left".
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import CacheError
+
+_SAFE = re.compile(r"[A-Za-z0-9._-]")
+_ESCAPED = re.compile(r"(?:~[0-9A-F]{2})+")
+
+
+def encode_key(item_id: str) -> str:
+    """The Zarr node name that stores `item_id` (a video id or a teacher run name)."""
+    if not isinstance(item_id, str) or not item_id:
+        raise CacheError(f"cache ids must be non-empty strings, got {item_id!r}")
+    out = []
+    for position, char in enumerate(item_id):
+        if _SAFE.fullmatch(char) and not (position == 0 and char in "._"):
+            out.append(char)
+        else:
+            out.extend(f"~{byte:02X}" for byte in char.encode("utf-8"))
+    return "".join(out)
+
+
+def decode_key(key: str) -> str:
+    """Inverse of `encode_key`."""
+    def unescape(match: re.Match) -> str:
+        raw = bytes(int(match.group(0)[i + 1:i + 3], 16) for i in range(0, len(match.group(0)), 3))
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CacheError(f"cache node name {key!r} is not a valid escaped id: {exc}") from exc
+    return _ESCAPED.sub(unescape, key)

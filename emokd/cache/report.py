@@ -1,0 +1,85 @@
+"""`emokd cache info`: what a cache holds, as a dict (for --json) and as text."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import location
+from .labels import GROUP as LABELS, SPLITS
+from .video_writer import STATUS_COMPLETE
+
+
+def _label_counts(cache) -> dict[str, dict[str, int]]:
+    """Per split: videos, frames, and frames carrying a VA / EXPR / AU label."""
+    counts: dict[str, dict[str, int]] = {}
+    if LABELS not in cache.root:
+        return counts
+    for _key, group in cache.root[LABELS].groups():
+        attrs = group.attrs
+        if attrs.get("status") != STATUS_COMPLETE:
+            continue
+        row = counts.setdefault(attrs.get("split", "unlabelled"),
+                                {"videos": 0, "frames": 0, "va": 0, "expr": 0, "au": 0})
+        va, expr, au = group["va"][...], group["expr"][...], group["au"][...]
+        row["videos"] += 1
+        row["frames"] += len(expr)
+        row["va"] += int((~np.isnan(va)).all(axis=1).sum())
+        row["expr"] += int((expr != -1).sum())
+        row["au"] += int((au != -1).any(axis=1).sum())
+    return {split: counts[split] for split in sorted(counts, key=lambda s: SPLITS.index(s) if s in SPLITS else 99)}
+
+
+def cache_info(cache) -> dict:
+    records = cache.video_records()
+    complete = {vid: a for vid, a in records.items() if a.get("status") == STATUS_COMPLETE}
+    frames = sum(int(a.get("n_frames", 0)) for a in complete.values())
+    size = location.size_on_disk(cache.url, cache.storage_options)
+    soft = {run: {"videos": len(cache.soft_video_ids(run)), "complete": run in cache.soft_runs(True)}
+            for run in cache.soft_runs()}
+    return {
+        "url": cache.url, "fingerprint": cache.fingerprint, "schema_version": cache.schema_version,
+        "created": cache.root.attrs.get("created"), "settings": cache.settings,
+        "encoders": cache.encoders, "feature_dims": cache.feature_dims,
+        "videos": len(complete), "frames": frames,
+        "incomplete": [vid for vid in records if vid not in complete],
+        "failures": cache.failures(), "labels": _label_counts(cache), "soft_runs": soft,
+        "size_bytes": size, "bytes_per_frame": (size / frames) if frames else None,
+        "config": cache.config,
+    }
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def format_info(info: dict) -> str:
+    lines = [f"cache        {info['url']}",
+             f"fingerprint  {info['fingerprint']} (schema {info['schema_version']}, created {info['created']})",
+             f"videos       {info['videos']} complete, {info['frames']} frames",
+             f"size         {_human_bytes(info['size_bytes'])}"
+             + (f" ({info['bytes_per_frame']:.0f} bytes/frame)" if info["bytes_per_frame"] else ""),
+             "encoders"]
+    for record in info["encoders"]:
+        lines.append(f"  {record['array']:<10} {record['name']} layer {record.get('layer')} -> "
+                     f"{record['output_dim']}-d, weights sha256 {str(record.get('weights_sha256'))[:16]}")
+    lines.append("settings     " + ", ".join(f"{k}={v}" for k, v in info["settings"].items()))
+    if info["labels"]:
+        lines.append("labels       (videos / frames / frames with VA, EXPR, AU)")
+        for split, row in info["labels"].items():
+            lines.append(f"  {split:<11} {row['videos']} / {row['frames']} / {row['va']}, {row['expr']}, {row['au']}")
+    else:
+        lines.append("labels       none")
+    for run, row in info["soft_runs"].items():
+        lines.append(f"soft labels  {run}: {row['videos']} videos{'' if row['complete'] else ' (run not finished)'}")
+    lines.append(f"incomplete   {len(info['incomplete'])}" + (": " + ", ".join(info["incomplete"][:10])
+                                                          if info["incomplete"] else ""))
+    lines.append(f"failed       {len(info['failures'])}")
+    for vid, message in list(info["failures"].items())[:20]:
+        lines.append(f"  {vid}: {message}")
+    if info["config"]:
+        lines.append("config       " + ", ".join(f"{k}={v}" for k, v in info["config"].items()))
+    return "\n".join(lines)

@@ -1,0 +1,311 @@
+"""FeatureCache: the Zarr v3 feature cache of DESIGN §5 (layout in docs/cache_format.md).
+
+    cache.zarr/        attrs: emokd_cache (format tag), schema_version, fingerprint, settings,
+                       encoders, config, created
+      videos/<key>/    one group per video, written by exactly one task; status "complete" last
+      labels/<key>/    per-frame labels (labels.py)
+      soft/<run>/<key>/ teacher soft labels (soft.py)
+      failures/<key>/  the failure log (failures.py)
+
+<key> is the escaped video id (keys.py). Readers see only complete videos.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from ..constants import CACHE_SCHEMA_VERSION
+from ..errors import CacheError
+from . import failures as _failures
+from . import labels as _labels
+from . import location
+from . import soft as _soft
+from .fingerprint import compute_fingerprint, differences, fingerprint_inputs
+from .keys import decode_key, encode_key
+from .video_writer import (RESERVED_ATTRS, STATUS_COMPLETE, STATUS_WRITING, VideoWriter,
+                           create_frame_array, now_utc)
+
+FORMAT_TAG = "emokd feature cache"
+VIDEOS = "videos"
+SUBGROUPS = (VIDEOS, _labels.GROUP, _soft.GROUP, _failures.GROUP)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+class FeatureCache:
+    """A feature cache on a local path or fsspec URL. Build with `create` or `open`."""
+
+    def __init__(self, url: str | Path, root: zarr.Group, writable: bool,
+                 storage_options: dict | None = None):
+        self.url = str(url)
+        self.root = root
+        self.writable = writable
+        self.storage_options = storage_options
+        attrs = dict(root.attrs)
+        self._attrs = attrs
+        if attrs.get("emokd_cache") != FORMAT_TAG or "fingerprint" not in attrs:
+            raise CacheError(f"{self.url}: a Zarr store, but not an emokd feature cache "
+                             "(no emokd_cache/fingerprint attributes)")
+        if attrs.get("schema_version") != CACHE_SCHEMA_VERSION:
+            raise CacheError(f"{self.url}: cache schema version {attrs.get('schema_version')}, this emokd "
+                             f"reads version {CACHE_SCHEMA_VERSION}; re-extract into a new path or with --overwrite")
+        if writable:
+            for name in SUBGROUPS:
+                if name not in root:
+                    root.create_group(name)
+
+    # ---- create / open -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, url: str | Path, settings: dict, config: dict, encoders: list[dict],
+               overwrite: bool = False, storage_options: dict | None = None) -> FeatureCache:
+        """A new cache, or the existing one at `url` when its fingerprint matches.
+
+        A different fingerprint raises CacheError naming each differing setting; `overwrite=True`
+        deletes whatever is at `url` and starts empty.
+        """
+        inputs = fingerprint_inputs(settings, encoders)
+        fingerprint = compute_fingerprint(inputs)
+        if not overwrite and location.exists(url, storage_options):
+            if location.has_zarr_root(url, storage_options):
+                stored = dict(location.open_root(url, "r", storage_options).attrs)
+                if stored.get("emokd_cache") != FORMAT_TAG:
+                    raise CacheError(f"{url}: a Zarr store, but not an emokd feature cache; choose a new "
+                                     "path or use --overwrite")
+                if stored.get("fingerprint") != fingerprint:
+                    old = {key: stored.get(key) for key in ("schema_version", "settings", "encoders")}
+                    lines = differences(old, inputs) or ["(same settings, different fingerprint algorithm)"]
+                    raise CacheError(
+                        f"{url}: the existing cache was made with different settings:\n  "
+                        + "\n  ".join(lines)
+                        + "\nUse --overwrite to delete it and start again, or choose a new cache path.")
+                return cls.open(url, mode="r+", storage_options=storage_options)
+            if not (location.is_local(url) and location.is_empty_dir(url)):
+                raise CacheError(f"{url}: exists and is not an emokd cache; choose a new path or use --overwrite")
+        attrs = {"emokd_cache": FORMAT_TAG, "schema_version": inputs["schema_version"],
+                 "fingerprint": fingerprint, "settings": inputs["settings"], "encoders": inputs["encoders"],
+                 "encoder_order": [r.get("array") or r["kind"] for r in encoders],
+                 "config": _jsonable(config or {}), "created": now_utc()}
+        root = location.open_root(url, "w", storage_options)
+        for name in SUBGROUPS:
+            root.create_group(name)
+        root.attrs.update(attrs)  # last: a store without these attrs is not (yet) a cache
+        return cls(url, root, writable=True, storage_options=storage_options)
+
+    @classmethod
+    def open(cls, url: str | Path, mode: str = "r", storage_options: dict | None = None) -> FeatureCache:
+        """mode "r" (read only) or "r+" (workers that write videos, labels, soft labels)."""
+        if mode not in ("r", "r+", "a"):
+            raise CacheError(f"cache open mode must be 'r' or 'r+', got {mode!r}")
+        if not location.has_zarr_root(url, storage_options):
+            raise CacheError(f"{url}: no feature cache there (no zarr.json); create one with "
+                             "`emokd extract-features`")
+        root = location.open_root(url, "r" if mode == "r" else "r+", storage_options)
+        return cls(url, root, writable=mode != "r", storage_options=storage_options)
+
+    def _require_writable(self, what: str) -> None:
+        if not self.writable:
+            raise CacheError(f"{self.url}: opened read-only; cannot {what} (open with mode='r+')")
+
+    # ---- root attributes -----------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        return self._attrs["fingerprint"]
+
+    @property
+    def schema_version(self) -> int:
+        return self._attrs["schema_version"]
+
+    @property
+    def settings(self) -> dict:
+        return self._attrs.get("settings", {})
+
+    @property
+    def config(self) -> dict:
+        return self._attrs.get("config", {})
+
+    @property
+    def encoders(self) -> list[dict]:
+        """Encoder records in the order given at creation; each also has its "array" name."""
+        records = self._attrs.get("encoders", {})
+        order = self._attrs.get("encoder_order", list(records))
+        return [{**records[name], "array": name} for name in order]
+
+    @property
+    def feature_dims(self) -> dict[str, int]:
+        """Feature array name -> width, e.g. {"face": 256, "audio": 1000}."""
+        return {record["array"]: int(record["output_dim"]) for record in self.encoders}
+
+    # ---- videos --------------------------------------------------------------------------------
+    @property
+    def _videos(self) -> zarr.Group:
+        return self.root[VIDEOS]
+
+    def _video_group(self, video_id: str) -> zarr.Group | None:
+        key = encode_key(video_id)
+        return self._videos[key] if key in self._videos else None
+
+    def video_records(self) -> dict[str, dict]:
+        """Every video group, complete or not: id -> its attrs (status, n_frames, fps, ...)."""
+        out = {}
+        for key, group in self._videos.groups():
+            attrs = dict(group.attrs)
+            out[attrs.get("video_id", decode_key(key))] = attrs
+        return dict(sorted(out.items()))
+
+    def video_statuses(self) -> dict[str, str]:
+        """Every video group, complete or not: id -> status ("complete" or "writing")."""
+        return {vid: attrs.get("status", STATUS_WRITING) for vid, attrs in self.video_records().items()}
+
+    def video_ids(self, include_incomplete: bool = False) -> list[str]:
+        return [vid for vid, status in self.video_statuses().items()
+                if include_incomplete or status == STATUS_COMPLETE]
+
+    def is_complete(self, video_id: str) -> bool:
+        group = self._video_group(video_id)
+        return group is not None and group.attrs.get("status") == STATUS_COMPLETE
+
+    def _complete_group(self, video_id: str) -> zarr.Group:
+        group = self._video_group(video_id)
+        if group is None:
+            raise CacheError(f"{self.url}: no video {video_id!r} in the cache")
+        if group.attrs.get("status") != STATUS_COMPLETE:
+            raise CacheError(f"{self.url}: video {video_id!r} is incomplete (its extraction was interrupted); "
+                             "re-run extract-features to redo it")
+        return group
+
+    def video_attrs(self, video_id: str) -> dict:
+        return dict(self._complete_group(video_id).attrs)
+
+    def n_frames(self, video_id: str) -> int:
+        return int(self._complete_group(video_id).attrs["n_frames"])
+
+    def read_video(self, video_id: str, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Arrays of one complete video (all, or `names`): face, audio, face_ok, audio_ok, pts, ..."""
+        group = self._complete_group(video_id)
+        if names is None:
+            return {name: array[...] for name, array in group.arrays()}
+        missing = [n for n in names if n not in group]
+        if missing:
+            raise CacheError(f"{self.url}: video {video_id!r} has no array(s) {missing}")
+        return {name: group[name][...] for name in names}
+
+    def begin_video(self, video_id: str, n_frames: int, arrays: dict[str, tuple],
+                    attrs: dict | None = None, replace: bool = False) -> VideoWriter:
+        """Create the video's group with its arrays sized up front; returns its VideoWriter.
+
+        `arrays`: name -> (dim or None, dtype). Every encoder's array must be declared with its
+        output dim and float16. A stale incomplete group is removed first; a complete one is kept
+        unless `replace=True`.
+        """
+        self._require_writable(f"write video {video_id!r}")
+        n_frames = int(n_frames)
+        if n_frames < 1:
+            raise CacheError(f"video {video_id!r}: n_frames must be at least 1, got {n_frames}")
+        dims = self.feature_dims
+        absent = sorted(set(dims) - set(arrays))
+        if absent:
+            raise CacheError(f"video {video_id!r}: encoder array(s) {absent} not declared")
+        for name, (dim, dtype) in arrays.items():
+            if name in dims and (dim != dims[name] or np.dtype(dtype) != np.float16):
+                raise CacheError(f"video {video_id!r}: array {name!r} declared ({dim}, {np.dtype(dtype)}), "
+                                 f"the cache's encoder record says ({dims[name]}, float16)")
+        key = encode_key(video_id)
+        if key in self._videos:
+            if self._videos[key].attrs.get("status") == STATUS_COMPLETE and not replace:
+                raise CacheError(f"{self.url}: video {video_id!r} is already complete (pass replace=True to redo it)")
+            del self._videos[key]
+        user_attrs = {k: v for k, v in _jsonable(attrs or {}).items() if k not in RESERVED_ATTRS}
+        group = self._videos.create_group(key, attributes={
+            **user_attrs, "video_id": video_id, "n_frames": n_frames, "status": STATUS_WRITING,
+            "started": now_utc()})
+        for name, (dim, dtype) in arrays.items():
+            create_frame_array(group, name, n_frames, dim, dtype)
+        return VideoWriter(group, video_id, n_frames, arrays, set(dims),
+                           on_commit=lambda vid: _failures.clear_failure(self.root, vid))
+
+    def delete_video(self, video_id: str) -> None:
+        self._require_writable(f"delete video {video_id!r}")
+        key = encode_key(video_id)
+        if key in self._videos:
+            del self._videos[key]
+
+    # ---- labels --------------------------------------------------------------------------------
+    def _frames_for_labels(self, video_id: str) -> int:
+        group = self._video_group(video_id)
+        if group is None:
+            raise CacheError(f"{self.url}: cannot write labels of {video_id!r}: the video is not in the cache")
+        return int(group.attrs["n_frames"])
+
+    def write_labels(self, video_id: str, va=None, expr=None, au=None, split: str = "unlabelled",
+                     dataset: str = "affwild2") -> None:
+        """Per-frame labels, fitted to the video's n_frames (extra rows dropped, absent rows missing)."""
+        self._require_writable(f"write labels of {video_id!r}")
+        _labels.write_labels(self.root, video_id, self._frames_for_labels(video_id), va, expr, au, split, dataset)
+
+    def has_labels(self, video_id: str) -> bool:
+        return _labels.label_group(self.root, video_id) is not None
+
+    def read_labels(self, video_id: str) -> dict:
+        """dict(va (n, 2) float32 NaN, expr (n,) int8 -1, au (n, 12) int8 -1, split, dataset)."""
+        return _labels.read_labels(self.root, video_id)
+
+    # ---- soft labels ---------------------------------------------------------------------------
+    def write_soft(self, run: str, video_id: str, arrays: dict, attrs: dict | None = None) -> None:
+        self._require_writable(f"write soft labels of {video_id!r}")
+        _soft.write_soft(self.root, run, video_id, self.n_frames(video_id), arrays, attrs)
+
+    def finish_soft_run(self, run: str, attrs: dict | None = None) -> None:
+        self._require_writable(f"finish soft labels of run {run!r}")
+        _soft.finish_soft_run(self.root, run, attrs)
+
+    def read_soft(self, run: str, video_id: str) -> dict[str, np.ndarray]:
+        return _soft.read_soft(self.root, run, video_id)
+
+    def has_soft(self, run: str, video_id: str) -> bool:
+        return _soft.soft_video_group(self.root, run, video_id) is not None
+
+    def soft_runs(self, complete_only: bool = False) -> list[str]:
+        return _soft.soft_runs(self.root, complete_only)
+
+    def soft_video_ids(self, run: str) -> list[str]:
+        return _soft.soft_video_ids(self.root, run)
+
+    # ---- failures ------------------------------------------------------------------------------
+    def record_failure(self, video_id: str, message: str) -> None:
+        """Log a failed video; its incomplete group (if any) is removed, a complete one is kept."""
+        self._require_writable(f"record a failure of {video_id!r}")
+        group = self._video_group(video_id)
+        if group is not None and group.attrs.get("status") != STATUS_COMPLETE:
+            del self._videos[encode_key(video_id)]
+        _failures.record_failure(self.root, video_id, message)
+
+    def clear_failure(self, video_id: str) -> None:
+        self._require_writable(f"clear the failure of {video_id!r}")
+        _failures.clear_failure(self.root, video_id)
+
+    def failures(self) -> dict[str, str]:
+        return {vid: record["message"] for vid, record in self.failure_log().items()}
+
+    def failure_log(self) -> dict[str, dict]:
+        """video id -> {"message", "time", "attempts"}."""
+        return _failures.failure_log(self.root)
+
+    # ---- summaries -----------------------------------------------------------------------------
+    def info(self) -> dict:
+        from .report import cache_info
+        return cache_info(self)
+
+    def verify(self) -> list[str]:
+        """Defects, one line each; an empty list means none found."""
+        from .verify import verify_cache
+        return verify_cache(self)
+
+    def __repr__(self) -> str:
+        return f"FeatureCache({self.url!r}, fingerprint={self.fingerprint[:12]})"

@@ -1,0 +1,129 @@
+"""`emokd cache verify`: every defect of a cache, one line each.
+
+Checked: incomplete videos; per video, each encoder array's shape (n_frames, output_dim) and
+float16 dtype against the encoder records, NaN/inf in features, face_ok/audio_ok (bool) and pts
+(float64, finite, non-decreasing); labels (shapes, dtypes, value ranges, split, orphans);
+soft labels (complete, n_frames rows, finite).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import zarr
+
+from .keys import decode_key
+from .labels import GROUP as LABELS, SPLITS, check_label_values
+from .soft import GROUP as SOFT
+from .video_writer import STATUS_COMPLETE
+
+PER_FRAME = {"face_ok": np.dtype(bool), "audio_ok": np.dtype(bool), "pts": np.dtype(np.float64)}
+
+
+def _non_finite(array: zarr.Array) -> tuple[int, int | None]:
+    """(count of non-finite values, first frame with one), reading one chunk of rows at a time."""
+    count, first = 0, None
+    rows = array.chunks[0]
+    for lo in range(0, array.shape[0], rows):
+        block = array[lo:lo + rows]
+        bad = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+        if bad.any():
+            count += int((~np.isfinite(block)).sum())
+            first = lo + int(np.flatnonzero(bad)[0]) if first is None else first
+    return count, first
+
+
+def _check_array(where: str, group: zarr.Group, name: str, shape: tuple, dtype: np.dtype) -> list[str]:
+    if name not in group:
+        return [f"{where}: array {name!r} is missing"]
+    array = group[name]
+    problems = []
+    if tuple(array.shape) != shape:
+        problems.append(f"{where}: array {name!r} has shape {tuple(array.shape)}, expected {shape}")
+    if array.dtype != dtype:
+        problems.append(f"{where}: array {name!r} has dtype {array.dtype}, expected {dtype}")
+    return problems
+
+
+def _check_video(vid: str, group: zarr.Group, dims: dict[str, int]) -> list[str]:
+    where = f"video {vid!r}"
+    n = int(group.attrs.get("n_frames", -1))
+    problems = []
+    for name, dim in dims.items():
+        found = _check_array(where, group, name, (n, dim), np.dtype(np.float16))
+        problems += found
+        if name in group and group[name].dtype.kind == "f":
+            count, first = _non_finite(group[name])
+            if count:
+                problems.append(f"{where}: array {name!r} has {count} NaN/inf value(s), first at frame {first}")
+    for name, dtype in PER_FRAME.items():
+        problems += _check_array(where, group, name, (n,), dtype)
+    if "pts" in group and group["pts"].shape == (n,):
+        pts = group["pts"][...]
+        if not np.isfinite(pts).all():
+            problems.append(f"{where}: pts has NaN/inf at frame {int(np.flatnonzero(~np.isfinite(pts))[0])}")
+        elif n > 1 and (np.diff(pts) < 0).any():
+            problems.append(f"{where}: pts decreases at frame {int(np.flatnonzero(np.diff(pts) < 0)[0]) + 1}")
+    for name, array in group.arrays():
+        if name not in dims and name not in PER_FRAME and array.shape[:1] != (n,):
+            problems.append(f"{where}: array {name!r} has {array.shape[0]} rows, the video has {n} frames")
+    return problems
+
+
+def _check_labels(vid: str, group: zarr.Group, n_frames: int | None) -> list[str]:
+    where = f"labels of {vid!r}"
+    if group.attrs.get("status") != STATUS_COMPLETE:
+        return [f"{where}: incomplete (an interrupted relabel); run `emokd cache relabel` again"]
+    if n_frames is None:
+        return [f"{where}: the video is not in the cache (orphan labels)"]
+    problems = []
+    for name, shape, dtype in (("va", (n_frames, 2), np.float32), ("expr", (n_frames,), np.int8),
+                               ("au", (n_frames, 12), np.int8)):
+        problems += _check_array(where, group, name, shape, np.dtype(dtype))
+    if group.attrs.get("split") not in SPLITS:
+        problems.append(f"{where}: split {group.attrs.get('split')!r} is not one of {SPLITS}")
+    if not problems:
+        problems += [f"{where}: {p}" for p in check_label_values(group["va"][...], group["expr"][...],
+                                                                  group["au"][...])]
+    return problems
+
+
+def _check_soft(root: zarr.Group, frames: dict[str, int]) -> list[str]:
+    problems = []
+    for run_key, run in root[SOFT].groups():
+        for key, group in run.groups():
+            vid = group.attrs.get("video_id", decode_key(key))
+            where = f"soft labels of run {run.attrs.get('run', decode_key(run_key))!r}, video {vid!r}"
+            if group.attrs.get("status") != STATUS_COMPLETE:
+                problems.append(f"{where}: incomplete")
+                continue
+            if vid not in frames:
+                problems.append(f"{where}: the video is not in the cache")
+                continue
+            for name, array in group.arrays():
+                if array.shape[0] != frames[vid]:
+                    problems.append(f"{where}: array {name!r} has {array.shape[0]} rows, expected {frames[vid]}")
+                elif array.dtype.kind == "f" and _non_finite(array)[0]:
+                    problems.append(f"{where}: array {name!r} has NaN/inf values")
+    return problems
+
+
+def verify_cache(cache) -> list[str]:
+    problems = []
+    dims = cache.feature_dims
+    frames: dict[str, int] = {}
+    videos = cache.root["videos"]
+    for key, group in videos.groups():
+        vid = group.attrs.get("video_id", decode_key(key))
+        status = group.attrs.get("status")
+        if status != STATUS_COMPLETE:
+            problems.append(f"video {vid!r}: incomplete (status {status!r}); re-run extract-features to redo it")
+            continue
+        frames[vid] = int(group.attrs.get("n_frames", -1))
+        problems += _check_video(vid, group, dims)
+    if LABELS in cache.root:
+        for key, group in cache.root[LABELS].groups():
+            vid = group.attrs.get("video_id", decode_key(key))
+            problems += _check_labels(vid, group, frames.get(vid))
+    if SOFT in cache.root:
+        problems += _check_soft(cache.root, frames)
+    return problems
