@@ -174,11 +174,19 @@ def stream_batches(streams: dict[str, np.ndarray], batch_size: int, rng: np.rand
             yield name, queues[name].pop(0)
 
 
+def feature_arrays(cache) -> tuple[str, str]:
+    """Names of the cache's face and audio embedding arrays, from its encoder records."""
+    names = {}
+    for record in cache.encoders:
+        names.setdefault(record.get("kind"), record.get("array", record.get("kind")))
+    if "face" not in names or "audio" not in names:
+        raise CacheError(f"cache {cache.url}: training needs one face and one audio encoder; "
+                         f"the cache has {sorted(k for k in names if k)}")
+    return names["face"], names["audio"]
+
+
 def _read_labels(cache, video_id: str, n: int) -> dict:
-    try:
-        lab = cache.read_labels(video_id)
-    except (KeyError, FileNotFoundError, CacheError):
-        lab = None
+    lab = cache.read_labels(video_id) if cache.has_labels(video_id) else None
     if lab is None:
         return {"va": np.full((n, 2), np.nan, np.float32), "expr": np.full(n, -1, np.int8),
                 "au": np.full((n, N_AU), -1, np.int8), "split": "unlabelled", "dataset": "unknown"}
@@ -186,7 +194,8 @@ def _read_labels(cache, video_id: str, n: int) -> dict:
 
 
 def load_frame_data(cache, splits: Sequence[str] | None = None, window: int = 6, stride: int = 10,
-                    soft_run: str | None = None, device: str | torch.device = "cpu") -> FrameData:
+                    soft_run: str | None = None, device: str | torch.device = "cpu",
+                    video_ids: Sequence[str] | None = None) -> FrameData:
     """Read the complete videos of `splits` (all if None) from an open FeatureCache into memory.
 
     With `soft_run`, the teacher outputs stored under soft/<soft_run>/ are loaded too; a video
@@ -195,15 +204,16 @@ def load_frame_data(cache, splits: Sequence[str] | None = None, window: int = 6,
     if window < 1 or stride < 1:
         raise DataError(f"window={window}, stride={stride}: both must be >= 1")
     ids, lens, labels = [], [], []
-    for vid in cache.video_ids():
-        n = int(cache.video_attrs(vid)["n_frames"])
+    face_name, audio_name = feature_arrays(cache)
+    for vid in (cache.video_ids() if video_ids is None else video_ids):
+        n = cache.n_frames(vid)
         lab = _read_labels(cache, vid, n)
         if splits is not None and lab["split"] not in splits:
             continue
         ids.append(vid), lens.append(n), labels.append(lab)
     if not ids:
-        raise DataError(f"cache {getattr(cache, 'url', cache)}: no complete video in splits {list(splits or [])}")
-    dims = cache.feature_dims
+        raise DataError(f"cache {cache.url}: no complete video in splits {list(splits or [])}")
+    dims = {"face": cache.feature_dims[face_name], "audio": cache.feature_dims[audio_name]}
     lens_a = np.asarray(lens, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lens_a)[:-1]]).astype(np.int64)
     total = int(lens_a.sum())
@@ -215,18 +225,18 @@ def load_frame_data(cache, splits: Sequence[str] | None = None, window: int = 6,
     au = np.full((total, N_AU), -1, np.int8)
     soft: dict[str, np.ndarray] = {}
     for vid, s, n, lab in zip(ids, starts, lens_a, labels):
-        arrays = cache.read_video(vid)
+        arrays = cache.read_video(vid, [face_name, audio_name, "face_ok"])
         ok = np.asarray(arrays["face_ok"], bool)[:n]
         src = forward_fill_index(ok)
-        f = np.asarray(arrays["face"])[:n]
+        f = np.asarray(arrays[face_name])[:n]
         face[s:s + n] = np.where((src >= 0)[:, None], f[np.maximum(src, 0)], 0)
-        audio[s:s + n] = np.asarray(arrays["audio"])[:n]
+        audio[s:s + n] = np.asarray(arrays[audio_name])[:n]
         face_ok[s:s + n] = ok
         m = min(n, len(lab["va"]))
         va[s:s + m], expr[s:s + m], au[s:s + m] = lab["va"][:m], lab["expr"][:m], lab["au"][:m]
         if soft_run is not None:
             if not cache.has_soft(soft_run, vid):
-                raise CacheError(f"cache {getattr(cache, 'url', '')}: no soft labels of teacher run "
+                raise CacheError(f"cache {cache.url}: no soft labels of teacher run "
                                  f"{soft_run!r} for video {vid!r}; export the teacher's predictions first")
             for name, values in cache.read_soft(soft_run, vid).items():
                 values = np.asarray(values, np.float32).reshape(n, -1)
