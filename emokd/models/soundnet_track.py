@@ -1,0 +1,106 @@
+"""SoundNet over a whole audio track, one embedding per video frame (docs/architecture.md).
+
+Two modes give (n_frames, output_dim):
+
+- `encode_track_windows` (exact): every frame's window [end - W, end) is cut from the track
+  (zeros before t = 0 and after the end) and encoded on its own, as the paper does.
+- `encode_track_shared` (shared trunk): conv1..pool2 have a total stride of 256 samples, so
+  output step m of the trunk over the whole track is the step 0 of any window starting at
+  sample 256·m. The trunk is computed once over the zero-padded track (in chunks, so memory
+  stays bounded for long videos) and conv3..conv8 run per window on a slice of it. Two
+  consequences: each window start is rounded to the 256-sample grid (the window moves by at
+  most ±128 samples = ±5.8 ms), and the first and last ~2 trunk steps of a window see the
+  neighbouring audio instead of the window's own zero padding. benchmarks/audio_modes.py
+  measures the difference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .soundnet import INPUT_SCALE, TRUNK_STRIDE
+
+LEFT_HALO_STEPS = 2    # trunk step r depends on samples 256r-288 .. 256r+509
+RIGHT_HALO_SAMPLES = 768
+
+
+def trunk_steps(window_samples: int) -> int:
+    """Number of conv1..pool2 output steps for a window of `window_samples` (floor pooling)."""
+    conv1 = window_samples // 2 + 1          # kernel 64, stride 2, padding 32
+    conv2 = (conv1 // 8) // 2 + 1            # pool 8; kernel 32, stride 2, padding 16
+    return conv2 // 8                        # pool 8
+
+
+def _check(signal, window_ends, window_samples):
+    signal = np.asarray(signal, dtype=np.float32)
+    if signal.ndim != 1:
+        raise ValueError(f"soundnet8: expected a mono track (n,), got shape {signal.shape}")
+    ends = np.asarray(window_ends, dtype=np.int64)
+    if ends.ndim != 1:
+        raise ValueError(f"soundnet8: expected window ends (n_frames,), got shape {ends.shape}")
+    if window_samples < 1024:
+        raise ValueError(f"soundnet8: window of {window_samples} samples is too short for conv8")
+    return signal, ends
+
+
+def cut_windows(signal: np.ndarray, ends: np.ndarray, window_samples: int) -> np.ndarray:
+    """(len(ends), W) windows [end - W, end), zeros outside the track."""
+    out = np.zeros((len(ends), window_samples), dtype=np.float32)
+    for row, end in enumerate(ends):
+        start = end - window_samples
+        lo, hi = max(start, 0), min(end, len(signal))
+        if hi > lo:
+            out[row, lo - start:hi - start] = signal[lo:hi]
+    return out
+
+
+def encode_track_windows(encoder, signal, window_ends, window_samples: int, batch_size: int = 16) -> np.ndarray:
+    signal, ends = _check(signal, window_ends, window_samples)
+    out = np.zeros((len(ends), encoder.output_dim), dtype=np.float32)
+    for lo in range(0, len(ends), batch_size):
+        batch = cut_windows(signal, ends[lo:lo + batch_size], window_samples)
+        out[lo:lo + len(batch)] = encoder.encode_numpy(batch)
+    return out
+
+
+def trunk_over_span(net, signal: np.ndarray, first_step: int, n_steps: int, device,
+                    chunk_steps: int = 4096) -> torch.Tensor:
+    """Trunk output steps first_step .. first_step + n_steps - 1 of the track (step m starts at
+    sample 256·m, m may be negative: zeros), computed in chunks; (32, n_steps) on `device`."""
+    pieces = []
+    for lo in range(first_step, first_step + n_steps, chunk_steps):
+        hi = min(lo + chunk_steps, first_step + n_steps)
+        halo = 0 if lo == first_step else LEFT_HALO_STEPS
+        start = TRUNK_STRIDE * (lo - halo)
+        stop = TRUNK_STRIDE * hi + RIGHT_HALO_SAMPLES
+        piece = np.zeros(stop - start, dtype=np.float32)
+        a, b = max(start, 0), min(stop, len(signal))
+        if b > a:
+            piece[a - start:b - start] = signal[a:b]
+        x = torch.from_numpy(piece * INPUT_SCALE).to(device).view(1, 1, -1)
+        h = net.trunk(x)[0]
+        pieces.append(h[:, halo:halo + (hi - lo)])
+    return torch.cat(pieces, dim=1)
+
+
+def encode_track_shared(encoder, signal, window_ends, window_samples: int, batch_size: int = 64,
+                        chunk_steps: int = 4096) -> np.ndarray:
+    signal, ends = _check(signal, window_ends, window_samples)
+    out = np.zeros((len(ends), encoder.output_dim), dtype=np.float32)
+    if len(ends) == 0:
+        return out
+    steps = trunk_steps(window_samples)
+    grid = np.floor((ends - window_samples) / TRUNK_STRIDE + 0.5).astype(np.int64)  # rounded start step
+    first = int(grid.min())
+    with torch.inference_mode():
+        trunk = trunk_over_span(encoder.net, signal, first, int(grid.max()) - first + steps,
+                                encoder.device, chunk_steps)
+        offsets = torch.arange(steps, device=trunk.device)
+        for lo in range(0, len(ends), batch_size):
+            starts = torch.from_numpy(grid[lo:lo + batch_size] - first).to(trunk.device)
+            index = starts[:, None] + offsets[None, :]                      # (B, steps)
+            windows = trunk[:, index].permute(1, 0, 2).contiguous()       # (B, 32, steps)
+            feats = encoder.net.tail(windows, encoder.layer).mean(dim=2)
+            out[lo:lo + len(feats)] = feats.float().cpu().numpy()
+    return out
