@@ -89,7 +89,8 @@ class VideoWriter:
                              f"0:{self.n_frames}")
         if array.dtype.kind == "b" and values.dtype.kind != "b":
             raise CacheError(f"video {self.video_id!r}, array {name!r}: expected booleans, got {values.dtype}")
-        values = values.astype(array.dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow becomes inf, refused below
+            values = values.astype(array.dtype, copy=False)
         if name in self._feature_names and not np.isfinite(values).all():
             bad = start + int(np.flatnonzero(~np.isfinite(values).reshape(len(values), -1).all(axis=1))[0])
             raise CacheError(f"video {self.video_id!r}, array {name!r}: non-finite value (NaN/inf, or beyond "

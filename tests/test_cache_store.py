@@ -1,0 +1,217 @@
+"""FeatureCache: create/open with the fingerprint, per-video write/commit, ids, interrupted writes."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from cache_support import ARRAYS, ENCODERS, SETTINGS, video_values, write_video
+from emokd.cache import FeatureCache, decode_key, encode_key
+from emokd.cache import video_writer
+from emokd.cache.fingerprint import compute_fingerprint, differences, fingerprint_inputs
+from emokd.errors import CacheError
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return FeatureCache.create(tmp_path / "c.zarr", SETTINGS, {"workers": 2, "batch_size": 64}, ENCODERS)
+
+
+@pytest.mark.parametrize("video_id", ["118-30-640x480", "video5_left", "video5_right", "afew_va/001",
+                                      "aff/batch2/x y", "__init__", ".hidden", "~tilde%", "é/ü"])
+def test_ids_round_trip_through_node_names(video_id):
+    key = encode_key(video_id)
+    assert "/" not in key and not key.startswith(("__", ".")) and decode_key(key) == video_id
+    assert set(key) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-~")
+
+
+def test_escaping_is_exact_and_leaves_plain_ids_readable():
+    assert encode_key("118-30-640x480_left") == "118-30-640x480_left"
+    assert encode_key("afew_va/001") == "afew_va~2F001"
+    assert encode_key("a~2Fb") == "a~7E2Fb"  # the escape character is itself escaped: no collision
+    assert encode_key("a~2Fb") != encode_key("a/b")
+
+
+def test_written_video_reads_back_exactly_with_attrs(cache):
+    values = video_values(50, seed=1)
+    write_video(cache, "afew_va/001", values, attrs={"fps": 25.0, "source": {"path": "x.mp4", "size": 9}})
+    reader = FeatureCache.open(cache.url)
+    assert reader.video_ids() == ["afew_va/001"]
+    got = reader.read_video("afew_va/001")
+    assert set(got) == set(ARRAYS)
+    for name, array in values.items():
+        assert got[name].dtype == np.dtype(ARRAYS[name][1]), name
+        np.testing.assert_array_equal(got[name], array)
+    attrs = reader.video_attrs("afew_va/001")
+    assert attrs["status"] == "complete" and attrs["n_frames"] == 50 and attrs["fps"] == 25.0
+    assert attrs["source"] == {"path": "x.mp4", "size": 9} and attrs["video_id"] == "afew_va/001"
+    assert reader.n_frames("afew_va/001") == 50
+    assert reader.feature_dims == {"face": 8, "audio": 5}
+    assert reader.config == {"workers": 2, "batch_size": 64}
+    np.testing.assert_array_equal(reader.read_video("afew_va/001", ["face_ok"])["face_ok"], values["face_ok"])
+
+
+def test_left_and_right_of_one_video_are_separate(cache):
+    left, right = video_values(20, seed=2), video_values(20, seed=3)
+    write_video(cache, "10-60-1280x720_left", left)
+    write_video(cache, "10-60-1280x720_right", right)
+    assert cache.video_ids() == ["10-60-1280x720_left", "10-60-1280x720_right"]
+    np.testing.assert_array_equal(cache.read_video("10-60-1280x720_right")["face"], right["face"])
+    np.testing.assert_array_equal(cache.read_video("10-60-1280x720_left")["face"], left["face"])
+
+
+def test_unaligned_out_of_order_and_repeated_writes_land_exactly(cache, monkeypatch):
+    """Small chunks (8 rows) and batches of 5 that straddle them, written backwards, one rewrite."""
+    monkeypatch.setattr(video_writer, "CHUNK_TARGET_BYTES", 8 * 16)
+    monkeypatch.setattr(video_writer, "MIN_CHUNK_ROWS", 8)
+    values = video_values(43, seed=4)
+    writer = cache.begin_video("v", 43, ARRAYS)
+    assert cache.root["videos/v/face"].chunks == (8, 8)
+    for start in reversed(range(0, 43, 5)):
+        for name, array in values.items():
+            writer.write(name, start, array[start:start + 5])
+    assert not writer._buffers  # every chunk fully written was sent to the store
+    writer.write("face", 3, np.full((10, 8), 2.5, np.float16))  # rows already sent: written through
+    values["face"][3:13] = 2.5
+    writer.commit()
+    np.testing.assert_array_equal(cache.read_video("v")["face"], values["face"])
+
+
+def test_commit_refuses_unwritten_rows_and_bad_writes(cache):
+    values = video_values(10, seed=5)
+    writer = cache.begin_video("v", 10, ARRAYS)
+    for name, array in values.items():
+        writer.write(name, 0, array[:10] if name != "audio" else array[:6])
+    with pytest.raises(CacheError, match=r"audio: frames 6\.\.9 \(4 of 10\)"):
+        writer.commit()
+    assert cache.video_ids() == [] and cache.video_statuses() == {"v": "writing"}
+    with pytest.raises(CacheError, match="rows 8:12 outside 0:10"):
+        writer.write("face", 8, values["face"][:4])
+    with pytest.raises(CacheError, match=r"rows of shape \(7,\), expected \(8,\)"):
+        writer.write("face", 0, np.zeros((2, 7)))
+    with pytest.raises(CacheError, match="non-finite .* at frame 3"):
+        writer.write("audio", 2, np.array([[0] * 5, [np.nan] * 5], np.float32))
+    with pytest.raises(CacheError, match="non-finite"):  # beyond float16's range
+        writer.write("audio", 6, np.full((1, 5), 1e6, np.float32))
+    with pytest.raises(CacheError, match="no array 'labels'"):
+        writer.write("labels", 0, np.zeros(3))
+
+
+def test_begin_video_checks_declared_arrays_against_encoder_records(cache):
+    with pytest.raises(CacheError, match=r"'face' declared \(16, float16\).*\(8, float16\)"):
+        cache.begin_video("v", 5, {**ARRAYS, "face": (16, "float16")})
+    with pytest.raises(CacheError, match=r"'audio' declared \(5, float32\)"):
+        cache.begin_video("v", 5, {**ARRAYS, "audio": (5, "float32")})
+    with pytest.raises(CacheError, match=r"encoder array\(s\) \['audio'\] not declared"):
+        cache.begin_video("v", 5, {k: v for k, v in ARRAYS.items() if k != "audio"})
+    with pytest.raises(CacheError, match="at least 1"):
+        cache.begin_video("v", 0, ARRAYS)
+
+
+def test_uncommitted_video_is_invisible_and_begin_again_starts_clean(cache):
+    values = video_values(30, seed=6)
+    writer = write_video(cache, "v", values, commit=False)
+    assert not writer.committed
+    reader = FeatureCache.open(cache.url)
+    assert reader.video_ids() == [] and not reader.is_complete("v")
+    assert reader.video_ids(include_incomplete=True) == ["v"]
+    with pytest.raises(CacheError, match="incomplete"):
+        reader.read_video("v")
+    extra = {**ARRAYS, "stale_only": (None, "float32")}
+    cache.begin_video("w", 4, extra)  # a stale group with an array the redo will not have
+    fresh = {k: v[:4] for k, v in video_values(4, seed=7).items()}
+    write_video(cache, "w", fresh)
+    assert set(cache.read_video("w")) == set(ARRAYS)
+    np.testing.assert_array_equal(cache.read_video("w")["audio"], fresh["audio"])
+    with pytest.raises(CacheError, match="already complete"):
+        cache.begin_video("w", 4, ARRAYS)
+    cache.begin_video("w", 4, ARRAYS, replace=True)
+    assert cache.video_ids() == []
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    from cache_support import video_values, ARRAYS
+    from emokd.cache import FeatureCache
+    cache = FeatureCache.open({url!r}, mode="r+")
+    values = video_values(4000, seed=9)
+    writer = cache.begin_video("killed/video", 4000, ARRAYS)
+    for name, array in values.items():
+        writer.write(name, 0, array[:3000])
+    print("written", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_a_killed_writer_leaves_an_invisible_video_that_a_rerun_replaces(cache, tmp_path):
+    write_video(cache, "done", video_values(12, seed=10))
+    script = KILLED_WRITER.format(tests=os.path.dirname(__file__), url=cache.url)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9 and "written" in proc.stdout, proc.stderr
+    reader = FeatureCache.open(cache.url)
+    assert reader.video_ids() == ["done"]
+    assert reader.info()["incomplete"] == ["killed/video"]
+    assert any("'killed/video': incomplete" in line for line in reader.verify())
+    values = video_values(4000, seed=9)
+    write_video(cache, "killed/video", values, batch=1000)
+    assert reader.video_ids() == ["done", "killed/video"] and reader.verify() == []
+    np.testing.assert_array_equal(reader.read_video("killed/video")["face"], values["face"])
+
+
+def test_same_settings_reopen_with_the_videos_and_float_int_spelling_is_equal(cache):
+    write_video(cache, "v", video_values(5, seed=11))
+    again = FeatureCache.create(cache.url, {**SETTINGS, "window_s": 10, "crop_size": 112.0},
+                                {"workers": 8}, ENCODERS)
+    assert again.fingerprint == cache.fingerprint and again.video_ids() == ["v"]
+    assert again.config == {"workers": 2, "batch_size": 64}  # the config that made the cache
+
+
+def test_changed_settings_are_refused_naming_each_with_both_values(cache):
+    encoders = [dict(ENCODERS[0], weights_sha256="c" * 64, layer="fc2"), ENCODERS[1]]
+    with pytest.raises(CacheError) as info:
+        FeatureCache.create(cache.url, {**SETTINGS, "window_s": 5.0, "audio_mode": "per-window"}, {}, encoders)
+    text = str(info.value)
+    assert "settings.window_s: cache has 10, requested 5" in text
+    assert 'settings.audio_mode: cache has "shared", requested "per-window"' in text
+    assert f'encoders.face.weights_sha256: cache has "{"a" * 64}", requested "{"c" * 64}"' in text
+    assert 'encoders.face.layer: cache has "fc1", requested "fc2"' in text
+    assert "--overwrite" in text and "new cache path" in text
+    assert "crop_size" not in text and "encoders.audio" not in text
+
+
+def test_fingerprint_covers_schema_version_and_new_settings():
+    base = fingerprint_inputs(SETTINGS, ENCODERS)
+    newer = fingerprint_inputs(SETTINGS, ENCODERS, schema_version=base["schema_version"] + 1)
+    assert compute_fingerprint(base) != compute_fingerprint(newer)
+    assert differences(base, newer) == [f"schema_version: cache has {base['schema_version']}, "
+                                        f"requested {base['schema_version'] + 1}"]
+    added = fingerprint_inputs({**SETTINGS, "detector": "mtcnn"}, ENCODERS)
+    assert differences(base, added) == ['settings.detector: cache has <not set>, requested "mtcnn"']
+    reordered = fingerprint_inputs(dict(reversed(list(SETTINGS.items()))), list(reversed(ENCODERS)))
+    assert compute_fingerprint(reordered) == compute_fingerprint(base)
+
+
+def test_overwrite_deletes_and_recreates(cache):
+    write_video(cache, "v", video_values(5, seed=12))
+    cache.record_failure("bad", "boom")
+    fresh = FeatureCache.create(cache.url, {**SETTINGS, "window_s": 5.0}, {}, ENCODERS, overwrite=True)
+    assert fresh.video_ids(include_incomplete=True) == [] and fresh.failures() == {}
+    assert fresh.settings["window_s"] == 5
+
+
+def test_open_refuses_what_is_not_a_cache(tmp_path, cache):
+    with pytest.raises(CacheError, match="no feature cache there"):
+        FeatureCache.open(tmp_path / "nothing.zarr")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("mine")
+    with pytest.raises(CacheError, match="exists and is not an emokd cache"):
+        FeatureCache.create(tmp_path / "folder", SETTINGS, {}, ENCODERS)
+    with pytest.raises(CacheError, match="opened read-only"):
+        FeatureCache.open(cache.url, mode="r").begin_video("v", 3, ARRAYS)
+    cache.root.attrs["schema_version"] = 0
+    with pytest.raises(CacheError, match="schema version 0"):
+        FeatureCache.open(cache.url)
