@@ -1,3 +1,60 @@
-"""`emokd` subcommands: inspect (filled in by its issue)."""
+"""`emokd inspect`: one picture per video to check alignment by eye."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
 
 COMMANDS: list = []
+
+
+def _run_predictions(run: Path, cache, video_id: str) -> dict:
+    """Per-frame decoded predictions of a trained run for one cached video (va, expr, au probs)."""
+    from ..train.predict import predict_video
+
+    return predict_video(run, cache, video_id)
+
+
+@click.command("inspect")
+@click.argument("video_id")
+@click.option("--cache", "cache_path", required=True, type=click.Path(),
+              help="Feature cache (made by `emokd extract-features`).")
+@click.option("--dataset", type=click.Path(exists=True), default=None,
+              help="Dataset root or manifest file, to find the video and its crops "
+                   "[default: the source file recorded in the cache].")
+@click.option("--run", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A training run folder: its predictions are drawn next to the labels.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--crops", "n_crops", default=10, show_default=True, help="How many face crops to show.")
+@click.option("--detector-weights", default=None, type=click.Path(),
+              help="Face detector weights folder, if extraction used non-default ones.")
+def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_weights):
+    """Draw VIDEO_ID's face crops in time order over its audio waveform and its per-frame labels
+    (and a run's predictions), all on the video's clock, into a PNG.
+
+    The crops and the waveform are made again from the media by the same code that extraction
+    used, so a misaligned crop or a shifted audio track shows up by eye.
+    """
+    from ..cache import FeatureCache
+    from ..pipeline.inspect_data import find_item, gather
+    from ..pipeline.inspect_plot import render_inspect
+
+    cache = FeatureCache.open(cache_path)
+    item = None
+    if dataset is not None:
+        from ..pipeline.index import index_dataset
+
+        item = find_item(index_dataset(dataset), video_id)
+    data = gather(cache, video_id, item=item, n_crops=n_crops, detector_weights=detector_weights)
+    if run is not None:
+        data.predictions = _run_predictions(Path(run), cache, video_id)
+        data.prediction_name = Path(run).name
+    path = render_inspect(data, out)
+    shown = ", ".join(f"#{k}" for k in data.crop_index)
+    click.echo(f"{path}: {video_id}, {len(data.pts)} frames; crops of frames {shown} over the waveform"
+               + ("; labels" if data.labels is not None else "")
+               + (f"; predictions of {data.prediction_name}" if data.predictions is not None else ""))
+
+
+COMMANDS.append(inspect_command)
