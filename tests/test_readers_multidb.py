@@ -145,3 +145,86 @@ def test_afew_va_malformed(tmp_path):
     (tmp_path / "001" / "001.json").write_text('{"frames": {"00007": {"valence": 1, "arousal": 1}}}')
     with pytest.raises(DataError, match=r"frame 00007: no image"):
         read_afew_va(tmp_path)
+
+
+def _three_databases(tmp_path):
+    (tmp_path / "affectnet").mkdir()
+    _affectnet(tmp_path / "affectnet", [f"1/a.jpg,5,6,100,110,{LM},1,0.5,-0.25\n",
+                                        f"1/b.jpg,0,0,50,50,{LM},6,-2,-2\n"])
+    (tmp_path / "expw").mkdir()
+    (tmp_path / "expw" / "label.lst").write_text("".join(f"img{i}.jpg 0 1 2 30 40 9.0 {i % 7}\n" for i in range(6)))
+    frames = {f"{k:05d}": {"valence": k, "arousal": -k, "landmarks": []} for k in range(7)}
+    _afew_clip(tmp_path / "afew", "001", frames)
+
+
+def test_index_sources_tasks_thin_and_namespaces(tmp_path):
+    from emokd.pipeline.datasets.sources import index_sources
+
+    _three_databases(tmp_path)
+    (tmp_path / "sources.yaml").write_text(
+        "sources:\n"
+        "  - {name: affectnet, kind: affectnet, root: affectnet, tasks: [VA]}\n"
+        "  - {name: expw, kind: expw, root: expw, tasks: [EXPR], thin: 2, options: {split: validation}}\n"
+        "  - {name: afew_va, kind: afew_va, root: afew, thin: {VA: 3}}\n")
+    manifest = index_sources(tmp_path / "sources.yaml")
+    by_id = {it.video_id: it for it in manifest.items}
+    # affectnet/1/b had only an expression: with tasks [VA] it has no label left and is left out
+    assert sorted(by_id) == ["afew_va/001", "affectnet/1/a", "expw/img0/0", "expw/img2/0", "expw/img4/0"]
+    a = by_id["affectnet/1/a"]
+    assert a.labels.expr.tolist() == [-1] and a.labels.va.tolist() == [[0.5, -0.25]]
+    assert [by_id[f"expw/img{i}/0"].labels.expr[0] for i in (0, 2, 4)] == [1, 3, 5]   # every 2nd still
+    assert all(by_id[f"expw/img{i}/0"].split == "validation" for i in (0, 2, 4))
+    clip = by_id["afew_va/001"]
+    kept = ~np.isnan(clip.labels.va).any(1)
+    assert kept.tolist() == [True, False, False, True, False, False, True]        # every 3rd frame
+    assert np.allclose(clip.labels.va[kept], [[0, 0], [0.3, -0.3], [0.6, -0.6]])
+    assert len(clip.frame_images) == 7                                             # features for all frames
+    assert {it.dataset for it in manifest.items} == {"affectnet", "expw", "afew_va"}
+
+
+def test_index_sources_merges_shared_items_per_frame(tmp_path):
+    from emokd.pipeline.datasets.sources import index_sources
+
+    _three_databases(tmp_path)
+    (tmp_path / "sources.toml").write_text(
+        '[[sources]]\nname = "affectnet"\nkind = "affectnet"\nroot = "affectnet"\ntasks = ["EXPR"]\n'
+        '[[sources]]\nname = "affectnet"\nkind = "affectnet"\nroot = "affectnet"\ntasks = ["VA"]\n')
+    manifest = index_sources(tmp_path / "sources.toml")
+    a = {it.video_id: it for it in manifest.items}["affectnet/1/a"]
+    assert a.labels.expr.tolist() == [4] and a.labels.va.tolist() == [[0.5, -0.25]]
+    assert len(manifest.items) == 2
+
+
+def test_merge_labels_union_lengths_and_conflicts():
+    from emokd.pipeline.datasets.common import frame_labels_arrays
+    from emokd.pipeline.datasets.sources import merge_labels
+    from emokd.pipeline.manifest import FrameLabels
+
+    va1, expr1, au1 = frame_labels_arrays(3)
+    expr1[:] = [2, -1, 5]
+    va2, expr2, au2 = frame_labels_arrays(4)
+    va2[1:] = [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]
+    expr2[:] = [2, 3, 6, 1]
+    merged, conflicts = merge_labels(FrameLabels(va=va1, expr=expr1, au=au1), FrameLabels(va=va2, expr=expr2, au=au2))
+    assert merged.expr.tolist() == [2, 3, 5, 1]          # first source wins where both label a frame
+    assert np.isnan(merged.va[0]).all() and np.allclose(merged.va[1:], va2[1:])
+    assert merged.au.shape == (4, 12) and conflicts == 1  # frame 2: 5 vs 6
+
+
+@pytest.mark.parametrize("text, what", [
+    ("sources: []\n", "non-empty 'sources'"),
+    ("sources:\n  - {kind: lfw, root: x}\n", "sources[1]: kind 'lfw'"),
+    ("sources:\n  - {kind: expw, root: expw, tasks: [AROUSAL]}\n", "tasks ['AROUSAL']"),
+    ("sources:\n  - {kind: expw, root: expw, thin: 0}\n", "thin values must be >= 1"),
+    ("sources:\n  - {kind: expw, root: expw, colour: red}\n", "unknown key(s) ['colour']"),
+    ("sources:\n  - {kind: expw, root: expw, options: {fps: 3}}\n", "bad options"),
+])
+def test_index_sources_errors(tmp_path, text, what):
+    from emokd.errors import ConfigError
+    from emokd.pipeline.datasets.sources import index_sources
+
+    _three_databases(tmp_path)
+    (tmp_path / "s.yaml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        index_sources(tmp_path / "s.yaml")
+    assert what in str(err.value) and "s.yaml" in str(err.value)
