@@ -111,8 +111,9 @@ class Recipe(abc.ABC):
 
     @abc.abstractmethod
     def loss(self, outputs: dict[str, torch.Tensor], batch: Batch,
-             state: EpochState) -> tuple[torch.Tensor, dict[str, float]]:
-        """(total loss to backpropagate, named float parts for metrics.csv, averaged per epoch)."""
+             state: EpochState) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
+        """(total loss to backpropagate, named parts for metrics.csv averaged per epoch: floats or
+        detached 0-d tensors, which the loop sums on the device to avoid a sync per step)."""
 
     @abc.abstractmethod
     def soft_outputs(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

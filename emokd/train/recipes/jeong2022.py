@@ -103,27 +103,27 @@ class Jeong2022(Recipe):
                 "AU": losses.distill_au_loss(out["au"], soft["au"], t)}
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: Batch,
-             state: EpochState) -> tuple[torch.Tensor, dict[str, float]]:
+             state: EpochState) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c, task = self.config, batch["stream"]
         gamma = self.gammas(state)
         sup = self.supervision(outputs, batch)
         sup_i = sum(sup.values()) if task == "MTL" else sup[task]
-        parts: dict[str, float] = {f"sup_{task}": float(sup_i)}
+        parts: dict[str, torch.Tensor] = {f"sup_{task}": sup_i.detach()}
         if state.role == "student":
             dist = self.distillation(outputs, batch)
             dist_i = sum(dist.values()) if task == "MTL" else dist[task]
             total = gamma[task] * (c.alpha * sup_i + dist_i)
             if task != "MTL":
                 total = total + sum(c.beta * gamma[j] * dist[j] for j in TASKS if j != task)
-            parts[f"dist_{task}"] = float(dist_i)
+            parts[f"dist_{task}"] = dist_i.detach()
         else:
             total = gamma[task] * c.alpha * sup_i
         if task != "MTL":
             task_loss = losses.task_ce_loss(outputs["task"], TASK_ID[task])
             total = total + self.delta(state) * task_loss
-            parts["loss_task"] = float(task_loss)
-            parts["disc_acc"] = float((outputs["task"].argmax(1) == TASK_ID[task]).float().mean())
-        parts[f"loss_{task}"] = float(total)
+            parts["loss_task"] = task_loss.detach()
+            parts["disc_acc"] = (outputs["task"].argmax(1) == TASK_ID[task]).float().mean()
+        parts[f"loss_{task}"] = total.detach()
         return total, parts
 
     def soft_outputs(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
