@@ -40,9 +40,9 @@ def fit_rows(values, n_frames: int, width: int | None, dtype, missing, what: str
 def check_label_values(va: np.ndarray, expr: np.ndarray, au: np.ndarray) -> list[str]:
     """Problems with label values, one line each (empty = valid)."""
     problems = []
-    finite = va[~np.isnan(va)]
-    if np.isinf(finite).any() or (np.abs(finite) > 1).any():
-        frame = int(np.flatnonzero(~(np.isnan(va) | (np.abs(va) <= 1)).any(axis=1))[0])
+    bad = (~(np.isnan(va) | (np.abs(va) <= 1))).any(axis=1)
+    if bad.any():
+        frame = int(np.flatnonzero(bad)[0])
         problems.append(f"va outside [-1, 1] (NaN = missing) at frame {frame}: {va[frame].tolist()}")
     bad = (expr != EXPR_MISSING) & ((expr < 0) | (expr >= N_EXPR))
     if bad.any():
