@@ -47,6 +47,17 @@ INPUT_SCALE = 256.0
 SOUNDNET_DEFAULT_MODE = "trunk"
 
 
+def layer_steps(n_samples: int) -> dict[str, int]:
+    """Output length of every layer (after its pool) for n_samples of input; < 1 means too short."""
+    steps, length = {}, n_samples
+    for name, _c, k, s, p, pool in CONV_LAYERS:
+        length = max((length + 2 * p - k) // s + 1, 0) // pool
+        steps[name] = length
+    for head in HEADS:
+        steps[head] = max((length - 8) // 2 + 1, 0)
+    return steps
+
+
 class SoundNet8(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -200,6 +211,9 @@ class SoundNet8Encoder(FrozenEncoder):
         return (torch.from_numpy(batch) * INPUT_SCALE).unsqueeze(1).to(self.device)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if layer_steps(x.shape[-1])[self.layer] < 1:
+            raise ValueError(f"soundnet8: {x.shape[-1]} samples are too short for layer {self.layer} "
+                             f"(conv8 needs about 9.6 s at 22050 Hz)")
         return self.net(x, self.layer).mean(dim=2)
 
     def layer_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

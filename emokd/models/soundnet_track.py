@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .soundnet import INPUT_SCALE, TRUNK_STRIDE
+from .soundnet import INPUT_SCALE, TRUNK_STRIDE, layer_steps
 
 LEFT_HALO_STEPS = 2    # trunk step r depends on samples 256r-288 .. 256r+509
 RIGHT_HALO_SAMPLES = 768
@@ -32,15 +32,15 @@ def trunk_steps(window_samples: int) -> int:
     return conv2 // 8                        # pool 8
 
 
-def _check(signal, window_ends, window_samples):
+def _check(signal, window_ends, window_samples, layer):
     signal = np.asarray(signal, dtype=np.float32)
     if signal.ndim != 1:
         raise ValueError(f"soundnet8: expected a mono track (n,), got shape {signal.shape}")
     ends = np.asarray(window_ends, dtype=np.int64)
     if ends.ndim != 1:
         raise ValueError(f"soundnet8: expected window ends (n_frames,), got shape {ends.shape}")
-    if window_samples < 1024:
-        raise ValueError(f"soundnet8: window of {window_samples} samples is too short for conv8")
+    if layer_steps(window_samples)[layer] < 1:
+        raise ValueError(f"soundnet8: a window of {window_samples} samples is too short for layer {layer}")
     return signal, ends
 
 
@@ -56,7 +56,7 @@ def cut_windows(signal: np.ndarray, ends: np.ndarray, window_samples: int) -> np
 
 
 def encode_track_windows(encoder, signal, window_ends, window_samples: int, batch_size: int = 16) -> np.ndarray:
-    signal, ends = _check(signal, window_ends, window_samples)
+    signal, ends = _check(signal, window_ends, window_samples, encoder.layer)
     out = np.zeros((len(ends), encoder.output_dim), dtype=np.float32)
     for lo in range(0, len(ends), batch_size):
         batch = cut_windows(signal, ends[lo:lo + batch_size], window_samples)
@@ -86,7 +86,7 @@ def trunk_over_span(net, signal: np.ndarray, first_step: int, n_steps: int, devi
 
 def encode_track_shared(encoder, signal, window_ends, window_samples: int, batch_size: int = 64,
                         chunk_steps: int = 4096) -> np.ndarray:
-    signal, ends = _check(signal, window_ends, window_samples)
+    signal, ends = _check(signal, window_ends, window_samples, encoder.layer)
     out = np.zeros((len(ends), encoder.output_dim), dtype=np.float32)
     if len(ends) == 0:
         return out
