@@ -190,8 +190,7 @@ def _draw_au(a, data: InspectData, pts, frame_end) -> None:
     """Labels in the upper half of each AU row, predictions in the lower half; grey = missing."""
     n_au = len(AU_NAMES)
     extent = (pts[0], frame_end[-1], n_au - 0.5, -0.5)
-    cmap = matplotlib.colormaps["Greens"].copy()
-    cmap.set_bad("0.85")
+    cmap = matplotlib.colormaps["Greens"].with_extremes(bad="0.85")
     both = data.labels is not None and data.predictions is not None
     image = np.full((n_au * 2 if both else n_au, len(pts)), np.nan)
     sources = [s for s in (data.labels, data.predictions) if s is not None]
