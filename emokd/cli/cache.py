@@ -1,3 +1,73 @@
-"""`emokd` subcommands: cache (filled in by its issue)."""
+"""`emokd cache info | verify | relabel`: look into a feature cache, check it, rewrite its labels."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..cache import FeatureCache
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """Inspect, check and re-label a feature cache (a path or an fsspec URL)."""
+
+
+@cache_group.command("info")
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def info_command(path: str, as_json: bool) -> None:
+    """Videos, frames, encoders and dims, labels, size on disk, incomplete and failed videos, config."""
+    from ..cache.report import format_info
+
+    info = FeatureCache.open(path).info()
+    click.echo(json.dumps(info, indent=2, default=str) if as_json else format_info(info))
+
+
+@cache_group.command("verify")
+@click.argument("path")
+def verify_command(path: str) -> None:
+    """Check shapes and dtypes against the encoder records, NaN/inf, label ranges and completeness.
+
+    Exit status 1 when any defect is found.
+    """
+    cache = FeatureCache.open(path)
+    problems = cache.verify()
+    for problem in problems:
+        click.echo(problem)
+    failed = cache.failures()
+    if failed:
+        click.echo(f"note: {len(failed)} video(s) failed extraction and are not in the cache "
+                   "(see `emokd cache info`)")
+    n = len(cache.video_ids())
+    if problems:
+        click.echo(f"{len(problems)} defect(s) in {path} ({n} complete videos)", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {n} complete video(s), no defect")
+
+
+@cache_group.command("relabel")
+@click.argument("path")
+@click.argument("dataset")
+def relabel_command(path: str, dataset: str) -> None:
+    """Rewrite only the labels of the cached videos from DATASET's annotation files.
+
+    DATASET is a dataset root (Aff-Wild2 layout) or a manifest file, as for extract-features.
+    Features are never touched; cached videos the index lacks keep their labels.
+    """
+    from ..cache.relabel import relabel
+    from ..pipeline.index import index_dataset
+
+    cache = FeatureCache.open(path, mode="r+")
+    manifest = index_dataset(dataset)
+    for problem in getattr(manifest, "problems", [])[:20]:
+        click.echo(f"index: {problem}", err=True)
+    report = relabel(cache, manifest.items)
+    click.echo(report.line())
+    if report.not_indexed:
+        click.echo("not in the index: " + ", ".join(report.not_indexed[:20]))
+
+
+COMMANDS = [cache_group]
