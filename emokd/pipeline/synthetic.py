@@ -1,8 +1,8 @@
 """Generated test videos whose frames and audio encode their own time (DESIGN §3).
 
 Every frame carries its index as a 3 x 8 grid of black/white blocks (16 index bits plus an
-8-bit check) over the top 60 % of the picture; `read_frame_index` reads it back from a decoded
-frame or from any resized crop of the whole frame. Audio encodes time on the *video* clock:
+8-bit check) over the top 60 % of the picture's centre square; `read_frame_index` reads it back
+from a decoded frame or from its centre square resized (what `crops.whole_frame` makes). Audio encodes time on the *video* clock:
 
 - ``"clicks"``: a one-sample impulse at the start of every frame's display interval
   (t_k = k / fps), so the exclusive end sample of frame k's audio window is the click of k + 1;
@@ -62,9 +62,11 @@ def draw_frame(index: int, size: tuple[int, int] = (160, 120), face: bool = Fals
         shift = (3 * index) % texture.shape[1]
         img[:] = np.roll(texture, shift, axis=1)[:h, :w]
     top = int(round(h * PATTERN_HEIGHT))
+    side = min(w, h)
+    x0 = (w - side) // 2
     bits = index_bits(index).reshape(GRID_ROWS, GRID_COLS)
     rows = np.linspace(0, top, GRID_ROWS + 1).round().astype(int)
-    cols = np.linspace(0, w, GRID_COLS + 1).round().astype(int)
+    cols = (x0 + np.linspace(0, side, GRID_COLS + 1)).round().astype(int)
     for r in range(GRID_ROWS):
         for c in range(GRID_COLS):
             img[rows[r]:rows[r + 1], cols[c]:cols[c + 1]] = 255 if bits[r, c] else 0
@@ -91,6 +93,9 @@ def read_frame_index(image: np.ndarray) -> int:
     image = np.asarray(image)
     grey = image.mean(axis=2) if image.ndim == 3 else image.astype(float)
     h, w = grey.shape
+    side = min(w, h)
+    grey = grey[:, (w - side) // 2:(w - side) // 2 + side]
+    w = side
     top = h * PATTERN_HEIGHT
     value = 0
     for r in range(GRID_ROWS):
@@ -243,6 +248,14 @@ def make_video(path: str | Path, n_frames: int, fps: float | Fraction = 30, size
             container.mux(packet)
     return SyntheticVideo(path, n_frames, rate, size, audio, audio_rate, audio_codec if audio else None,
                           a_start_clock, a_start_clock + n_audio / audio_rate)
+
+
+def square_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre square of a frame resized to size x size: a stand-in for an aligned face crop."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    return np.asarray(Image.fromarray(image[y0:y0 + side, x0:x0 + side]).resize((size, size), Image.BILINEAR))
 
 
 def make_affwild2_tree(root: str | Path, videos=None, **kwargs):

@@ -3,7 +3,7 @@
 Layout written under `root`:
 
     batch1/, batch2/                      videos (.mp4 / .avi / .mov)
-    cropped_aligned/<name>/00001.jpg      1-based crops of the whole frame (index readable), with gaps
+    cropped_aligned/<name>/00001.jpg      1-based crops (the frame's centre square, index readable), gaps
     annotations/VA_Estimation_Challenge/{Train_Set,Validation_Set}/<name>.txt
     annotations/EXPR_Classification_Challenge/...   annotations/AU_Detection_Challenge/...
     annotations/MTL_Challenge/{train_set,validation_set}.txt
@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..constants import AU_NAMES, EXPR_CLASSES
-from .synthetic import SyntheticVideo, draw_frame, make_video, stable_seed
+from .synthetic import SyntheticVideo, draw_frame, make_video, square_crop, stable_seed
 
 TASK_FOLDERS = {"VA": "VA_Estimation_Challenge", "EXPR": "EXPR_Classification_Challenge",
                 "AU": "AU_Detection_Challenge"}
@@ -135,7 +135,7 @@ def write_affwild2_tree(root: str | Path, videos: list[TreeVideo] | None = None,
             for k in range(spec.n_frames):
                 if k in spec.crop_gaps:
                     continue
-                img = Image.fromarray(draw_frame(k, spec.size, face=True)).resize((crop_size, crop_size))
+                img = Image.fromarray(square_crop(draw_frame(k, spec.size, face=True), crop_size))
                 img.save(crop_dir / f"{k + 1:05d}.jpg", quality=95)
                 out.crops[name].add(k)
             if spec.test:

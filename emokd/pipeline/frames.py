@@ -1,0 +1,141 @@
+"""Per-frame inputs of one item, in order, in batches: face crop, face_ok, audio window, audio_ok.
+
+Faces come, in this order of preference, from
+1. crop files (`item.crop_dir`, 1-based names): the video's pixels are then never decoded;
+2. `item.face_boxes` (image sequences): a square crop around each given box;
+3. a face detector (`detector.detect` + `align_face`), on frames decoded once, sequentially;
+4. the whole frame (centre square, resized), for datasets whose frames are faces already.
+A frame without a crop file or a detection has face_ok False and a zero face.
+
+Video frames are decoded with decord, one reader per call, opened here (DESIGN §8); frame times
+and audio come from `media` / `alignment`. Image sequences have no audio (audio_ok False).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
+from ..errors import DataError
+from .alignment import audio_windows, window_end_samples, window_samples
+from .crops import box_crop, detect_face, load_crop, load_image, whole_frame
+from .manifest import VideoItem
+from .media import AudioTrack, load_audio, probe_video
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameBatch:
+    index: np.ndarray           # int64 (B,) 0-based frame indices, contiguous
+    pts: np.ndarray             # float64 (B,) s on the video clock (NaN for stills without fps)
+    faces: np.ndarray           # uint8 (B, crop, crop, 3) RGB; zeros where face_ok is False
+    face_ok: np.ndarray         # bool (B,)
+    audio: np.ndarray | None    # float32 (B, window) or None (with_audio=False, image sequences)
+    audio_ok: np.ndarray        # bool (B,)
+
+
+def _faces_from(frames: list[np.ndarray | None], size: int) -> tuple[np.ndarray, np.ndarray]:
+    faces = np.zeros((len(frames), size, size, 3), np.uint8)
+    ok = np.zeros(len(frames), bool)
+    for i, face in enumerate(frames):
+        if face is not None:
+            faces[i], ok[i] = face, True
+    return faces, ok
+
+
+def _frame_face(image: np.ndarray, size: int, detector) -> np.ndarray | None:
+    return detect_face(detector, image, size) if detector is not None else whole_frame(image, size)
+
+
+def _decoded_frames(path: Path, n_frames: int, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first index, uint8 (B, H, W, 3)) batches, every frame decoded once, in order."""
+    import decord
+
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    except (decord.DECORDError, RuntimeError) as exc:
+        raise DataError(f"{path}: decord cannot open the video ({exc})") from exc
+    n_reader = len(reader)
+    if n_reader != n_frames:
+        log.warning("%s: decord counts %d frames, the container's packets %d; using %d",
+                    path, n_reader, n_frames, min(n_reader, n_frames))
+    n = min(n_reader, n_frames)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        try:
+            frames = reader.get_batch(list(range(start, stop))).asnumpy()
+        except (decord.DECORDError, RuntimeError) as exc:
+            raise DataError(f"{path}: cannot decode frames {start}-{stop - 1} ({exc})") from exc
+        yield start, frames
+
+
+def _video_batches(item: VideoItem, batch_size: int, crop_size: int, detector, with_audio: bool,
+                   window: int, sample_rate: int) -> Iterator[FrameBatch]:
+    info = probe_video(item.video_path)
+    if info.pts_source != "container":
+        log.info("%s: frame times from %s", item.video_path, info.pts_source)
+    ends = window_end_samples(info, sample_rate)
+    track: AudioTrack | None = load_audio(item.video_path, info, sample_rate) if with_audio else None
+    crop_dir = item.crop_dir if item.crop_dir is not None and Path(item.crop_dir).is_dir() else None
+    if item.crop_dir is not None and crop_dir is None:
+        log.warning("%s: crop folder %s not found; using %s", item.video_id, item.crop_dir,
+                    "the detector" if detector is not None else "the whole frame")
+
+    def batch(start: int, faces_list: list) -> FrameBatch:
+        idx = np.arange(start, start + len(faces_list), dtype=np.int64)
+        faces, ok = _faces_from(faces_list, crop_size)
+        audio, audio_ok = (audio_windows(track, ends[idx], window) if track is not None
+                           else (None, np.zeros(len(idx), bool)))
+        return FrameBatch(idx, info.pts[idx].copy(), faces, ok, audio, audio_ok)
+
+    if crop_dir is not None:
+        for start in range(0, info.n_frames, batch_size):
+            stop = min(start + batch_size, info.n_frames)
+            yield batch(start, [load_crop(crop_dir, k, crop_size) for k in range(start, stop)])
+        return
+    for start, frames in _decoded_frames(item.video_path, info.n_frames, batch_size):
+        yield batch(start, [_frame_face(frame, crop_size, detector) for frame in frames])
+
+
+def _image_batches(item: VideoItem, batch_size: int, crop_size: int, detector) -> Iterator[FrameBatch]:
+    paths = list(item.frame_images)
+    boxes = None if item.face_boxes is None else np.asarray(item.face_boxes, np.float64)
+    if boxes is not None and len(boxes) != len(paths):
+        raise DataError(f"{item.video_id}: {len(boxes)} face boxes for {len(paths)} frame images")
+    for start in range(0, len(paths), batch_size):
+        faces_list = []
+        for k in range(start, min(start + batch_size, len(paths))):
+            image = load_image(Path(paths[k]))
+            if image is None:
+                if not Path(paths[k]).is_file():
+                    log.warning("%s: frame image %s not found; frame has no face", item.video_id, paths[k])
+                faces_list.append(None)
+            elif boxes is not None:
+                faces_list.append(box_crop(image, boxes[k], crop_size))
+            else:
+                faces_list.append(_frame_face(image, crop_size, detector))
+        idx = np.arange(start, start + len(faces_list), dtype=np.int64)
+        pts = idx / float(item.fps) if item.fps else np.full(len(idx), np.nan)
+        faces, ok = _faces_from(faces_list, crop_size)
+        yield FrameBatch(idx, pts.astype(np.float64), faces, ok, None, np.zeros(len(idx), bool))
+
+
+def iter_frame_batches(item: VideoItem, batch_size: int, crop_size: int = CROP_SIZE, detector=None,
+                       with_audio: bool = True, window_s: float = AUDIO_WINDOW_S,
+                       sample_rate: int = SAMPLE_RATE) -> Iterator[FrameBatch]:
+    """Every frame of `item` once, in order, `batch_size` at a time (see the module docstring)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if item.frame_images is not None:
+        yield from _image_batches(item, batch_size, crop_size, detector)
+    elif item.video_path is not None:
+        yield from _video_batches(item, batch_size, crop_size, detector, with_audio,
+                                  window_samples(window_s, sample_rate), sample_rate)
+    else:
+        raise DataError(f"{item.video_id}: item has neither a video file nor frame images")
