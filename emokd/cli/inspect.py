@@ -10,10 +10,23 @@ COMMANDS: list = []
 
 
 def _run_predictions(run: Path, cache, video_id: str) -> dict:
-    """Per-frame decoded predictions of a trained run for one cached video (va, expr, au probs)."""
-    from ..train.predict import predict_video
+    """Per-frame predictions of a trained run's best checkpoint for one cached video: va, expr
+    (class index) and AU probabilities; no-face frames filled from the nearest earlier face frame,
+    as in `emokd predict`."""
+    import numpy as np
 
-    return predict_video(run, cache, video_id)
+    from ..train.data import load_frame_data
+    from ..train.evaluate import predict_split
+    from ..train.runs import load_trained
+
+    recipe, model, ckpt = load_trained(run, device="cpu")
+    data = load_frame_data(cache, None, ckpt["dims"]["window"], ckpt["stride"], video_ids=[video_id])
+    _, raw = predict_split(model, recipe, data, None)
+    decided = recipe.decode(raw)
+    out = {k: np.asarray(decided[k]) for k in ("va", "expr") if k in decided}
+    if "au" in raw:
+        out["au"] = 1.0 / (1.0 + np.exp(-np.asarray(raw["au"], np.float64)))
+    return out
 
 
 @click.command("inspect")

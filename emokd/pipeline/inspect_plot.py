@@ -161,7 +161,7 @@ def _draw_va(a, data: InspectData, pts) -> None:
         va = _masked_va(data.labels["va"])
         a.plot(pts, va[:, 0], color="tab:green", lw=1.2, label="valence (label)")
         a.plot(pts, va[:, 1], color="tab:orange", lw=1.2, label="arousal (label)")
-    if data.predictions is not None:
+    if data.predictions is not None and "va" in data.predictions:
         va = _masked_va(data.predictions["va"])
         a.plot(pts, va[:, 0], color="tab:green", lw=1, ls="--", label=f"valence ({data.prediction_name})")
         a.plot(pts, va[:, 1], color="tab:orange", lw=1, ls="--", label=f"arousal ({data.prediction_name})")
@@ -175,7 +175,7 @@ def _draw_expr(a, data: InspectData, pts) -> None:
         expr = np.asarray(data.labels["expr"], float)
         expr[expr < 0] = np.nan
         a.step(pts, expr, where="post", color="black", lw=1.2, label="label")
-    if data.predictions is not None:
+    if data.predictions is not None and "expr" in data.predictions:
         pred = np.asarray(data.predictions["expr"], float)
         pred[pred < 0] = np.nan
         a.plot(pts, pred, ".", ms=2.5, color="tab:red", label=data.prediction_name)
@@ -191,9 +191,9 @@ def _draw_au(a, data: InspectData, pts, frame_end) -> None:
     n_au = len(AU_NAMES)
     extent = (pts[0], frame_end[-1], n_au - 0.5, -0.5)
     cmap = matplotlib.colormaps["Greens"].with_extremes(bad="0.85")
-    both = data.labels is not None and data.predictions is not None
+    sources = [s for s in (data.labels, data.predictions) if s is not None and "au" in s]
+    both = len(sources) == 2
     image = np.full((n_au * 2 if both else n_au, len(pts)), np.nan)
-    sources = [s for s in (data.labels, data.predictions) if s is not None]
     for j, source in enumerate(sources):
         au = np.asarray(source["au"], float).T
         au[au < 0] = np.nan
