@@ -51,7 +51,7 @@ def au_bce_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor |
         logits, target = logits[mask], target[mask]
     if logits.shape[0] == 0:
         return _zero(logits)
-    return F.binary_cross_entropy_with_logits(logits, target.float())
+    return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
 
 
 def distill_va_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
