@@ -84,6 +84,7 @@ class Manifest:
     test_lists: dict[str, list[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     root: Path | None = None
+    orphans: list[str] = field(default_factory=list)    # annotation names with no video file
 
     def by_id(self) -> dict[str, VideoItem]:
         return {item.video_id: item for item in self.items}
@@ -94,7 +95,7 @@ class Manifest:
         data = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
                 "root": None if self.root is None else str(self.root),
                 "items": [item_to_dict(i) for i in self.items], "test_lists": self.test_lists,
-                "problems": self.problems}
+                "problems": self.problems, "orphans": self.orphans}
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(path)
@@ -115,7 +116,8 @@ class Manifest:
             items = [item_from_dict(d) for d in data["items"]]
         except (KeyError, ValueError, TypeError, zlib.error) as exc:
             raise DataError(f"{path}: damaged manifest item ({exc})") from exc
-        return cls(items, data.get("test_lists", {}), data.get("problems", []), _path(data.get("root")))
+        return cls(items, data.get("test_lists", {}), data.get("problems", []), _path(data.get("root")),
+                   data.get("orphans", []))
 
 
 def is_saved_manifest(data) -> bool:
