@@ -49,6 +49,9 @@ def test_written_video_reads_back_exactly_with_attrs(cache):
     assert attrs["status"] == "complete" and attrs["n_frames"] == 50 and attrs["fps"] == 25.0
     assert attrs["source"] == {"path": "x.mp4", "size": 9} and attrs["video_id"] == "afew_va/001"
     assert reader.n_frames("afew_va/001") == 50
+    face = reader.root["videos/afew_va~2F001/face"]
+    assert dict(face.attrs) == {"encoder": "fer_default", "layer": "fc1"}
+    assert face.metadata.dimension_names == ("frame", "face_dim") and face.compressors == ()
     assert reader.feature_dims == {"face": 8, "audio": 5}
     assert reader.config == {"workers": 2, "batch_size": 64}
     np.testing.assert_array_equal(reader.read_video("afew_va/001", ["face_ok"])["face_ok"], values["face_ok"])

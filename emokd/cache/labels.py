@@ -19,7 +19,7 @@ from .video_writer import STATUS_COMPLETE, STATUS_WRITING, create_frame_array, n
 
 GROUP = "labels"
 SPLITS = ("train", "validation", "test", "unlabelled")
-LABEL_DIM_NAMES = {"va": "va_component", "au": "au"}
+LABEL_DIM_NAMES = {"va": "va_component", "au": "action_unit"}
 
 
 def fit_rows(values, n_frames: int, width: int | None, dtype, missing, what: str) -> tuple[np.ndarray, int]:

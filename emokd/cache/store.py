@@ -225,8 +225,11 @@ class FeatureCache:
         group = self._videos.create_group(key, attributes={
             **user_attrs, "video_id": video_id, "n_frames": n_frames, "status": STATUS_WRITING,
             "started": now_utc()})
+        encoders = {record["array"]: record for record in self.encoders}
         for name, (dim, dtype) in arrays.items():
-            create_frame_array(group, name, n_frames, dim, dtype)
+            record = encoders.get(name)
+            create_frame_array(group, name, n_frames, dim, dtype, attributes=None if record is None else
+                               {"encoder": record["name"], "layer": record.get("layer")})
         return VideoWriter(group, video_id, n_frames, arrays, set(dims),
                            on_commit=lambda vid: _failures.clear_failure(self.root, vid))
 

@@ -45,7 +45,7 @@ def fill_value_for(dtype: np.dtype):
 
 
 def create_frame_array(group: zarr.Group, name: str, n_frames: int, dim: int | None, dtype,
-                       dim_name: str | None = None) -> zarr.Array:
+                       dim_name: str | None = None, attributes: dict | None = None) -> zarr.Array:
     """An uncompressed (n_frames,) or (n_frames, dim) array with named dimensions (for xarray)."""
     dtype = np.dtype(dtype)
     shape = (n_frames,) if dim is None else (n_frames, int(dim))
@@ -53,7 +53,8 @@ def create_frame_array(group: zarr.Group, name: str, n_frames: int, dim: int | N
     chunks = (chunk_rows(n_frames, row_bytes),) + shape[1:]
     dims = ("frame",) if dim is None else ("frame", dim_name or f"{name}_dim")
     return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, compressors=None,
-                              fill_value=fill_value_for(dtype), dimension_names=dims)
+                              fill_value=fill_value_for(dtype), dimension_names=dims,
+                              attributes=attributes)
 
 
 class VideoWriter:
