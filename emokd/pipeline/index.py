@@ -222,7 +222,9 @@ def index_affwild2(root: Path, probe: bool = True) -> Manifest:
             items.append(_item(stem, video, crop_root, None, "unlabelled", n_frames_of(video), problems))
     manifest = Manifest(items, test_lists, problems, root, orphans)
     for line in problems:
-        log.warning("%s", line)
+        log.info("%s", line)
+    if problems:
+        log.warning("%s: %d problem(s) while indexing; first: %s", root, len(problems), problems[0])
     return manifest
 
 
