@@ -90,9 +90,11 @@ def test_interrupted_soft_labels_are_invisible(cache):
 def test_failure_log_survives_reopen_and_clears_on_success(cache):
     writer = cache.begin_video("bad/video", 3, ARRAYS)
     writer.write("face", 0, np.zeros((3, 8)))
+    cache.write_labels("bad/video", expr=[1, 2, 3], split="train")
     cache.record_failure("bad/video", "corrupt.mp4: no frames decoded")
     cache.record_failure("bad/video", "corrupt.mp4: still no frames")
     assert cache.video_ids(include_incomplete=True) == ["v/1"]  # the partial group went with it
+    assert not cache.has_labels("bad/video") and cache.verify() == []   # and its labels
     reopened = FeatureCache.create(cache.url, SETTINGS, {}, ENCODERS)
     log = reopened.failure_log()
     assert list(log) == ["bad/video"] and log["bad/video"]["attempts"] == 2

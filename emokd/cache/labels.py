@@ -81,6 +81,12 @@ def write_labels(root: zarr.Group, video_id: str, n_frames: int, va=None, expr=N
     group.attrs.update({"status": STATUS_COMPLETE, "written": now_utc()})
 
 
+def delete_labels(root: zarr.Group, video_id: str) -> None:
+    key = encode_key(video_id)
+    if GROUP in root and key in root[GROUP]:
+        del root[GROUP][key]
+
+
 def label_group(root: zarr.Group, video_id: str) -> zarr.Group | None:
     """The complete labels group of a video, or None."""
     if GROUP not in root:

@@ -282,11 +282,11 @@ class FeatureCache:
 
     # ---- failures ------------------------------------------------------------------------------
     def record_failure(self, video_id: str, message: str) -> None:
-        """Log a failed video; its incomplete group (if any) is removed, a complete one is kept."""
+        """Log a failed video. Unless the video is complete, its partial group and labels go."""
         self._require_writable(f"record a failure of {video_id!r}")
-        group = self._video_group(video_id)
-        if group is not None and group.attrs.get("status") != STATUS_COMPLETE:
-            del self._videos[encode_key(video_id)]
+        if not self.is_complete(video_id):
+            self.delete_video(video_id)
+            _labels.delete_labels(self.root, video_id)
         _failures.record_failure(self.root, video_id, message)
 
     def clear_failure(self, video_id: str) -> None:

@@ -111,19 +111,22 @@ def verify_cache(cache) -> list[str]:
     problems = []
     dims = cache.feature_dims
     frames: dict[str, int] = {}
+    unfinished: set[str] = set()
     videos = cache.root["videos"]
     for key, group in videos.groups():
         vid = group.attrs.get("video_id", decode_key(key))
         status = group.attrs.get("status")
         if status != STATUS_COMPLETE:
             problems.append(f"video {vid!r}: incomplete (status {status!r}); re-run extract-features to redo it")
+            unfinished.add(vid)
             continue
         frames[vid] = int(group.attrs.get("n_frames", -1))
         problems += _check_video(vid, group, dims)
     if LABELS in cache.root:
         for key, group in cache.root[LABELS].groups():
             vid = group.attrs.get("video_id", decode_key(key))
-            problems += _check_labels(vid, group, frames.get(vid))
+            if vid not in unfinished:  # an unfinished video's labels are redone with it
+                problems += _check_labels(vid, group, frames.get(vid))
     if SOFT in cache.root:
         problems += _check_soft(cache.root, frames)
     return problems
