@@ -228,3 +228,27 @@ def test_index_sources_errors(tmp_path, text, what):
     with pytest.raises(ConfigError) as err:
         index_sources(tmp_path / "s.yaml")
     assert what in str(err.value) and "s.yaml" in str(err.value)
+
+
+def test_index_sources_affwild2_shared_videos_carry_both_labels(tmp_path):
+    from emokd.pipeline.datasets.sources import index_sources
+    from emokd.pipeline.synthetic_tree import TreeVideo, write_affwild2_tree
+
+    tree = write_affwild2_tree(tmp_path / "abaw", [TreeVideo("vid_s", 12, 25, splits={"VA": "train", "EXPR": "train",
+                                                                                       "AU": "train"})])
+    (tmp_path / "expw").mkdir()
+    (tmp_path / "expw" / "label.lst").write_text("vid_s.jpg 0 1 2 30 40 9.0 3\n")
+    (tmp_path / "s.yaml").write_text(
+        "sources:\n"
+        "  - {name: affwild2, kind: affwild2, root: abaw, tasks: [VA, EXPR], thin: {VA: 5}}\n"
+        "  - {name: expw, kind: expw, root: expw}\n")
+    manifest = index_sources(tmp_path / "s.yaml")
+    by_id = {it.video_id: it for it in manifest.items}
+    assert sorted(by_id) == ["expw/vid_s/0", "vid_s"]       # Aff-Wild2 ids stay bare, no collision
+    item, truth = by_id["vid_s"], tree.truth["vid_s"]
+    assert item.dataset == "affwild2" and item.video_path is not None
+    assert np.array_equal(item.labels.expr, truth["expr"])  # EXPR and VA of the same frames, merged
+    every_5th = np.arange(12) % 5 == 0
+    assert np.allclose(item.labels.va[every_5th], truth["va"][every_5th], equal_nan=True)
+    assert np.isnan(item.labels.va[~every_5th]).all()
+    assert (item.labels.au == -1).all()                     # AU not among this source's tasks
