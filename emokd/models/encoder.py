@@ -42,7 +42,7 @@ def build_encoder(name: str, weights: str | Path | None = None, layer: str | Non
 
 
 def _import_builtin() -> None:
-    from . import fer_default, soundnet  # noqa: F401  (they register themselves)
+    from . import fer_default, fer_drer, soundnet  # noqa: F401  (they register themselves)
 
 
 class FrozenEncoder(torch.nn.Module):
