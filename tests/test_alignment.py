@@ -1,0 +1,209 @@
+"""Frame-exact and sample-exact alignment on generated videos (DESIGN §3, issue 3 "Must show").
+
+Frames draw their own index; audio has a one-sample click at the start of every frame's display
+interval (video time k / fps), so the exclusive end of frame k's audio window must be the click of
+frame k + 1, to within one sample at 22050 Hz.
+"""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from emokd.constants import SAMPLE_RATE
+from emokd.pipeline.alignment import audio_windows, window_end_samples, window_samples
+from emokd.pipeline.frames import iter_frame_batches
+from emokd.pipeline.manifest import VideoItem
+from emokd.pipeline.media import PTS_CONTAINER, PTS_INDEX_AVI, load_audio, probe_video
+from emokd.pipeline.synthetic import as_frame_rate, make_video, read_frame_index
+
+SIZE = (96, 72)
+
+
+def click_positions(signal: np.ndarray) -> np.ndarray:
+    """Sample index of each click: local maxima above half the loudest, > 100 samples apart."""
+    level = 0.5 * np.abs(signal).max()
+    above = np.flatnonzero(signal > level)
+    groups = np.split(above, np.flatnonzero(np.diff(above) > 100) + 1)
+    return np.array([g[np.argmax(signal[g])] for g in groups if len(g)], dtype=np.int64)
+
+
+def exact_frame_end(k, fps) -> np.ndarray:
+    rate = as_frame_rate(fps)
+    return np.array([float((kk + 1) / rate) for kk in k])
+
+
+def check_video(path, n, fps, expected_source):
+    info = probe_video(path)
+    assert info.n_frames == n
+    assert info.pts_source == expected_source
+    k = np.arange(n)
+    np.testing.assert_allclose(info.pts, exact_frame_end(k, fps) - float(1 / as_frame_rate(fps)), atol=1e-9)
+    np.testing.assert_allclose(info.frame_end, exact_frame_end(k, fps), atol=1e-9)
+
+    # decoded frame k is frame k (whole-frame path: no crops, no detector)
+    item = VideoItem("v", path, None, None, "train")
+    seen = []
+    for batch in iter_frame_batches(item, 7, crop_size=64, with_audio=False):
+        seen += [read_frame_index(face) for face in batch.faces]
+        assert batch.face_ok.all() and batch.audio is None
+    assert seen == list(range(n))
+
+    # the window end of frame k is the frame's end, within one sample
+    ends = window_end_samples(info)
+    exact = exact_frame_end(k, fps) * SAMPLE_RATE
+    assert np.abs(ends - exact).max() <= 0.5
+    return info, ends
+
+
+FORMATS = [(".mp4", "h264", PTS_CONTAINER), (".avi", "mpeg4", PTS_INDEX_AVI)]
+
+
+@pytest.mark.parametrize("fps", [25, 29.97, 30])
+@pytest.mark.parametrize("suffix,codec,source", FORMATS, ids=["mp4", "avi"])
+def test_frames_and_clicks_align(tmp_path, fps, suffix, codec, source):
+    n = 24
+    sv = make_video(tmp_path / f"v{suffix}", n, fps, SIZE, codec, audio="clicks")
+    info, ends = check_video(sv.path, n, fps, source)
+    track = load_audio(sv.path, info)
+    assert track.has_audio and track.sample_rate == SAMPLE_RATE
+    clicks = click_positions(track.signal)
+    # clicks at the start of frames 0..n-1 (the click of frame 0 is sample 0)
+    assert len(clicks) == n
+    np.testing.assert_array_less(np.abs(clicks - np.rint(info.pts * SAMPLE_RATE)), 1.01)
+    # the window of frame k ends (exclusive) on the click that starts frame k + 1
+    np.testing.assert_array_less(np.abs(ends[:-1] - clicks[1:]), 1.01)
+    # the window is the slice of the track ending there, and holds frame k's click one frame before its end
+    w = window_samples(1.0)
+    windows, ok = audio_windows(track, ends, w)
+    assert ok.all()
+    for k in (1, n // 2, n - 1):
+        lo = ends[k] - w
+        expected = np.zeros(w, np.float32)
+        expected[max(-lo, 0):] = track.signal[max(lo, 0):ends[k]]
+        np.testing.assert_array_equal(windows[k], expected)
+        inside = click_positions(windows[k])
+        assert np.abs(inside - (w - (ends[k] - clicks[k]))).min() <= 1
+
+
+@pytest.mark.parametrize("suffix,codec,acodec", [(".mp4", "h264", "aac"), (".mov", "h264", "pcm_s16le")])
+def test_audio_starting_later_than_video(tmp_path, suffix, codec, acodec):
+    fps, n, offset = 30, 30, 0.5
+    sv = make_video(tmp_path / f"late{suffix}", n, fps, SIZE, codec, audio="clicks", audio_offset_s=offset,
+                    audio_codec=acodec)
+    info, ends = check_video(sv.path, n, fps, PTS_CONTAINER)
+    track = load_audio(sv.path, info)
+    # the AAC stream's first decoded sample may precede 0.5 s by its priming, never follow it
+    assert 0.45 <= track.offset_s <= offset + 1e-6
+    clicks = click_positions(track.signal)
+    first = int(round(offset * fps))                              # the first frame that has audio
+    assert len(clicks) == n - first
+    np.testing.assert_array_less(np.abs(clicks - np.rint(info.pts[first:] * SAMPLE_RATE)), 1.01)
+    np.testing.assert_array_less(np.abs(ends[first - 1:-1] - clicks), 1.01)
+    windows, ok = audio_windows(track, ends, window_samples(0.2))
+    assert not ok[:first - 1].any()            # frames that end before the audio starts
+    assert ok[first:].all()
+    assert np.abs(windows[:first - 2]).max() < 1e-3
+
+
+def test_audio_stream_first_and_before_video(tmp_path):
+    """Audio is stream 0 and starts 0.2 s before the first frame: its first 0.2 s are dropped."""
+    fps, n = 25, 20
+    sv = make_video(tmp_path / "first.mp4", n, fps, SIZE, audio="clicks", audio_offset_s=-0.2, audio_first=True)
+    info, ends = check_video(sv.path, n, fps, PTS_CONTAINER)
+    track = load_audio(sv.path, info)
+    assert track.offset_s == pytest.approx(-0.2, abs=1e-6)
+    clicks = click_positions(track.signal)
+    assert clicks[0] == 0 and len(clicks) == n
+    np.testing.assert_array_less(np.abs(ends[:-1] - clicks[1:]), 1.01)
+
+
+def test_first_ten_seconds_kept_and_zero_padded(tmp_path):
+    fps, n = 25, 275                                                # 11 s
+    sv = make_video(tmp_path / "long.mp4", n, fps, (64, 48), audio="clicks", audio_codec="aac")
+    item = VideoItem("long", sv.path, None, None, "train")
+    info = probe_video(sv.path)
+    track = load_audio(sv.path, info)
+    clicks = click_positions(track.signal)
+    w = window_samples(10.0)
+    assert w == 220500
+    idx, audio_ok, heads, tails = [], [], {}, {}
+    for batch in iter_frame_batches(item, 64, crop_size=32):
+        idx.append(batch.index)
+        audio_ok.append(batch.audio_ok)
+        assert batch.audio.shape == (len(batch.index), w)
+        for row, k in enumerate(batch.index):
+            if k in (0, 100, 249, 250, 274):
+                heads[int(k)] = batch.audio[row].copy()
+    assert np.array_equal(np.concatenate(idx), np.arange(n))          # every frame kept, in order
+    assert np.concatenate(audio_ok).all()
+    ends = window_end_samples(info)
+    for k, window in heads.items():
+        start = ends[k] - w
+        pad = max(-start, 0)
+        assert not window[:pad].any()                                  # zeros before t = 0
+        expected = [c - start for c in clicks if start <= c < ends[k]]
+        got = click_positions(window)
+        assert len(got) == len(expected) and np.abs(got - expected).max() <= 1
+    assert ends[249] == 220500                                        # frame 249 ends at exactly 10 s
+    assert click_positions(heads[249])[0] == 0                        # ...so its window starts on click 0
+    assert click_positions(heads[250])[0] == clicks[1] - (ends[250] - w)
+
+
+def test_audio_shorter_than_video_and_no_audio(tmp_path):
+    fps, n = 30, 30
+    sv = make_video(tmp_path / "short.mov", n, fps, SIZE, audio="clicks", audio_duration_s=0.5,
+                    audio_codec="pcm_s16le")
+    info = probe_video(sv.path)
+    track = load_audio(sv.path, info)
+    assert track.n_valid == round(0.5 * SAMPLE_RATE)
+    ends = window_end_samples(info)
+    windows, ok = audio_windows(track, ends, window_samples(0.1))
+    assert ok[:15].all() and not ok[16:].any()            # frame 15 ends 1 frame after the audio
+    assert not windows[20:].any()
+
+    silent = make_video(tmp_path / "silent.mp4", 10, fps, SIZE, audio=None)
+    info = probe_video(silent.path)
+    track = load_audio(silent.path, info)
+    assert not track.has_audio and not track.signal.any()
+    batches = list(iter_frame_batches(VideoItem("s", silent.path, None, None, "train"), 4, crop_size=32))
+    assert sum(len(b.index) for b in batches) == 10
+    assert all(not b.audio_ok.any() and b.audio.shape == (len(b.index), 220500) and not b.audio.any()
+               for b in batches)
+
+
+@pytest.mark.parametrize("fps,suffix,codec", [(23.976, ".mp4", "h264"), (120, ".mp4", "h264"),
+                                              (30, ".mov", "hevc")])
+def test_other_rates_and_hevc_in_mov(tmp_path, fps, suffix, codec):
+    n = 20
+    sv = make_video(tmp_path / f"r{suffix}", n, fps, SIZE, codec, audio="tone-steps")
+    info, _ = check_video(sv.path, n, fps, PTS_CONTAINER)
+    assert info.fps == pytest.approx(float(as_frame_rate(fps)), rel=1e-6)
+    assert load_audio(sv.path, info).has_audio
+
+
+def test_variable_frame_rate_uses_container_times(tmp_path):
+    import av
+
+    times_ms = [0, 40, 80, 100, 200, 210, 260, 400]
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        from emokd.pipeline.synthetic import draw_frame
+
+        for k, t in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(draw_frame(k, (64, 48)), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    info = probe_video(path)
+    assert info.pts_source == PTS_CONTAINER
+    np.testing.assert_allclose(info.pts, np.array(times_ms) / 1000, atol=1e-6)
+    np.testing.assert_allclose(info.frame_end[:-1], np.array(times_ms[1:]) / 1000, atol=1e-6)
+    seen = [read_frame_index(f) for b in iter_frame_batches(VideoItem("vfr", path, None, None, "train"), 3,
+                                                            crop_size=48, with_audio=False) for f in b.faces]
+    assert seen == list(range(len(times_ms)))
