@@ -101,3 +101,43 @@ def test_relabel_command_uses_the_dataset_index(cache, monkeypatch, tmp_path):
     got = cache.read_labels("vid_a")
     assert got["split"] == "test" and (got["expr"] == -1).all()
     assert (cache.read_labels("vid_c_left")["expr"] == 1).all()
+
+
+def test_relabel_from_a_real_affwild2_tree(tmp_path):
+    """The real index over a generated Aff-Wild2 tree; then one annotation file changes."""
+    from emokd.constants import EXPR_CLASSES
+    from emokd.pipeline.index import index_dataset
+    from emokd.pipeline.synthetic_tree import write_affwild2_tree
+
+    root = tmp_path / "affwild2"
+    write_affwild2_tree(root)
+    items = {item.video_id: item for item in index_dataset(root).items}
+    cache = FeatureCache.create(tmp_path / "c.zarr", SETTINGS, {}, ENCODERS)
+    frames = {"vid_a": 45, "vid_c_left": 36, "vid_d": 30, "elsewhere/x": 5}
+    for vid, n in frames.items():
+        write_video(cache, vid, video_values(n, seed=n))
+    features = {vid: cache.read_video(vid) for vid in frames}
+    result = run("cache", "relabel", cache.url, str(root))
+    assert result.exit_code == 0, result.output
+    assert "relabelled 3 video(s), 3 changed" in result.output
+    assert "not in the index: elsewhere/x" in result.output
+    for vid in ("vid_a", "vid_c_left"):
+        got, want = cache.read_labels(vid), items[vid].labels
+        np.testing.assert_array_equal(got["va"], want.va[:frames[vid]])
+        np.testing.assert_array_equal(got["expr"], want.expr[:frames[vid]])
+        np.testing.assert_array_equal(got["au"], want.au[:frames[vid]])
+        assert got["split"] == items[vid].split == "train"
+    test_video = cache.read_labels("vid_d")
+    assert test_video["split"] == "test" and (test_video["expr"] == -1).all() and np.isnan(test_video["va"]).all()
+
+    expr_file = root / "annotations" / "EXPR_Classification_Challenge" / "Train_Set" / "vid_a.txt"
+    expr_file.write_text(",".join(EXPR_CLASSES) + "\n" + "4\n" * 50)   # 50 lines for 45 frames
+    result = run("cache", "relabel", cache.url, str(root))
+    assert "relabelled 3 video(s), 1 changed" in result.output, result.output
+    got = cache.read_labels("vid_a")
+    assert (got["expr"] == 4).all() and got["expr"].shape == (45,)
+    np.testing.assert_array_equal(got["va"], items["vid_a"].labels.va)   # other tasks unchanged
+    for vid, arrays in features.items():
+        after = cache.read_video(vid)
+        assert all(np.array_equal(after[k], arrays[k]) for k in arrays), vid
+    assert cache.verify() == []
