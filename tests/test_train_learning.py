@@ -1,0 +1,139 @@
+"""End to end on a synthetic cache: a teacher learns every task, two students reuse its soft labels
+without recomputing them, evaluate/predict agree with the run, device selection."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from emokd.cli import main
+from emokd.errors import ConfigError
+from emokd.train import soft_labels
+from emokd.train.data import load_frame_data
+from emokd.train.loop import train
+from emokd.train.metrics import chance_metrics
+from emokd.train.predict import HEADER
+from emokd.train.synthetic import SyntheticSpec, write_synthetic_cache
+from emokd.train.train_config import TrainConfig, resolve_device
+
+SMALL = {"lstm_hidden": 32, "extractor": [64, 32], "heads": [32], "discriminator": [16], "dropout": 0.0}
+
+
+def config(cache, out, **kw):
+    base = dict(cache=cache, out=str(out), epochs=8, batch_size=64, lr=3e-3, window=3, stride=2,
+                recipe_options=dict(SMALL), device="cpu", eval_batch_size=1024)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    url = str(root / "cache.zarr")
+    cache = write_synthetic_cache(url, SyntheticSpec(n_videos=8, frames_per_video=500,
+                                                     missing={"VA": 0.3, "EXPR": 0.3, "AU": 0.3}))
+    summary = train(config(url, root / "teacher"))
+    return {"url": url, "cache": cache, "run": root / "teacher", "summary": summary, "root": root}
+
+
+def best_row(run: Path) -> dict:
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    return max(rows, key=lambda r: float(r["p_mtl"]))
+
+
+def test_teacher_beats_chance_on_every_task(teacher):
+    data = load_frame_data(teacher["cache"], ["validation"])
+    chance = chance_metrics(data.va, data.expr, data.au)
+    best = {k: float(v) for k, v in best_row(teacher["run"]).items() if v}
+    assert best["ccc_v"] > 0.6 and best["ccc_a"] > 0.6                       # chance: 0
+    assert best["f1_expr"] > chance["f1_expr"] + 0.4                         # chance ~0.04
+    assert best["f1_au"] > chance["f1_au"] + 0.07                            # always-active ~0.67
+    assert best["p_mtl"] > chance["p_mtl"] + 1.5
+    assert teacher["summary"]["best_score"] == pytest.approx(best["p_mtl"], abs=1e-5)
+
+
+def test_run_directory_contents(teacher):
+    run = teacher["run"]
+    for name in ("config.yaml", "metrics.csv", "best.pt", "last.pt", "curves.png", "train.log"):
+        assert (run / name).is_file(), name
+    header = open(run / "metrics.csv").readline().strip().split(",")
+    for col in ("loss_VA", "loss_EXPR", "loss_AU", "loss_MTL", "ccc_v", "ccc_a", "f1_expr", "f1_au",
+                "p_mtl", "disc_acc", "gamma_VA", "gamma_EXPR", "gamma_AU", "gamma_MTL", "delta"):
+        assert col in header, col
+    ckpt = torch.load(run / "best.pt", weights_only=False)
+    assert ckpt["dims"] == {"face": 16, "audio": 8, "window": 3}
+    assert ckpt["config"]["role"] == "teacher" and ckpt["recipe"] == "jeong2022"
+    assert teacher["summary"]["soft_videos_written"] == 8
+
+
+def soft_files(url: str, name: str) -> dict:
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in (Path(url) / "soft" / name).rglob("*") if p.is_file()}
+
+
+def test_two_students_reuse_one_teachers_soft_labels(teacher, monkeypatch):
+    before = soft_files(teacher["url"], "teacher")
+    assert len(before) > 8
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("soft labels were recomputed")
+    monkeypatch.setattr(soft_labels, "export_soft_labels", no_recompute)
+    chance = None
+    for name, options in (("student_a", {"alpha": 10.0}), ("student_b", {"alpha": 3.0, "beta": 0.5})):
+        cfg = config(teacher["url"], teacher["root"] / name, role="student", teacher=str(teacher["run"]),
+                     epochs=4, recipe_options={**SMALL, **options})
+        summary = train(cfg)
+        assert summary["soft_run"] == "teacher"
+        if chance is None:
+            data = load_frame_data(teacher["cache"], ["validation"])
+            chance = chance_metrics(data.va, data.expr, data.au)
+        assert summary["best_score"] > chance["p_mtl"] + 1.2
+        assert "dist_MTL" in open(teacher["root"] / name / "metrics.csv").readline()
+    assert soft_files(teacher["url"], "teacher") == before       # not one soft-label file rewritten
+
+
+def test_evaluate_cli_reproduces_the_best_epoch(teacher):
+    result = CliRunner().invoke(main, ["evaluate", str(teacher["run"]), "--cache", teacher["url"],
+                                       "--split", "validation", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((teacher["run"] / "eval_validation.json").read_text())
+    best = best_row(teacher["run"])
+    for key in ("ccc_v", "ccc_a", "f1_expr", "f1_au", "p_mtl"):
+        assert saved[key] == pytest.approx(float(best[key]), abs=1e-5)
+        assert f"{key:8s} {saved[key]:.4f}" in result.output
+
+
+def test_predict_writes_a_submission_with_earlier_fill(teacher, tmp_path):
+    cache = teacher["cache"]
+    vid = cache.video_ids()[-1]
+    ok = cache.read_video(vid, ["face_ok"])["face_ok"]
+    k = int(np.flatnonzero(~ok[1:])[0]) + 1            # a frame without a face, after frame 0
+    frames = [1, k, k + 1, 500, 520]                   # 0-based; 520 is past the end (500 frames)
+    test_list = tmp_path / "test.txt"
+    test_list.write_text("image\n" + "".join(f"{vid}/{f + 1:05d}.jpg\n" for f in frames))
+    out = tmp_path / "sub.txt"
+    result = CliRunner().invoke(main, ["predict", str(teacher["run"]), "--cache", teacher["url"],
+                                       "--test-list", str(test_list), "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert lines[0] == HEADER and len(lines) == 1 + len(frames)
+    rows = [line.split(",") for line in lines[1:]]
+    assert [r[0] for r in rows] == [f"{vid}/{f + 1:05d}.jpg" for f in frames]
+    for r in rows:
+        assert len(r) == 1 + 2 + 1 + 12
+        assert -1 <= float(r[1]) <= 1 and 0 <= int(r[3]) < 8 and set(r[4:]) <= {"0", "1"}
+    earlier = max(j for j in range(k) if ok[j])
+    if earlier == 1:
+        assert rows[1][1:] == rows[0][1:]             # the no-face frame repeats frame `earlier`
+    assert rows[3][1:] == rows[4][1:]                  # past the end: the last frame's prediction
+
+
+def test_device_auto_and_unavailable_cuda():
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
