@@ -135,7 +135,7 @@ class Vu2021(Recipe):
 
     def metrics(self, raw: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
         """CCC of V and A; EXPR macro F1 over the 7 classes, accuracy and the paper's
-        0.67 F1 + 0.33 accuracy; score = mean CCC + that EXPR score."""
+        0.67 F1 + 0.33 accuracy; score = mean CCC + that EXPR score. f1_au and p_mtl are NaN."""
         return vu2021_metrics(self.decode(raw), labels)
 
 
@@ -150,4 +150,5 @@ def vu2021_metrics(decoded: dict[str, np.ndarray], labels: dict[str, np.ndarray]
     acc = float((pred == true).mean()) if m.any() else float("nan")
     expr_score = 0.67 * f1 + 0.33 * acc
     return {"ccc_v": ccc_v, "ccc_a": ccc_a, "ccc_va": (ccc_v + ccc_a) / 2, "f1_expr": f1, "acc_expr": acc,
-            "expr_score": expr_score, "score": (ccc_v + ccc_a) / 2 + expr_score}
+            "expr_score": expr_score, "score": (ccc_v + ccc_a) / 2 + expr_score,
+            "f1_au": float("nan"), "p_mtl": float("nan")}   # no AU head: not scored

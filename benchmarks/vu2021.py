@@ -1,0 +1,120 @@
+"""Recipe vu2021 on a synthetic multi-database cache with known ground truth.
+
+Three training databases each label a different subset of tasks (expr_db: EXPR only, va_db: VA
+only, both_db: both = the combination task); validation = clean-labelled videos (`target`). All
+runs go through the shared loop (`emokd.train.loop.train`), as `emokd train-from-cache` does.
+
+Compared, side by side on the same cache:
+  teacher          vu2021, ground truth only, frame-level network
+  student          same network, 0.6 GT + 0.4 KD(T=1.5) where labelled, KD alone elsewhere
+  student+GRU      the student with the bidirectional GRU over the window (the paper's CNN+GRU)
+  no-comb teacher/student   combination = False: no EXPR_VA set (both_db unused), each set's
+                   batch supervises only its own task
+  no-comb, both_db split    combination = False but both_db's frames fed to the EXPR and the VA
+                   sets separately (its labels used, never both on one sample)
+
+    .venv/bin/python benchmarks/vu2021.py [--seeds 0 1] [--epochs 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emokd.cache.store import FeatureCache
+from emokd.train.data import load_frame_data
+from emokd.train.loop import train
+from emokd.train.train_config import TrainConfig
+from emokd.train.vu2021_synthetic import MultiDbSpec, write_multidb_cache
+
+SETS = {"expr_datasets": ["expr_db"], "va_datasets": ["va_db"], "expr_va_datasets": ["both_db"]}
+NET = {"hidden": [64, 32], "dropout": 0.2, "gru_hidden": 32}
+KEYS = ("ccc_v", "ccc_a", "ccc_va", "f1_expr", "acc_expr", "expr_score", "score")
+
+
+def run(cache: str, out: Path, name: str, args, seed: int, teacher: str | None = None, **options) -> dict:
+    cfg = TrainConfig(cache=cache, out=str(out / f"{name}_s{seed}"), role="student" if teacher else "teacher",
+                      teacher=teacher, recipe="vu2021", recipe_options={**SETS, **NET, **options},
+                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
+                      seed=seed, device="cpu", window=6, stride=2, data_on_device=False,
+                      soft_run=f"{out.name}_{name}_s{seed}", eval_batch_size=4096)
+    t0 = time.time()
+    summary = train(cfg)
+    rows = list(csv.DictReader(open(Path(cfg.out) / "metrics.csv")))
+    best = next(r for r in rows if int(r["epoch"]) == summary["best_epoch"])
+    result = {k: float(best[k]) for k in KEYS}
+    result["epoch"], result["seconds"], result["run"] = summary["best_epoch"], time.time() - t0, cfg.out
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--epochs", type=int, default=150)   # an epoch ends with the shortest set: few steps
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--patience", type=int, default=25)
+    parser.add_argument("--cache", help="reuse (or write) the synthetic cache here instead of a temporary one")
+    parser.add_argument("--expr-stills", type=int, default=400)
+    parser.add_argument("--both-stills", type=int, default=120)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.WARNING)
+    tmp = Path(tempfile.mkdtemp(prefix="vu2021_bench_"))
+    spec = MultiDbSpec(expr_stills=args.expr_stills, both_stills=args.both_stills, va_clips=6, clip_frames=40,
+                       val_videos=3, val_frames=300)
+    t0 = time.time()
+    cache = args.cache or str(tmp / "multidb.zarr")
+    if not (args.cache and Path(args.cache).exists()):
+        write_multidb_cache(cache, spec)
+    data = load_frame_data(FeatureCache.open(cache), ["train"], 1, 1)
+    n_expr = int(((data.expr >= 0) & (data.expr < 7)).sum())
+    n_va = int((~np.isnan(data.va).any(1)).sum())
+    print(f"cache: {len(data.video_ids)} training items, {data.n_frames} frames; labelled frames: "
+          f"EXPR {n_expr}, VA {n_va} (VA is the task the teacher sees least); ready in {time.time() - t0:.0f}s")
+
+    results: dict[str, list[dict]] = {}
+    for seed in args.seeds:
+        t = run(cache, tmp, "teacher", args, seed, temporal=False)
+        plan = [("teacher", t),
+                ("student", run(cache, tmp, "student", args, seed, teacher=t["run"], temporal=False)),
+                ("student+GRU", run(cache, tmp, "student_gru", args, seed, teacher=t["run"], temporal=True))]
+        tn = run(cache, tmp, "nocomb_teacher", args, seed, temporal=False, combination=False)
+        plan += [("no-comb teacher", tn),
+                 ("no-comb student", run(cache, tmp, "nocomb_student", args, seed, teacher=tn["run"],
+                                         temporal=False, combination=False))]
+        split = {"expr_datasets": ["expr_db", "both_db"], "va_datasets": ["va_db", "both_db"]}
+        plan.append(("no-comb, both_db split", run(cache, tmp, "nocomb_split", args, seed, temporal=False,
+                                                   combination=False, **split)))
+        for name, r in plan:
+            results.setdefault(name, []).append(r)
+
+    print(f"\nvalidation (target videos, clean labels), best epoch, mean of seeds {args.seeds}:")
+    print(f"{'run':24s} " + " ".join(f"{k:>10s}" for k in KEYS) + f" {'s':>6s}")
+    mean = {}
+    for name, rs in results.items():
+        mean[name] = {k: float(np.mean([r[k] for r in rs])) for k in (*KEYS, "seconds")}
+        print(f"{name:24s} " + " ".join(f"{mean[name][k]:10.3f}" for k in KEYS) + f" {mean[name]['seconds']:6.0f}")
+
+    def ratio(a, b, key):
+        return mean[a][key] / mean[b][key] if mean[b][key] else float("nan")
+
+    print("\nratios (higher = first is better):")
+    for key in ("ccc_va", "expr_score", "score"):
+        print(f"  {key:10s} student / teacher {ratio('student', 'teacher', key):.3f}   "
+              f"student+GRU / teacher {ratio('student+GRU', 'teacher', key):.3f}   "
+              f"teacher / no-comb teacher {ratio('teacher', 'no-comb teacher', key):.3f}   "
+              f"student / no-comb student {ratio('student', 'no-comb student', key):.3f}   "
+              f"teacher / no-comb split {ratio('teacher', 'no-comb, both_db split', key):.3f}")
+    print(f"\ntotal {time.time() - t0:.0f}s; runs in {tmp}")
+
+
+if __name__ == "__main__":
+    main()
