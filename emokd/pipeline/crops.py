@@ -98,12 +98,13 @@ def _aligner():
 
 
 def detect_face(detector, image: np.ndarray, size: int) -> np.ndarray | None:
-    """Highest-scoring detection, aligned on its 5 landmarks (box crop when no aligner exists)."""
+    """The largest detection (the subject; the best-scoring if the detector cannot say), aligned on
+    its 5 landmarks (a box crop when no aligner exists)."""
     det = detector.detect(image)
     boxes = np.asarray(det.boxes)
     if boxes.size == 0:
         return None
-    best = int(np.argmax(np.asarray(det.scores)))
+    best = det.largest() if hasattr(det, "largest") else int(np.argmax(np.asarray(det.scores)))
     align = _aligner()
     landmarks = getattr(det, "landmarks", None)
     if align is not None and landmarks is not None and len(landmarks) > best:
