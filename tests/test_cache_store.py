@@ -218,3 +218,19 @@ def test_open_refuses_what_is_not_a_cache(tmp_path, cache):
     cache.root.attrs["schema_version"] = 0
     with pytest.raises(CacheError, match="schema version 0"):
         FeatureCache.open(cache.url)
+
+
+@pytest.mark.filterwarnings("ignore:Object at v is not recognized")
+def test_begin_video_clears_leftovers_that_zarr_does_not_see(cache):
+    """A writer killed while deleting a stale group can leave chunk files without any zarr.json."""
+    leftover = os.path.join(cache.url, "videos", "v", "face", "c", "0", "0")
+    os.makedirs(os.path.dirname(leftover))
+    with open(leftover, "wb") as handle:
+        handle.write(b"stale bytes")
+    assert cache.video_ids(include_incomplete=True) == []
+    values = video_values(6, seed=13)
+    values["face_ok"][:] = False  # all fill value: Zarr skips writing this chunk
+    write_video(cache, "v", values)
+    assert not os.path.exists(leftover) or open(leftover, "rb").read() != b"stale bytes"
+    np.testing.assert_array_equal(cache.read_video("v")["face"], values["face"])
+    assert cache.verify() == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import zarr
 
 from .keys import decode_key, encode_key
+from .location import remove_node
 from .video_writer import now_utc
 
 GROUP = "failures"
@@ -21,7 +22,7 @@ def record_failure(root: zarr.Group, video_id: str, message: str) -> None:
     attempts = 1
     if key in failures:
         attempts = int(failures[key].attrs.get("attempts", 0)) + 1
-        del failures[key]
+    remove_node(failures, key)
     failures.create_group(key, attributes={"video_id": video_id, "message": str(message),
                                            "time": now_utc(), "attempts": attempts})
 
@@ -30,9 +31,7 @@ def clear_failure(root: zarr.Group, video_id: str) -> None:
     if GROUP not in root:
         return
     failures = root[GROUP]
-    key = encode_key(video_id)
-    if key in failures:
-        del failures[key]
+    remove_node(failures, encode_key(video_id))
 
 
 def failure_log(root: zarr.Group) -> dict[str, dict]:

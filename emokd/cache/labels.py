@@ -15,6 +15,7 @@ import zarr
 from ..constants import EXPR_MISSING, N_AU, N_EXPR
 from ..errors import CacheError
 from .keys import encode_key
+from .location import remove_node
 from .video_writer import STATUS_COMPLETE, STATUS_WRITING, create_frame_array, now_utc
 
 GROUP = "labels"
@@ -70,8 +71,7 @@ def write_labels(root: zarr.Group, video_id: str, n_frames: int, va=None, expr=N
         raise CacheError(f"{what}: " + "; ".join(problems))
     labels = root.require_group(GROUP)
     key = encode_key(video_id)
-    if key in labels:
-        del labels[key]
+    remove_node(labels, key)
     group = labels.create_group(key, attributes={
         "video_id": video_id, "split": split, "dataset": dataset, "n_frames": n_frames,
         "n_label_rows": {"va": n_va, "expr": n_expr, "au": n_au}, "status": STATUS_WRITING})
@@ -82,9 +82,8 @@ def write_labels(root: zarr.Group, video_id: str, n_frames: int, va=None, expr=N
 
 
 def delete_labels(root: zarr.Group, video_id: str) -> None:
-    key = encode_key(video_id)
-    if GROUP in root and key in root[GROUP]:
-        del root[GROUP][key]
+    if GROUP in root:
+        remove_node(root[GROUP], encode_key(video_id))
 
 
 def label_group(root: zarr.Group, video_id: str) -> zarr.Group | None:

@@ -64,3 +64,12 @@ def open_root(url: str | Path, mode: str, storage_options: dict[str, Any] | None
     """mode "r": read only; "r+": read/write an existing store; "w": delete and create."""
     store = make_store(url, read_only=(mode == "r"), storage_options=storage_options)
     return zarr.open_group(store=store, mode=mode, zarr_format=3)
+
+
+def remove_node(parent: zarr.Group, name: str) -> None:
+    """Delete everything stored under parent/name: a group, an array, or the leftovers of a writer
+    killed while creating or deleting one (files without a zarr.json, which Zarr itself ignores)."""
+    from zarr.core.sync import sync
+
+    prefix = f"{parent.path}/{name}" if parent.path else name
+    sync(parent.store.delete_dir(prefix))

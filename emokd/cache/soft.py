@@ -13,6 +13,7 @@ import zarr
 
 from ..errors import CacheError
 from .keys import decode_key, encode_key
+from .location import remove_node
 from .video_writer import STATUS_COMPLETE, STATUS_WRITING, create_frame_array, now_utc
 
 GROUP = "soft"
@@ -42,8 +43,7 @@ def write_soft(root: zarr.Group, run: str, video_id: str, n_frames: int, arrays:
                              f"{value.shape}, expected ({n_frames},) or ({n_frames}, k)")
     group_run = _run_group(root, run, create=True)
     key = encode_key(video_id)
-    if key in group_run:
-        del group_run[key]
+    remove_node(group_run, key)
     group = group_run.create_group(key, attributes={**(attrs or {}), "video_id": video_id,
                                                     "n_frames": n_frames, "status": STATUS_WRITING})
     for name, value in values.items():

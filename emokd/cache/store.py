@@ -217,10 +217,9 @@ class FeatureCache:
                 raise CacheError(f"video {video_id!r}: array {name!r} declared ({dim}, {np.dtype(dtype)}), "
                                  f"the cache's encoder record says ({dims[name]}, float16)")
         key = encode_key(video_id)
-        if key in self._videos:
-            if self._videos[key].attrs.get("status") == STATUS_COMPLETE and not replace:
-                raise CacheError(f"{self.url}: video {video_id!r} is already complete (pass replace=True to redo it)")
-            del self._videos[key]
+        if self.is_complete(video_id) and not replace:
+            raise CacheError(f"{self.url}: video {video_id!r} is already complete (pass replace=True to redo it)")
+        location.remove_node(self._videos, key)  # a stale group, or a killed writer's leftovers
         user_attrs = {k: v for k, v in _jsonable(attrs or {}).items() if k not in RESERVED_ATTRS}
         group = self._videos.create_group(key, attributes={
             **user_attrs, "video_id": video_id, "n_frames": n_frames, "status": STATUS_WRITING,
@@ -235,9 +234,7 @@ class FeatureCache:
 
     def delete_video(self, video_id: str) -> None:
         self._require_writable(f"delete video {video_id!r}")
-        key = encode_key(video_id)
-        if key in self._videos:
-            del self._videos[key]
+        location.remove_node(self._videos, encode_key(video_id))
 
     # ---- labels --------------------------------------------------------------------------------
     def _frames_for_labels(self, video_id: str) -> int:
