@@ -1,0 +1,84 @@
+"""Recipe vu2021 end to end through the shared loop and the CLI, on a small multi-database cache."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from emokd.cache.store import FeatureCache
+from emokd.cli import main
+from emokd.train.loop import train
+from emokd.train.train_config import TrainConfig
+from emokd.train.vu2021_synthetic import LatentWorld, MultiDbSpec, write_multidb_cache
+
+SPEC = MultiDbSpec(expr_stills=30, both_stills=16, va_clips=3, clip_frames=20, val_videos=2, val_frames=60)
+OPTIONS = {"hidden": [32], "gru_hidden": 8, "dropout": 0.0, "expr_datasets": ["expr_db"],
+           "va_datasets": ["va_db"], "expr_va_datasets": ["both_db"]}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vu2021")
+    url = str(root / "cache.zarr")
+    write_multidb_cache(url, SPEC)
+    (root / "teacher.yaml").write_text(yaml.safe_dump({
+        "epochs": 3, "batch_size": 8, "lr": 3e-3, "window": 3, "stride": 2, "device": "cpu",
+        "recipe_options": {**OPTIONS, "temporal": False}}))
+    result = CliRunner().invoke(main, ["train-from-cache", "--recipe", "vu2021", "--config", str(root / "teacher.yaml"),
+                                       "--cache", url, "--out", str(root / "teacher")])
+    assert result.exit_code == 0, result.output
+    student = train(TrainConfig(cache=url, out=str(root / "student"), role="student", teacher=str(root / "teacher"),
+                                recipe="vu2021", recipe_options={**OPTIONS, "balanced": True}, epochs=2,
+                                batch_size=8, lr=3e-3, window=3, stride=2, device="cpu"))
+    return {"root": root, "url": url, "student": student}
+
+
+def test_teacher_run_and_soft_labels(runs):
+    root = runs["root"]
+    ckpt = torch.load(root / "teacher" / "best.pt", weights_only=False)
+    assert ckpt["recipe"] == "vu2021" and ckpt["recipe_options"]["temporal"] is False
+    assert ckpt["recipe_options"]["expr_va_datasets"] == ["both_db"]
+    cache = FeatureCache.open(runs["url"])
+    soft = cache.read_soft("teacher", "expr_db/00000")
+    assert soft["expr"].shape == (1, 7) and soft["va_logits"].shape == (1, 40) and soft["va"].shape == (1, 2)
+    # the stored expectation is the softmax expectation of the stored bin logits, over the bin centres
+    logits = torch.tensor(soft["va_logits"]).view(1, 2, 20)
+    centres = torch.linspace(-0.95, 0.95, 20)
+    assert np.allclose(soft["va"], (torch.softmax(logits, -1) @ centres).numpy(), atol=1e-5)
+    clip = cache.read_soft("teacher", "va_db/000")
+    assert clip["expr"].shape == (20, 7)                       # every frame, labelled for EXPR or not
+    assert cache.read_labels("both_db/00000")["dataset"] == "both_db"
+
+
+def test_student_trains_on_all_sets(runs):
+    rows = list(csv.DictReader(open(runs["root"] / "student" / "metrics.csv")))
+    assert len(rows) == 2
+    for key in ("expr_EXPR", "va_EXPR", "expr_VA", "va_VA", "expr_EXPR_VA", "va_EXPR_VA"):
+        assert math.isfinite(float(rows[0][key])) and float(rows[0][key]) > 0, key
+    # the EXPR set has no VA label: its VA loss is pure distillation, the teacher's knowledge
+    for key in ("ccc_v", "ccc_a", "f1_expr", "acc_expr", "score"):
+        assert math.isfinite(float(rows[-1][key])), key
+    assert runs["student"]["soft_run"] == "teacher"
+
+
+def test_synthetic_multidb_cache_matches_its_ground_truth(runs):
+    cache = FeatureCache.open(runs["url"])
+    datasets = {v.split("/")[0] for v in cache.video_ids()}
+    assert datasets == {"expr_db", "both_db", "va_db", "target"}
+    expr_only = cache.read_labels("expr_db/00003")
+    assert np.isnan(expr_only["va"]).all() and 0 <= expr_only["expr"][0] < 7
+    va_only = cache.read_labels("va_db/001")
+    assert (va_only["expr"] == -1).all() and not np.isnan(va_only["va"]).any()
+    both = cache.read_labels("both_db/00002")
+    assert not np.isnan(both["va"]).any() and both["expr"][0] >= 0
+    target = cache.read_labels("target/001")
+    assert target["split"] == "validation" and cache.n_frames("target/001") == 60
+    assert cache.read_video("target/001")["audio_ok"].sum() == 0   # image items carry no audio
+    world = LatentWorld(SPEC)
+    z = np.zeros((1, SPEC.latent_dim))
+    va, expr = world.labels(z)
+    assert va.tolist() == [[0.0, 0.0]] and 0 <= int(expr[0]) < 7
