@@ -1,0 +1,118 @@
+"""Frames/s of per-frame input production against plain decoding, on generated 360p and 720p clips.
+
+    .venv/bin/python benchmarks/decode.py [--seconds 8] [--sizes 360p,720p] [--processes 1,2]
+
+Measured per clip, one process and N processes each working on its own copy of the clip:
+- decode:        decord, every frame in order, batches of 32 (the baseline)
+- inputs/frame:  iter_frame_batches without crops: decode + centre-square face (112 x 112) +
+                 10 s audio window per frame (PyAV audio decode + soxr, included)
+- inputs/crops:  iter_frame_batches with a cropped_aligned folder: crop JPEGs + audio windows
+                 (the video's pixels are not decoded at all: that is the Aff-Wild2 case)
+The goal of the issue: producing inputs costs at most 1.3x plain decoding (ratio <= 1.3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from emokd.pipeline.frames import iter_frame_batches  # noqa: E402
+from emokd.pipeline.manifest import VideoItem  # noqa: E402
+from emokd.pipeline.synthetic import draw_frame, make_video, square_crop  # noqa: E402
+
+SIZES = {"360p": (640, 360), "720p": (1280, 720)}
+BATCH = 32
+
+
+def run_decode(path: str) -> int:
+    import decord
+
+    reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    n = len(reader)
+    for start in range(0, n, BATCH):
+        reader.get_batch(list(range(start, min(start + BATCH, n)))).asnumpy()
+    return n
+
+
+def run_inputs(path: str, crop_dir: str | None) -> int:
+    item = VideoItem("bench", Path(path), None if crop_dir is None else Path(crop_dir), None, "unlabelled")
+    n = 0
+    for batch in iter_frame_batches(item, BATCH):
+        assert batch.audio is not None and batch.faces.shape[1] == 112
+        n += len(batch.index)
+    return n
+
+
+def job(args: tuple) -> tuple[int, float]:
+    kind, path, crop_dir = args
+    start = time.perf_counter()
+    n = run_decode(path) if kind == "decode" else run_inputs(path, crop_dir)
+    return n, time.perf_counter() - start
+
+
+def measure(kind: str, copies: list[tuple[str, str]], processes: int) -> float:
+    """Aggregate frames/s of `processes` workers, each on its own copy (best of 2 runs)."""
+    tasks = [(kind, p, c if kind == "inputs/crops" else None) for p, c in copies[:processes]]
+    best = 0.0
+    with ProcessPoolExecutor(processes) as pool:
+        list(pool.map(job, tasks))                                  # warm-up: imports, page cache
+        for _ in range(2):
+            start = time.perf_counter()
+            frames = sum(n for n, _ in pool.map(job, tasks))
+            best = max(best, frames / (time.perf_counter() - start))
+    return best
+
+
+def make_clip(folder: Path, label: str, size: tuple[int, int], seconds: float, copies: int):
+    n = int(seconds * 30)
+    first = make_video(folder / f"{label}_0.mp4", n, 30, size, audio="speechlike", texture=True, face=True)
+    crops = folder / f"{label}_crops"
+    crops.mkdir()
+    for k in range(n):
+        Image.fromarray(square_crop(draw_frame(k, size, face=True), 112)).save(crops / f"{k + 1:05d}.jpg",
+                                                                               quality=90)
+    out = [(str(first.path), str(crops))]
+    for i in range(1, copies):
+        dst = folder / f"{label}_{i}.mp4"
+        shutil.copy(first.path, dst)
+        out.append((str(dst), str(crops)))
+    return n, out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--sizes", default="360p,720p")
+    parser.add_argument("--processes", default="1,2")
+    args = parser.parse_args()
+    procs = [int(p) for p in args.processes.split(",")]
+    print(f"cpu cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f} at start; "
+          f"clip {args.seconds:g} s at 30 fps, h264 + AAC, batch {BATCH}")
+    print(f"{'clip':6} {'procs':>5} {'decode fps':>11} {'inputs/frame fps':>17} {'ratio':>6} "
+          f"{'inputs/crops fps':>17} {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label in args.sizes.split(","):
+            n, copies = make_clip(Path(tmp), label, SIZES[label], args.seconds, max(procs))
+            for p in procs:
+                decode = measure("decode", copies, p)
+                frame = measure("inputs/frame", copies, p)
+                crops = measure("inputs/crops", copies, p)
+                print(f"{label:6} {p:>5} {decode:>11.0f} {frame:>17.0f} {decode / frame:>6.2f} "
+                      f"{crops:>17.0f} {decode / crops:>6.2f}", flush=True)
+    print("ratio = time per frame of input production / time per frame of plain decoding (goal <= 1.3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
