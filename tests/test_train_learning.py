@@ -85,13 +85,13 @@ def test_two_students_reuse_one_teachers_soft_labels(teacher, monkeypatch):
     chance = None
     for name, options in (("student_a", {"alpha": 10.0}), ("student_b", {"alpha": 3.0, "beta": 0.5})):
         cfg = config(teacher["url"], teacher["root"] / name, role="student", teacher=str(teacher["run"]),
-                     epochs=4, recipe_options={**SMALL, **options})
+                     epochs=2, recipe_options={**SMALL, **options})
         summary = train(cfg)
         assert summary["soft_run"] == "teacher"
         if chance is None:
             data = load_frame_data(teacher["cache"], ["validation"])
             chance = chance_metrics(data.va, data.expr, data.au)
-        assert summary["best_score"] > chance["p_mtl"] + 1.2
+        assert summary["best_score"] > chance["p_mtl"] + 1.0
         assert "dist_MTL" in open(teacher["root"] / name / "metrics.csv").readline()
     assert soft_files(teacher["url"], "teacher") == before       # not one soft-label file rewritten
 
