@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from ..config import load_config, save_config
-from ..logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +83,8 @@ def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, d
         return
 
     log_file = _local_path(cache_url) / "extract.log" if _is_local(cache_url) else Path("emokd-extract.log")
-    setup_logging(log_file, verbose=bool(ctx.obj and ctx.obj.get("verbose")))
-    summary = run_extraction(items, cache_url, cfg, overwrite=overwrite, progress=not no_progress)
+    summary = run_extraction(items, cache_url, cfg, overwrite=overwrite, progress=not no_progress,
+                             log_file=log_file)
     if _is_local(cache_url):
         save_config(cfg, _local_path(cache_url) / "extract_config.yaml")
     click.echo(summary.line())

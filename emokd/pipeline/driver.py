@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..config import to_dict
 from ..errors import CacheError, EmokdError
+from ..logs import setup_logging
 from .extract import ExtractConfig, fingerprint_settings, load_encoders
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def dask_client(workers: int = 1, scheduler: str | None = None):
             client.close()
         return
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR,
+                           dashboard_address=None, scheduler_kwargs={"dashboard": False},
+                           silence_logs=logging.ERROR,
                            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     client = Client(cluster)
     try:
@@ -107,8 +109,11 @@ def dask_client(workers: int = 1, scheduler: str | None = None):
 
 
 def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite: bool = False,
-                   progress: bool = True, client=None) -> ExtractionSummary:
-    """Extract every item not yet complete in the cache; returns the summary (failures included)."""
+                   progress: bool = True, client=None, log_file=None) -> ExtractionSummary:
+    """Extract every item not yet complete in the cache; returns the summary (failures included).
+
+    `log_file` (e.g. inside a local cache folder) starts receiving the log once the cache exists.
+    """
     from ..cache import FeatureCache
 
     cfg = cfg.resolved()
@@ -116,6 +121,8 @@ def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite
         items = items[: cfg.limit]
     started = time.perf_counter()
     cache, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite)
+    if log_file is not None:
+        setup_logging(log_file, verbose=logging.getLogger().level <= logging.DEBUG)
     summary = ExtractionSummary(total=len(items), skipped=len(plan.complete))
     log.info("extracting %d videos into %s (%d already complete); settings %s",
              len(plan.todo), cache_url, len(plan.complete), plan.settings)

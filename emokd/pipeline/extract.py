@@ -19,21 +19,25 @@ import numpy as np
 
 from ..constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
 from ..errors import ConfigError, DataError, EmokdError
+from .alignment import audio_ok_of, audio_windows, window_end_samples
+from .frames import iter_frame_batches
+from .media import load_audio, probe_video
 
 log = logging.getLogger(__name__)
 
 AUDIO_MODES = ("per-window", "shared-trunk")
-FACE_SOURCES = ("auto", "crops", "detector")
+FACE_SOURCES = ("auto", "crops", "detector", "whole-frame")
 FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+MODE_NAMES = {"trunk": "shared-trunk", "window": "per-window"}  # emokd.models.soundnet's spelling
 
 
 def default_audio_mode() -> str:
     """The encoders issue measures per-window vs shared-trunk and sets the default there."""
-    try:
-        from ..models.soundnet import SOUNDNET_DEFAULT_MODE
-    except ImportError:
-        return "per-window"
-    return SOUNDNET_DEFAULT_MODE
+    from ..models.soundnet import SOUNDNET_DEFAULT_MODE
+
+    return MODE_NAMES.get(SOUNDNET_DEFAULT_MODE, SOUNDNET_DEFAULT_MODE)
 
 
 @dataclass
@@ -47,7 +51,8 @@ class ExtractConfig:
     audio_weights: str | None = None
     audio_layer: str = "conv8"
     audio_mode: str = ""  # "" = emokd.models.soundnet.SOUNDNET_DEFAULT_MODE
-    face_source: str = "auto"  # crops where the dataset has them, the face detector otherwise
+    face_source: str = "auto"  # crops where the dataset has them, the face detector otherwise;
+    # "crops": dataset crops only (no crops -> face_ok False); "whole-frame": frames are faces already
     detector_weights: str | None = None
     crop_size: int = CROP_SIZE
     sample_rate: int = SAMPLE_RATE
@@ -113,7 +118,7 @@ def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
         audio = build_encoder(cfg.audio_encoder, weights=cfg.audio_weights, layer=cfg.audio_layer,
                               device=device)
         detector = None
-        if cfg.face_source != "crops":
+        if cfg.face_source in ("auto", "detector"):
             from ..models.face_detector import build_face_detector
 
             detector = build_face_detector(cfg.detector_weights, device=device)
@@ -182,21 +187,6 @@ def _to_float16(values: np.ndarray, what: str, video_id: str) -> np.ndarray:
     return values.astype(np.float16)
 
 
-def fit_labels(labels, n_frames: int):
-    """Label rows to the video's frame count: extra rows dropped, missing rows marked missing (DESIGN §2)."""
-    from ..constants import N_AU
-
-    va = np.full((n_frames, 2), np.nan, np.float32)
-    expr = np.full(n_frames, -1, np.int8)
-    au = np.full((n_frames, N_AU), -1, np.int8)
-    if labels is not None:
-        m = min(n_frames, len(labels.va))
-        va[:m] = labels.va[:m]
-        expr[:m] = labels.expr[:m]
-        au[:m] = labels.au[:m]
-    return va, expr, au
-
-
 def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | None = None,
                   overwrite: bool = False) -> dict:
     """Extract one video into the cache and mark it complete; never raises for a bad video.
@@ -237,10 +227,10 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
 
 
 def _describe(item, exc: Exception) -> str:
-    where = item.video_path or item.crop_dir or item.video_id
-    if isinstance(exc, EmokdError):
-        return f"{where}: {exc}"
-    return f"{where}: {type(exc).__name__}: {exc}"
+    """The error as one line that names the file (once) and the video."""
+    where = str(item.video_path or item.crop_dir or item.video_id)
+    text = str(exc) if isinstance(exc, EmokdError) else f"{type(exc).__name__}: {exc}"
+    return text if where in text else f"{where}: {text}"
 
 
 @dataclass
@@ -266,10 +256,11 @@ def _probe(item) -> _Probe:
 
 
 def _face_source(item, wanted: str) -> str:
-    has_crops = item.crop_dir is not None or item.face_boxes is not None
+    """Where this item's faces come from: crops, detector, whole-frame, or none (face_ok all False)."""
+    has_crops = (item.crop_dir is not None and Path(item.crop_dir).is_dir()) or item.face_boxes is not None
     if wanted == "crops" or (wanted == "auto" and has_crops):
         return "crops" if has_crops else "none"
-    return "detector"
+    return wanted if wanted != "auto" else "detector"
 
 
 def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders) -> int:
@@ -290,8 +281,9 @@ def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders) -> int:
     n_faces = _face_stage(item, cfg, encoders, writer, face_source, n)
     if face_source != "none" and n_faces == 0:
         log.warning("%s: no face in any of its %d frames (%s)", item.video_id, n, face_source)
-    va, expr, au = fit_labels(item.labels, n)
-    cache.write_labels(item.video_id, va, expr, au, item.split, dataset=item.dataset)
+    labels = item.labels  # the cache fits label rows to n frames (extra dropped, absent missing)
+    cache.write_labels(item.video_id, *((labels.va, labels.expr, labels.au) if labels is not None
+                                        else (None, None, None)), split=item.split, dataset=item.dataset)
     writer.commit()
     return n
 
@@ -299,41 +291,32 @@ def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders) -> int:
 def _audio_stage(item, probe: _Probe, cfg: ExtractConfig, encoders: Encoders, writer) -> None:
     """Audio features of every frame, in chunks of frames so memory stays bounded on long videos."""
     n, dim = probe.n_frames, int(encoders.audio.output_dim)
-    track = load_audio(item.video_path, probe.info) if probe.info is not None else None
+    track = load_audio(item.video_path, probe.info, cfg.sample_rate) if probe.info is not None else None
     if track is None or not track.has_audio:
         writer.write("audio", 0, np.zeros((n, dim), np.float16))
         writer.write("audio_ok", 0, np.zeros(n, bool))
         if probe.info is not None:
             log.info("%s: no audio track; audio features are zeros and audio_ok is False", item.video_id)
         return
-    ends = np.asarray(window_end_samples(probe.info), np.int64)
-    chunk = cfg.batch_size if cfg.audio_mode == "per-window" else max(cfg.batch_size, 256)
+    ends = np.asarray(window_end_samples(probe.info, cfg.sample_rate), np.int64)
+    shared = cfg.audio_mode == "shared-trunk"
+    if shared and not hasattr(encoders.audio, "encode_track"):
+        raise ConfigError(f"audio_mode shared-trunk: encoder {encoders.audio.name!r} has no encode_track; "
+                          "use --audio-mode per-window")
+    # shared trunk: the trunk is computed over the span of a chunk's windows only, so memory stays
+    # bounded; chunks are large because each costs one extra window length of trunk.
+    chunk = max(cfg.batch_size, 1024) if shared else cfg.batch_size
     for start in range(0, n, chunk):
         part = ends[start:start + chunk]
         ok = audio_ok_of(track, part, cfg.window_samples)
-        if cfg.audio_mode == "per-window":
+        if shared:
+            feats = encoders.audio.encode_track(track.signal, part, cfg.window_samples,
+                                                batch_size=cfg.batch_size)
+        else:
             windows, _ = audio_windows(track, part, cfg.window_samples)
             feats = encoders.audio.encode_numpy(windows)
-        else:
-            feats = _encode_track_chunk(encoders.audio, track.signal, part, cfg.window_samples)
         writer.write("audio", start, _to_float16(feats, "audio", item.video_id))
         writer.write("audio_ok", start, ok)
-
-
-TRUNK_STRIDE = 256  # total stride of SoundNet's early layers (DESIGN §4): offsets keep this phase
-
-
-def _encode_track_chunk(encoder, signal: np.ndarray, ends: np.ndarray, window: int) -> np.ndarray:
-    """Shared-trunk features of the frames ending at `ends`, from the slice of the track they need.
-
-    The slice starts at a multiple of the trunk stride, so every window keeps its phase and the
-    result equals encoding the whole track at once.
-    """
-    first = max(0, int(ends.min()) - window)
-    offset = (first // TRUNK_STRIDE) * TRUNK_STRIDE
-    last = min(len(signal), int(ends.max()))
-    piece = signal[offset:max(last, offset)]
-    return encoder.encode_track(piece, ends - offset, window)
 
 
 def _face_stage(item, cfg: ExtractConfig, encoders: Encoders, writer, face_source: str, n: int) -> int:
@@ -343,9 +326,11 @@ def _face_stage(item, cfg: ExtractConfig, encoders: Encoders, writer, face_sourc
         writer.write("face_ok", 0, np.zeros(n, bool))
         return 0
     detector = encoders.detector if face_source == "detector" else None
+    if face_source in ("detector", "whole-frame"):  # iter_frame_batches prefers crops when present
+        item = dataclasses.replace(item, crop_dir=None, face_boxes=None)
     n_faces = written = 0
     for batch in iter_frame_batches(item, cfg.batch_size, crop_size=cfg.crop_size, detector=detector,
-                                    with_audio=False):
+                                    with_audio=False, window_s=cfg.window_s, sample_rate=cfg.sample_rate):
         start = int(batch.index[0])
         if not np.array_equal(batch.index, np.arange(start, start + len(batch.index))):
             raise DataError(f"{item.video_id}: frame batches are not contiguous at frame {start}")

@@ -1,0 +1,211 @@
+"""`emokd extract-features` end to end on a tiny generated Aff-Wild2 tree, with the real default weights.
+
+One uninterrupted one-worker run is the reference; the other runs (killed and resumed, two workers,
+an existing cluster started as separate processes) must give the same cache, array for array.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from emokd.cli import main
+from emokd.errors import CacheError, WeightsError
+from extract_support import assert_same_cache, dask_processes
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def weights():
+    from emokd.models import weights as store
+
+    try:
+        return {name: store.asset_path(name) for name in ("soundnet8", "fer_pyemotion")}
+    except WeightsError:
+        try:
+            return store.fetch(["soundnet8", "fer_pyemotion"])
+        except WeightsError as exc:
+            pytest.skip(f"default weights not available here: {exc}")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, weights):
+    """solo (crops with gaps, fewer label lines than frames), duo_left/duo_right (one AVI file),
+    nocrop (no crop folder, no audio), broken (a corrupt .mp4)."""
+    from emokd.pipeline.synthetic import make_affwild2_tree
+    from emokd.pipeline.synthetic_tree import TreeVideo
+
+    root = tmp_path_factory.mktemp("extract") / "data"
+    tree = make_affwild2_tree(root, [
+        TreeVideo("solo", 45, 30, crop_gaps=(3, 17), label_lines=40, audio="speechlike", size=(96, 96)),
+        TreeVideo("duo", 36, 25, ".avi", "mpeg4", persons=("left", "right"), audio="speechlike",
+                  splits={"VA": "validation", "EXPR": "validation", "AU": "validation"}, size=(96, 96)),
+        TreeVideo("nocrop", 30, 30, ".mov", folder="batch2", audio=None, size=(96, 96)),
+    ])
+    shutil.rmtree(root / "cropped_aligned" / "nocrop")
+    (root / "batch2" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
+    return tree
+
+
+@pytest.fixture(scope="module")
+def reference(dataset, tmp_path_factory):
+    """One uninterrupted run with one worker."""
+    from emokd.cache import FeatureCache
+    from emokd.pipeline.driver import run_extraction
+    from emokd.pipeline.extract import ExtractConfig
+    from emokd.pipeline.index import index_dataset
+
+    url = str(tmp_path_factory.mktemp("ref") / "cache.zarr")
+    items = index_dataset(dataset.root).items
+    summary = run_extraction(items, url, ExtractConfig(workers=1), progress=False)
+    return summary, FeatureCache.open(url), url
+
+
+def test_tiny_dataset_arrays_flags_labels_and_failure(dataset, reference):
+    from emokd.pipeline.crops import load_crop
+    from emokd.pipeline.extract import ExtractConfig, load_encoders
+
+    summary, cache, _ = reference
+    assert (summary.total, summary.done, summary.failed, summary.skipped) == (5, 4, 1, 0)
+    assert summary.frames == 45 + 36 + 36 + 30
+    assert sorted(cache.video_ids()) == ["duo_left", "duo_right", "nocrop", "solo"]
+    assert "broken" in cache.failures() and "broken.mp4" in cache.failures()["broken"]
+    assert "broken" not in cache.video_ids(include_incomplete=True)
+    assert cache.feature_dims == {"face": 256, "audio": 1000}
+    assert cache.verify() == []
+
+    for vid, n, fps in (("solo", 45, 30), ("duo_left", 36, 25), ("duo_right", 36, 25), ("nocrop", 30, 30)):
+        arrays = cache.read_video(vid)
+        assert arrays["face"].shape == (n, 256) and arrays["face"].dtype == np.float16
+        assert arrays["audio"].shape == (n, 1000) and arrays["audio"].dtype == np.float16
+        assert arrays["face_ok"].dtype == bool and arrays["audio_ok"].dtype == bool
+        np.testing.assert_allclose(arrays["pts"], np.arange(n) / fps, atol=1e-6)
+        # rows without a face are zeros; rows with one are not
+        assert not arrays["face"][~arrays["face_ok"]].any()
+        assert (np.abs(arrays["face"][arrays["face_ok"]]).sum(axis=1) > 0).all()
+
+    solo = cache.read_video("solo")
+    np.testing.assert_array_equal(np.flatnonzero(~solo["face_ok"]), [3, 17])
+    assert solo["audio_ok"].all() and cache.read_video("duo_left")["audio_ok"].all()
+    nocrop = cache.read_video("nocrop")
+    assert cache.video_attrs("nocrop")["face_source"] == "detector"
+    assert not nocrop["audio_ok"].any() and not nocrop["audio"].any()  # no audio stream
+    assert cache.video_attrs("duo_left")["pts_source"].startswith("index/fps")  # AVI (DESIGN §3)
+
+    # row k is frame k: the cached face of frame 20 is the encoder's output on crop 00021.jpg
+    enc = load_encoders(ExtractConfig().resolved())
+    crop = load_crop(dataset.root / "cropped_aligned" / "solo", 20, 112)
+    np.testing.assert_allclose(solo["face"][20].astype(np.float32), enc.face.encode_numpy(crop[None])[0],
+                               rtol=1e-2, atol=1e-2)
+    right = load_crop(dataset.root / "cropped_aligned" / "duo_right", 7, 112)
+    np.testing.assert_allclose(cache.read_video("duo_right")["face"][7].astype(np.float32),
+                               enc.face.encode_numpy(right[None])[0], rtol=1e-2, atol=1e-2)
+    # the two persons share the audio track, not the faces
+    np.testing.assert_array_equal(cache.read_video("duo_left")["audio"], cache.read_video("duo_right")["audio"])
+
+    labels = cache.read_labels("solo")
+    truth = dataset.truth["solo"]
+    np.testing.assert_array_equal(labels["expr"][:40], truth["expr"])
+    np.testing.assert_array_equal(labels["au"][:40], truth["au"])
+    np.testing.assert_allclose(labels["va"][:40], truth["va"])
+    assert (labels["expr"][40:] == -1).all() and np.isnan(labels["va"][40:]).all()
+    assert labels["split"] == "train"
+    for person in ("duo_left", "duo_right"):
+        got = cache.read_labels(person)
+        np.testing.assert_array_equal(got["expr"], dataset.truth[person]["expr"])
+        assert got["split"] == "validation"
+    np.testing.assert_array_equal(cache.read_labels("nocrop")["au"], dataset.truth["nocrop"]["au"])
+
+
+def _cli(dataset, url, *extra):
+    return [sys.executable, "-m", "emokd", "extract-features", str(dataset.root), "--cache", str(url),
+            "--workers", "1", "--no-progress", *extra]
+
+
+def test_kill_and_resume_equals_uninterrupted(dataset, reference, tmp_path):
+    from emokd.cache import FeatureCache
+
+    url = tmp_path / "cache.zarr"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(_cli(dataset, url), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+    complete: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        while not complete:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "no video completed in 120 s"
+            try:
+                complete = FeatureCache.open(str(url)).video_ids()
+            except CacheError:
+                pass
+            time.sleep(0.02)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver, its nanny and its worker
+        proc.wait(timeout=30)
+    killed = FeatureCache.open(str(url))
+    after_kill = killed.video_ids()
+    assert 1 <= len(after_kill) < 4, "the run finished before it could be killed"
+    assert len(killed.video_ids(include_incomplete=True)) - len(after_kill) <= 1  # one worker: <= 1 in flight
+    for vid in after_kill:
+        for name, value in killed.read_video(vid).items():
+            np.testing.assert_array_equal(value, reference[1].read_video(vid)[name])
+
+    rerun = subprocess.run(_cli(dataset, url), capture_output=True, text=True, env=env, timeout=300)
+    assert rerun.returncode == 1, rerun.stdout + rerun.stderr  # the corrupt video still fails
+    assert f"{len(after_kill)} already complete" in rerun.stdout and "1 failed" in rerun.stdout
+    resumed = FeatureCache.open(str(url))
+    assert_same_cache(reference[1], resumed)
+    assert resumed.video_ids(include_incomplete=True) == resumed.video_ids()
+    assert list(resumed.failures()) == ["broken"]
+    assert (url / "extract.log").read_text().count("broken failed") >= 1
+
+
+def test_two_workers_write_one_store(dataset, reference, tmp_path):
+    from emokd.cache import FeatureCache
+    from emokd.pipeline.driver import run_extraction
+    from emokd.pipeline.extract import ExtractConfig
+    from emokd.pipeline.index import index_dataset
+
+    url = str(tmp_path / "cache.zarr")
+    summary = run_extraction(index_dataset(dataset.root).items, url, ExtractConfig(workers=2), progress=False)
+    assert (summary.done, summary.failed) == (4, 1)
+    cache = FeatureCache.open(url)
+    assert cache.verify() == []
+    assert_same_cache(reference[1], cache)
+
+
+def test_changed_setting_is_refused_and_dry_run_writes_nothing(dataset, reference):
+    _, cache, url = reference
+    before = sorted(os.listdir(url))
+    result = CliRunner().invoke(main, ["extract-features", str(dataset.root), "--cache", url,
+                                       "--window-s", "9.9", "--no-progress"])
+    assert result.exit_code == 2
+    assert "window_s" in result.output and "cache has 10, requested 9.9" in result.output
+    dry = CliRunner().invoke(main, ["extract-features", str(dataset.root), "--cache", url, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "4 already complete" in dry.output and "1 to extract" in dry.output and "broken" in dry.output
+    assert sorted(os.listdir(url)) == before
+
+
+def test_existing_cluster_by_address(dataset, reference, tmp_path):
+    from emokd.cache import FeatureCache
+
+    url = tmp_path / "cache.zarr"
+    with dask_processes(tmp_path / "dask", n_workers=2) as (address, procs):
+        result = CliRunner().invoke(main, ["extract-features", str(dataset.root), "--cache", str(url),
+                                           "--scheduler", address, "--no-progress"])
+        assert result.exit_code == 1, result.output  # the corrupt video
+        assert "4 extracted" in result.output and "1 failed" in result.output
+    for proc in procs:
+        assert proc.poll() is not None
+    assert_same_cache(reference[1], FeatureCache.open(str(url)))
