@@ -238,7 +238,7 @@ class SoundNet8Encoder(FrozenEncoder):
         return encode_track_shared(self, signal, window_ends, window_samples, batch_size)
 
     def encode_track_windows(self, signal: np.ndarray, window_ends: np.ndarray, window_samples: int,
-                             batch_size: int = 16) -> np.ndarray:
+                             batch_size: int = 4) -> np.ndarray:
         """Exact per-window mode: cut every window (zeros before t = 0 / after the end), encode it."""
         from .soundnet_track import encode_track_windows
 

@@ -55,7 +55,7 @@ def cut_windows(signal: np.ndarray, ends: np.ndarray, window_samples: int) -> np
     return out
 
 
-def encode_track_windows(encoder, signal, window_ends, window_samples: int, batch_size: int = 16) -> np.ndarray:
+def encode_track_windows(encoder, signal, window_ends, window_samples: int, batch_size: int = 4) -> np.ndarray:
     signal, ends = _check(signal, window_ends, window_samples, encoder.layer)
     out = np.zeros((len(ends), encoder.output_dim), dtype=np.float32)
     for lo in range(0, len(ends), batch_size):
