@@ -234,3 +234,18 @@ def test_begin_video_clears_leftovers_that_zarr_does_not_see(cache):
     assert not os.path.exists(leftover) or open(leftover, "rb").read() != b"stale bytes"
     np.testing.assert_array_equal(cache.read_video("v")["face"], values["face"])
     assert cache.verify() == []
+
+
+def test_a_writer_whose_video_was_restarted_cannot_commit(cache):
+    """A task run twice (a worker thought dead): the older writer must not mark the newer one complete."""
+    values = video_values(5, seed=14)
+    older = write_video(cache, "v", values, commit=False)
+    newer = write_video(cache, "v", values, commit=False)
+    for name, array in values.items():  # the older writer goes on writing into the new group
+        older.write(name, 0, array)
+    with pytest.raises(CacheError, match="another writer restarted this video"):
+        older.commit()
+    assert cache.video_ids() == []
+    newer.commit()
+    assert cache.video_ids() == ["v"]
+    np.testing.assert_array_equal(cache.read_video("v")["audio"], values["audio"])

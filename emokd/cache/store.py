@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +224,7 @@ class FeatureCache:
         user_attrs = {k: v for k, v in _jsonable(attrs or {}).items() if k not in RESERVED_ATTRS}
         group = self._videos.create_group(key, attributes={
             **user_attrs, "video_id": video_id, "n_frames": n_frames, "status": STATUS_WRITING,
-            "started": now_utc()})
+            "started": now_utc(), "writer": uuid.uuid4().hex})
         encoders = {record["array"]: record for record in self.encoders}
         for name, (dim, dtype) in arrays.items():
             record = encoders.get(name)

@@ -20,7 +20,7 @@ CHUNK_TARGET_BYTES = 4 * 1024 * 1024
 MIN_CHUNK_ROWS = 64
 STATUS_WRITING = "writing"
 STATUS_COMPLETE = "complete"
-RESERVED_ATTRS = ("video_id", "n_frames", "status", "started", "completed")
+RESERVED_ATTRS = ("video_id", "n_frames", "status", "started", "completed", "writer")
 
 
 def now_utc() -> str:
@@ -71,6 +71,7 @@ class VideoWriter:
         self._buffers: dict[tuple[str, int], np.ndarray] = {}
         self._flushed: dict[str, set[int]] = {name: set() for name in specs}
         self._on_commit = on_commit
+        self.token = group.attrs.get("writer")
         self.committed = False
 
     def write(self, name: str, start: int, values) -> None:
@@ -143,6 +144,10 @@ class VideoWriter:
             raise CacheError(f"video {self.video_id!r}: cannot commit, rows never written: {text}")
         for name, chunk in list(self._buffers):
             self._flush(name, chunk)
+        current = zarr.open_group(store=self.group.store, path=self.group.path, mode="r").attrs.get("writer")
+        if current != self.token:
+            raise CacheError(f"video {self.video_id!r}: another writer restarted this video while this one "
+                             "was writing (a task run twice?); not marking it complete")
         self.group.attrs.update({"status": STATUS_COMPLETE, "completed": now_utc()})
         self.committed = True
         if self._on_commit is not None:
