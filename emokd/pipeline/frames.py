@@ -53,12 +53,22 @@ def _frame_face(image: np.ndarray, size: int, detector) -> np.ndarray | None:
     return detect_face(detector, image, size) if detector is not None else whole_frame(image, size)
 
 
-def _decoded_frames(path: Path, n_frames: int, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(first index, uint8 (B, H, W, 3)) batches, every frame decoded once, in order."""
+def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(w, h) with the short side `short_side` and the aspect kept (even sizes, as scalers want)."""
+    if width >= height:
+        return max(2 * round(width * short_side / height / 2), short_side), short_side
+    return short_side, max(2 * round(height * short_side / width / 2), short_side)
+
+
+def _decoded_frames(path: Path, n_frames: int, batch_size: int,
+                    size: tuple[int, int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(first index, uint8 (B, H, W, 3)) batches, every frame decoded once, in order; `size`
+    (w, h) makes the decoder scale the frames (cheaper than decoding full size and resizing)."""
     import decord
 
+    scale = {"width": size[0], "height": size[1]} if size else {}
     try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **scale)
     except (decord.DECORDError, RuntimeError) as exc:
         raise DataError(f"{path}: decord cannot open the video ({exc})") from exc
     n_reader = len(reader)
@@ -99,7 +109,10 @@ def _video_batches(item: VideoItem, batch_size: int, crop_size: int, detector, w
             stop = min(start + batch_size, info.n_frames)
             yield batch(start, [load_crop(crop_dir, k, crop_size) for k in range(start, stop)])
         return
-    for start, frames in _decoded_frames(item.video_path, info.n_frames, batch_size):
+    # whole-frame faces only need the centre square at crop size: let the decoder scale
+    size = scaled_size(info.width, info.height, crop_size) if detector is None and info.width and info.height \
+        else None
+    for start, frames in _decoded_frames(item.video_path, info.n_frames, batch_size, size):
         yield batch(start, [_frame_face(frame, crop_size, detector) for frame in frames])
 
 
