@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from . import location
@@ -66,7 +68,8 @@ def format_info(info: dict) -> str:
     for record in info["encoders"]:
         lines.append(f"  {record['array']:<10} {record['name']} layer {record.get('layer')} -> "
                      f"{record['output_dim']}-d, weights sha256 {str(record.get('weights_sha256'))[:16]}")
-    lines.append("settings     " + ", ".join(f"{k}={v}" for k, v in info["settings"].items()))
+    lines.append("settings (in the fingerprint)")
+    lines += _key_values(info["settings"])
     if info["labels"]:
         lines.append("labels       (videos / frames / frames with VA, EXPR, AU)")
         for split, row in info["labels"].items():
@@ -81,5 +84,16 @@ def format_info(info: dict) -> str:
     for vid, message in list(info["failures"].items())[:20]:
         lines.append(f"  {vid}: {message}")
     if info["config"]:
-        lines.append("config       " + ", ".join(f"{k}={v}" for k, v in info["config"].items()))
+        lines.append("config (of the run that created the cache)")
+        lines += _key_values(info["config"])
     return "\n".join(lines)
+
+
+def _key_values(values: dict, width: int = 100) -> list[str]:
+    """One "  key: value" line per entry, nested values as compact JSON, cut at `width` characters."""
+    out = []
+    for key, value in values.items():
+        text = value if isinstance(value, str) else json.dumps(value, separators=(", ", ": "), default=str)
+        line = f"  {key}: {text}"
+        out.append(line if len(line) <= width else line[:width - 3] + "...")
+    return out
