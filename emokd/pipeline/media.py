@@ -103,6 +103,7 @@ def probe_video(path: str | Path) -> VideoInfo:
         info = dict(width=stream.codec_context.width, height=stream.codec_context.height,
                     codec=stream.codec_context.name, path=path)
         fmt = container.format.name
+        stream_start = float(stream.start_time * tb) if stream.start_time is not None else 0.0
     n = len(stamps)
     if n == 0:
         raise DataError(f"{path}: no decodable video frames")
@@ -131,11 +132,7 @@ def probe_video(path: str | Path) -> VideoInfo:
         frame_end = np.append(pts[1:], pts[-1] + last)
     else:
         log.info("%s: frame times from %s", path, source)
-        start = 0.0
-        with _open(path) as container:
-            s = container.streams.video[0]
-            if s.start_time is not None:
-                start = float(s.start_time * s.time_base)
+        start = stream_start
         pts = np.arange(n, dtype=np.float64) / fps
         frame_end = np.arange(1, n + 1, dtype=np.float64) / fps
     return VideoInfo(n, fps, pts, frame_end, source, start, **info)
