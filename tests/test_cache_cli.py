@@ -32,6 +32,7 @@ def run(*args):
 def test_info_text_and_json(cache):
     cache.record_failure("broken", "broken.mp4: no frames decoded")
     cache.begin_video("half", 4, ARRAYS)
+    cache.write_soft("teacher-1", "vid_a", {"expr": np.zeros((10, 8), np.float32)})
     result = run("cache", "info", cache.url)
     assert result.exit_code == 0, result.output
     assert "videos       2 complete, 16 frames" in result.output
@@ -41,6 +42,8 @@ def test_info_text_and_json(cache):
     assert data["videos"] == 2 and data["frames"] == 16 and data["incomplete"] == ["half"]
     assert data["config"] == {"workers": 3} and data["feature_dims"] == {"face": 8, "audio": 5}
     assert data["labels"]["validation"] == {"videos": 1, "frames": 6, "va": 6, "expr": 0, "au": 0}
+    assert data["soft_runs"] == {"teacher-1": {"videos": 1, "complete": False}}
+    assert "soft labels  teacher-1: 1 videos (run not finished)" in result.output
 
 
 def test_verify_exit_status(cache):
