@@ -160,3 +160,13 @@ def test_box_crop_pads_outside_the_image():
     crop = box_crop(image, (5, 5, 10, 10), 10)                  # half outside
     assert (crop[:5, :5] == 200).all() and (crop[5:, 5:] == 0).all()
     assert box_crop(image, (50, 50, 5, 5), 8) is None and box_crop(image, (0, 0, 0, 5), 8) is None
+
+
+def test_scaled_decode_size_keeps_the_aspect():
+    from emokd.pipeline.frames import scaled_size
+
+    assert scaled_size(640, 360, 112) == (200, 112)
+    assert scaled_size(1280, 720, 112) == (200, 112)
+    assert scaled_size(360, 640, 112) == (112, 200)
+    assert scaled_size(96, 72, 64) == (86, 64)
+    assert scaled_size(100, 100, 112) == (112, 112)
