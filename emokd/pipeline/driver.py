@@ -97,8 +97,7 @@ def dask_client(workers: int = 1, scheduler: str | None = None):
             client.close()
         return
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, scheduler_kwargs={"dashboard": False},
-                           silence_logs=logging.ERROR,
+                           dashboard_address=None, silence_logs=logging.ERROR,
                            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     client = Client(cluster)
     try:

@@ -1,0 +1,134 @@
+"""ExtractConfig, the fingerprint settings and the per-video task's fault handling (no Dask cluster)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emokd.config import load_config
+from emokd.errors import ConfigError, WeightsError
+from emokd.pipeline.extract import ExtractConfig, _describe, _face_source
+from emokd.pipeline.manifest import VideoItem
+
+
+def test_defaults_and_resolved_audio_mode():
+    from emokd.models.soundnet import SOUNDNET_DEFAULT_MODE
+
+    cfg = ExtractConfig().resolved()
+    assert (cfg.face_encoder, cfg.audio_encoder, cfg.audio_layer) == ("fer_default", "soundnet8", "conv8")
+    assert (cfg.crop_size, cfg.sample_rate, cfg.window_s, cfg.batch_size) == (112, 22050, 10.0, 64)
+    assert cfg.audio_mode == {"trunk": "shared-trunk", "window": "per-window"}[SOUNDNET_DEFAULT_MODE]
+    assert cfg.window_samples == 220500
+    assert ExtractConfig(audio_mode="per-window").resolved().audio_mode == "per-window"
+
+
+def test_config_file_then_flags(tmp_path):
+    path = tmp_path / "extract.yaml"
+    path.write_text("window_s: 5.0\nbatch_size: 16\naudio_mode: per-window\n")
+    cfg = load_config(ExtractConfig, path, {"batch_size": 8, "workers": None}).resolved()
+    assert (cfg.window_s, cfg.batch_size, cfg.workers, cfg.audio_mode) == (5.0, 8, 1, "per-window")
+    assert cfg.window_samples == 110250
+    path.write_text("window: 5.0\n")
+    with pytest.raises(ConfigError, match="unknown key.*window"):
+        load_config(ExtractConfig, path)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("audio_mode", "fast", "audio_mode"), ("face_source", "eyes", "face_source"),
+    ("sample_rate", 16000, "sample_rate"), ("batch_size", 0, "batch_size"), ("window_s", 0.0, "window_s"),
+    ("limit", 0, "limit"),
+])
+def test_bad_values_name_the_setting(field, value, words):
+    with pytest.raises(ConfigError, match=words):
+        ExtractConfig(**{field: value}).resolved()
+
+
+def _item(tmp_path, crops: bool, boxes: bool = False) -> VideoItem:
+    crop_dir = None
+    if crops:
+        crop_dir = tmp_path / "cropped_aligned" / "v"
+        crop_dir.mkdir(parents=True, exist_ok=True)
+    return VideoItem("v", tmp_path / "v.mp4", crop_dir, None, "train",
+                     face_boxes=np.zeros((3, 4)) if boxes else None)
+
+
+def test_face_source_per_item(tmp_path):
+    with_crops, without = _item(tmp_path, True), _item(tmp_path / "b", False)
+    assert _face_source(with_crops, "auto") == "crops"
+    assert _face_source(without, "auto") == "detector"
+    assert _face_source(without, "crops") == "none"
+    assert _face_source(_item(tmp_path / "c", False, boxes=True), "auto") == "crops"
+    assert _face_source(with_crops, "detector") == "detector"
+    assert _face_source(with_crops, "whole-frame") == "whole-frame"
+    gone = VideoItem("g", None, tmp_path / "missing", None, "train")  # folder named but absent
+    assert _face_source(gone, "auto") == "detector"
+
+
+def test_error_text_names_the_file_once(tmp_path):
+    from emokd.errors import DataError
+
+    item = _item(tmp_path, False)
+    assert _describe(item, DataError(f"{item.video_path}: cannot open video")) == f"{item.video_path}: cannot open video"
+    assert _describe(item, ValueError("bad shape")) == f"{item.video_path}: ValueError: bad shape"
+
+
+@pytest.fixture(scope="module")
+def encoders():
+    from emokd.pipeline.extract import load_encoders
+
+    try:
+        return load_encoders(ExtractConfig().resolved())
+    except WeightsError as exc:
+        pytest.skip(f"default weights not available: {exc}")
+
+
+def test_fingerprint_settings_hold_every_feature_setting(encoders):
+    from emokd.pipeline.extract import fingerprint_settings
+
+    cfg = ExtractConfig().resolved()
+    settings = fingerprint_settings(cfg, encoders)
+    assert set(settings) == {"face_encoder", "audio_encoder", "face_source", "face_detector", "crop_size",
+                             "sample_rate", "window_s", "audio_mode"}
+    for key in ("face_encoder", "audio_encoder"):
+        assert len(settings[key]["weights_sha256"]) == 64 and settings[key]["layer"]
+    assert settings["audio_encoder"]["layer"] == "conv8" and settings["audio_encoder"]["output_dim"] == 1000
+    assert settings["face_detector"]["weights_sha256"]  # auto may use the detector
+    # runtime settings never change the fingerprint; feature settings do
+    from dataclasses import replace
+    assert fingerprint_settings(replace(cfg, workers=4, batch_size=8, device="cpu"), encoders) == settings
+    assert fingerprint_settings(replace(cfg, window_s=5.0), encoders)["window_s"] == 5.0
+
+
+def test_task_records_a_failure_instead_of_raising(tmp_path, encoders):
+    """A missing file and a file with no video stream: status failed, the message names the file."""
+    import av
+
+    from emokd.cache import FeatureCache
+    from emokd.pipeline.driver import prepare_cache
+    from emokd.pipeline.extract import extract_video
+
+    audio_only = tmp_path / "audio_only.mp4"
+    with av.open(str(audio_only), "w") as out:
+        stream = out.add_stream("aac", rate=22050, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        frame.sample_rate = 22050
+        for packet in list(stream.encode(frame)) + list(stream.encode(None)):
+            out.mux(packet)
+    items = [VideoItem("missing", tmp_path / "missing.mp4", None, None, "train"),
+             VideoItem("audio_only", audio_only, None, None, "train")]
+    url = str(tmp_path / "cache.zarr")
+    cfg = ExtractConfig().resolved()
+    _, plan = prepare_cache(items, url, cfg)
+    assert [i.video_id for i in plan.todo] == ["missing", "audio_only"]
+    for item in items:
+        result = extract_video(item, url, cfg, plan.settings)
+        assert result["status"] == "failed" and str(item.video_path) in result["error"]
+    cache = FeatureCache.open(url)
+    assert cache.video_ids(include_incomplete=True) == []  # nothing half-written is left as complete
+    with pytest.raises(Exception, match="duplicate video ids"):
+        prepare_cache(items + items[:1], url, cfg)
+    # a worker whose encoders differ from the driver's refuses to write
+    other = dict(plan.settings, window_s=5.0)
+    result = extract_video(items[1], url, cfg, other)
+    assert result["status"] == "failed" and "window_s" in result["error"]
+    assert Path(url).is_dir()
