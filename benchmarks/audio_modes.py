@@ -120,19 +120,24 @@ def main() -> None:
     rates, outputs = {}, {}
     for mode, run, frames in (("shared", encoder.encode_track, np.arange(n_frames)),
                               ("exact", encoder.encode_track_windows, subset)):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         outputs[mode] = run(signal, ends[frames], window)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
-        rates[mode] = (time.perf_counter() - start, len(frames))
+        rates[mode] = (time.perf_counter() - start, len(frames), time.process_time() - cpu_start)
     print(f"SoundNet-8 conv8, {args.seconds:g} s of {source} speech-like audio, {n_frames} frames at "
           f"{args.fps:g} fps, 10 s windows, device {args.device}, {args.threads} thread(s); exact mode on "
           f"every {args.exact_every} frame(s)")
+    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+    print(f"  (load average {load}; frames per CPU-second is the figure to read on a shared machine)")
     for mode in ("exact", "shared"):
-        seconds, frames = rates[mode]
-        print(f"  {mode:6s} {frames:5d} frames {seconds:8.2f} s  {frames / seconds:9.1f} frames/s")
-    speed = {m: rates[m][1] / rates[m][0] for m in rates}
-    print(f"  speed-up shared / exact: {speed['shared'] / speed['exact']:.1f}x")
+        seconds, frames, cpu = rates[mode]
+        print(f"  {mode:6s} {frames:5d} frames {seconds:8.2f} s  {frames / seconds:9.1f} frames/s  "
+              f"{frames / cpu:9.1f} frames/CPU-s")
+    wall = {m: rates[m][1] / rates[m][0] for m in rates}
+    cpu = {m: rates[m][1] / rates[m][2] for m in rates}
+    print(f"  speed-up shared / exact: {wall['shared'] / wall['exact']:.1f}x wall, "
+          f"{cpu['shared'] / cpu['exact']:.1f}x CPU time")
     # the shared mode moves each window start onto the 256-sample grid; the exact mode run on those
     # moved windows separates what the move itself changes from what the shared edges change
     rounded = (np.floor((ends[subset] - window) / 256 + 0.5).astype(np.int64) * 256 + window)
