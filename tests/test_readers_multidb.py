@@ -252,3 +252,21 @@ def test_index_sources_affwild2_shared_videos_carry_both_labels(tmp_path):
     assert np.allclose(item.labels.va[every_5th], truth["va"][every_5th], equal_nan=True)
     assert np.isnan(item.labels.va[~every_5th]).all()
     assert (item.labels.au == -1).all()                     # AU not among this source's tasks
+
+
+def test_still_and_clip_items_through_the_frame_reader(tmp_path):
+    """The pipeline reads these items: a still is one face crop from its box, without audio."""
+    from PIL import Image
+
+    from emokd.pipeline.frames import iter_frame_batches
+
+    root = _affectnet(tmp_path, [f"1/a.jpg,20,10,40,40,{LM},3,0.1,0.2\n"])
+    image = np.zeros((80, 100, 3), np.uint8)
+    image[10:50, 20:60] = (250, 30, 30)                      # the face box is all red
+    (root / "Manually_Annotated_Images" / "1").mkdir()
+    Image.fromarray(image).save(root / "Manually_Annotated_Images" / "1" / "a.jpg", quality=95)
+    item = read_affectnet(root)[0][0]
+    [batch] = list(iter_frame_batches(item, batch_size=8, crop_size=32, with_audio=True))
+    assert batch.index.tolist() == [0] and batch.faces.shape == (1, 32, 32, 3)
+    assert batch.face_ok.tolist() == [True] and batch.audio_ok.tolist() == [False]
+    assert batch.faces[0, 4:28, 4:28, 0].min() > 200 and batch.faces[0, 4:28, 4:28, 1].max() < 80

@@ -83,7 +83,7 @@ def test_loss_roles_and_combination_masking():
     _, parts_s = recipe.loss(out, batch, EpochState(role="student"))
     # teacher == student: KD is 0, so the EXPR loss is 0.6 x CE of the one labelled frame, over 3 frames
     ce = torch.nn.functional.cross_entropy(out["expr"][1:2], torch.tensor([4]))
-    assert parts_s["expr_VA"] == pytest.approx(0.6 * float(ce) / 3, rel=1e-5)
+    assert parts_s["expr_VA"] == pytest.approx(0.6 * ce.item() / 3, rel=1e-5)
 
 
 def test_balance_weights_hand_computed():
