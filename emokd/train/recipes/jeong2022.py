@@ -62,7 +62,6 @@ class Jeong2022(Recipe):
         if self.config.delta_schedule not in ("constant", "linear"):
             raise ConfigError(f"recipe_options.delta_schedule: {self.config.delta_schedule!r}; "
                               "use 'constant' or 'linear'")
-        self.gamma: dict[str, float] = {t: 1.0 for t in TRAIN_TASKS}
 
     def build_model(self, dims: dict[str, int]) -> MultitaskNet:
         c = self.config
