@@ -249,3 +249,15 @@ def test_a_writer_whose_video_was_restarted_cannot_commit(cache):
     newer.commit()
     assert cache.video_ids() == ["v"]
     np.testing.assert_array_equal(cache.read_video("v")["audio"], values["audio"])
+
+
+def test_a_creation_interrupted_before_its_attributes_is_created_again(tmp_path):
+    import zarr
+    skeleton = zarr.open_group(tmp_path / "c.zarr", mode="w")
+    skeleton.create_group("videos")
+    cache = FeatureCache.create(tmp_path / "c.zarr", SETTINGS, {}, ENCODERS)
+    assert cache.video_ids() == [] and cache.settings["crop_size"] == 112
+    foreign = zarr.open_group(tmp_path / "other.zarr", mode="w")
+    foreign.create_array("x", shape=(3,), dtype="int8")
+    with pytest.raises(CacheError, match="a Zarr store, but not an emokd feature cache"):
+        FeatureCache.create(tmp_path / "other.zarr", SETTINGS, {}, ENCODERS)

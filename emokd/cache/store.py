@@ -26,7 +26,8 @@ from . import failures as _failures
 from . import labels as _labels
 from . import location
 from . import soft as _soft
-from .fingerprint import compute_fingerprint, differences, fingerprint_inputs
+from .beside import BesideFeatures
+from .fingerprint import array_name, compute_fingerprint, differences, fingerprint_inputs
 from .keys import decode_key, encode_key
 from .video_writer import (RESERVED_ATTRS, STATUS_COMPLETE, STATUS_WRITING, VideoWriter,
                            create_frame_array, now_utc)
@@ -36,11 +37,17 @@ VIDEOS = "videos"
 SUBGROUPS = (VIDEOS, _labels.GROUP, _soft.GROUP, _failures.GROUP)
 
 
+def _is_empty_skeleton(root: zarr.Group) -> bool:
+    """Only our (empty) top-level groups: what `create` writes before the root attributes."""
+    members = dict(root.members())
+    return set(members) <= set(SUBGROUPS) and not any(list(group.keys()) for group in members.values())
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-class FeatureCache:
+class FeatureCache(BesideFeatures):
     """A feature cache on a local path or fsspec URL. Build with `create` or `open`."""
 
     def __init__(self, url: str | Path, root: zarr.Group, writable: bool,
@@ -74,30 +81,40 @@ class FeatureCache:
         inputs = fingerprint_inputs(settings, encoders)
         fingerprint = compute_fingerprint(inputs)
         if not overwrite and location.exists(url, storage_options):
-            if location.has_zarr_root(url, storage_options):
-                stored = dict(location.open_root(url, "r", storage_options).attrs)
-                if stored.get("emokd_cache") != FORMAT_TAG:
-                    raise CacheError(f"{url}: a Zarr store, but not an emokd feature cache; choose a new "
-                                     "path or use --overwrite")
-                if stored.get("fingerprint") != fingerprint:
-                    old = {key: stored.get(key) for key in ("schema_version", "settings", "encoders")}
-                    lines = differences(old, inputs) or ["(same settings, different fingerprint algorithm)"]
-                    raise CacheError(
-                        f"{url}: the existing cache was made with different settings:\n  "
-                        + "\n  ".join(lines)
-                        + "\nUse --overwrite to delete it and start again, or choose a new cache path.")
-                return cls.open(url, mode="r+", storage_options=storage_options)
-            if not (location.is_local(url) and location.is_empty_dir(url)):
-                raise CacheError(f"{url}: exists and is not an emokd cache; choose a new path or use --overwrite")
+            existing = cls._existing(url, fingerprint, inputs, storage_options)
+            if existing is not None:
+                return existing
         attrs = {"emokd_cache": FORMAT_TAG, "schema_version": inputs["schema_version"],
                  "fingerprint": fingerprint, "settings": inputs["settings"], "encoders": inputs["encoders"],
-                 "encoder_order": [r.get("array") or r["kind"] for r in encoders],
+                 "encoder_order": [array_name(r) for r in encoders],
                  "config": _jsonable(config or {}), "created": now_utc()}
         root = location.open_root(url, "w", storage_options)
         for name in SUBGROUPS:
             root.create_group(name)
         root.attrs.update(attrs)  # last: a store without these attrs is not (yet) a cache
         return cls(url, root, writable=True, storage_options=storage_options)
+
+    @classmethod
+    def _existing(cls, url, fingerprint: str, inputs: dict, storage_options) -> FeatureCache | None:
+        """The cache at `url` if its fingerprint matches; None if `url` may be (re)created; else CacheError."""
+        if not location.has_zarr_root(url, storage_options):
+            if location.is_local(url) and location.is_empty_dir(url):
+                return None
+            raise CacheError(f"{url}: exists and is not an emokd cache; choose a new path or use --overwrite")
+        root = location.open_root(url, "r", storage_options)
+        stored = dict(root.attrs)
+        if not stored and _is_empty_skeleton(root):
+            return None  # a creation interrupted before its attributes were written
+        if stored.get("emokd_cache") != FORMAT_TAG:
+            raise CacheError(f"{url}: a Zarr store, but not an emokd feature cache; choose a new path "
+                             "or use --overwrite")
+        if stored.get("fingerprint") != fingerprint:
+            old = {key: stored.get(key) for key in ("schema_version", "settings", "encoders")}
+            lines = differences(old, inputs) or ["(same settings, different fingerprint algorithm)"]
+            raise CacheError(f"{url}: the existing cache was made with different settings:\n  "
+                             + "\n  ".join(lines)
+                             + "\nUse --overwrite to delete it and start again, or choose a new cache path.")
+        return cls.open(url, mode="r+", storage_options=storage_options)
 
     @classmethod
     def open(cls, url: str | Path, mode: str = "r", storage_options: dict | None = None) -> FeatureCache:
@@ -236,67 +253,6 @@ class FeatureCache:
     def delete_video(self, video_id: str) -> None:
         self._require_writable(f"delete video {video_id!r}")
         location.remove_node(self._videos, encode_key(video_id))
-
-    # ---- labels --------------------------------------------------------------------------------
-    def _frames_for_labels(self, video_id: str) -> int:
-        group = self._video_group(video_id)
-        if group is None:
-            raise CacheError(f"{self.url}: cannot write labels of {video_id!r}: the video is not in the cache")
-        return int(group.attrs["n_frames"])
-
-    def write_labels(self, video_id: str, va=None, expr=None, au=None, split: str = "unlabelled",
-                     dataset: str = "affwild2") -> None:
-        """Per-frame labels, fitted to the video's n_frames (extra rows dropped, absent rows missing)."""
-        self._require_writable(f"write labels of {video_id!r}")
-        _labels.write_labels(self.root, video_id, self._frames_for_labels(video_id), va, expr, au, split, dataset)
-
-    def has_labels(self, video_id: str) -> bool:
-        return _labels.label_group(self.root, video_id) is not None
-
-    def read_labels(self, video_id: str) -> dict:
-        """dict(va (n, 2) float32 NaN, expr (n,) int8 -1, au (n, 12) int8 -1, split, dataset)."""
-        return _labels.read_labels(self.root, video_id)
-
-    # ---- soft labels ---------------------------------------------------------------------------
-    def write_soft(self, run: str, video_id: str, arrays: dict, attrs: dict | None = None) -> None:
-        self._require_writable(f"write soft labels of {video_id!r}")
-        _soft.write_soft(self.root, run, video_id, self.n_frames(video_id), arrays, attrs)
-
-    def finish_soft_run(self, run: str, attrs: dict | None = None) -> None:
-        self._require_writable(f"finish soft labels of run {run!r}")
-        _soft.finish_soft_run(self.root, run, attrs)
-
-    def read_soft(self, run: str, video_id: str) -> dict[str, np.ndarray]:
-        return _soft.read_soft(self.root, run, video_id)
-
-    def has_soft(self, run: str, video_id: str) -> bool:
-        return _soft.soft_video_group(self.root, run, video_id) is not None
-
-    def soft_runs(self, complete_only: bool = False) -> list[str]:
-        return _soft.soft_runs(self.root, complete_only)
-
-    def soft_video_ids(self, run: str) -> list[str]:
-        return _soft.soft_video_ids(self.root, run)
-
-    # ---- failures ------------------------------------------------------------------------------
-    def record_failure(self, video_id: str, message: str) -> None:
-        """Log a failed video. Unless the video is complete, its partial group and labels go."""
-        self._require_writable(f"record a failure of {video_id!r}")
-        if not self.is_complete(video_id):
-            self.delete_video(video_id)
-            _labels.delete_labels(self.root, video_id)
-        _failures.record_failure(self.root, video_id, message)
-
-    def clear_failure(self, video_id: str) -> None:
-        self._require_writable(f"clear the failure of {video_id!r}")
-        _failures.clear_failure(self.root, video_id)
-
-    def failures(self) -> dict[str, str]:
-        return {vid: record["message"] for vid, record in self.failure_log().items()}
-
-    def failure_log(self) -> dict[str, dict]:
-        """video id -> {"message", "time", "attempts"}."""
-        return _failures.failure_log(self.root)
 
     # ---- summaries -----------------------------------------------------------------------------
     def info(self) -> dict:

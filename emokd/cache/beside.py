@@ -1,0 +1,77 @@
+"""FeatureCache methods for what is stored beside the features: labels, teacher soft labels and
+the failure log (a mixin, so that store.py keeps to the root and the video groups)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CacheError
+from . import failures as _failures
+from . import labels as _labels
+from . import soft as _soft
+
+
+class BesideFeatures:
+    """Needs from the class it is mixed into: root, url, _require_writable, _video_group, n_frames,
+    is_complete, delete_video."""
+
+    # ---- labels --------------------------------------------------------------------------------
+    def _frames_for_labels(self, video_id: str) -> int:
+        group = self._video_group(video_id)
+        if group is None:
+            raise CacheError(f"{self.url}: cannot write labels of {video_id!r}: the video is not in the cache")
+        return int(group.attrs["n_frames"])
+
+    def write_labels(self, video_id: str, va=None, expr=None, au=None, split: str = "unlabelled",
+                     dataset: str = "affwild2") -> None:
+        """Per-frame labels, fitted to the video's n_frames (extra rows dropped, absent rows missing)."""
+        self._require_writable(f"write labels of {video_id!r}")
+        _labels.write_labels(self.root, video_id, self._frames_for_labels(video_id), va, expr, au, split, dataset)
+
+    def has_labels(self, video_id: str) -> bool:
+        return _labels.label_group(self.root, video_id) is not None
+
+    def read_labels(self, video_id: str) -> dict:
+        """dict(va (n, 2) float32 NaN, expr (n,) int8 -1, au (n, 12) int8 -1, split, dataset)."""
+        return _labels.read_labels(self.root, video_id)
+
+    # ---- soft labels ---------------------------------------------------------------------------
+    def write_soft(self, run: str, video_id: str, arrays: dict, attrs: dict | None = None) -> None:
+        self._require_writable(f"write soft labels of {video_id!r}")
+        _soft.write_soft(self.root, run, video_id, self.n_frames(video_id), arrays, attrs)
+
+    def finish_soft_run(self, run: str, attrs: dict | None = None) -> None:
+        self._require_writable(f"finish soft labels of run {run!r}")
+        _soft.finish_soft_run(self.root, run, attrs)
+
+    def read_soft(self, run: str, video_id: str) -> dict[str, np.ndarray]:
+        return _soft.read_soft(self.root, run, video_id)
+
+    def has_soft(self, run: str, video_id: str) -> bool:
+        return _soft.soft_video_group(self.root, run, video_id) is not None
+
+    def soft_runs(self, complete_only: bool = False) -> list[str]:
+        return _soft.soft_runs(self.root, complete_only)
+
+    def soft_video_ids(self, run: str) -> list[str]:
+        return _soft.soft_video_ids(self.root, run)
+
+    # ---- failures ------------------------------------------------------------------------------
+    def record_failure(self, video_id: str, message: str) -> None:
+        """Log a failed video. Unless the video is complete, its partial group and labels go."""
+        self._require_writable(f"record a failure of {video_id!r}")
+        if not self.is_complete(video_id):
+            self.delete_video(video_id)
+            _labels.delete_labels(self.root, video_id)
+        _failures.record_failure(self.root, video_id, message)
+
+    def clear_failure(self, video_id: str) -> None:
+        self._require_writable(f"clear the failure of {video_id!r}")
+        _failures.clear_failure(self.root, video_id)
+
+    def failures(self) -> dict[str, str]:
+        return {vid: record["message"] for vid, record in self.failure_log().items()}
+
+    def failure_log(self) -> dict[str, dict]:
+        """video id -> {"message", "time", "attempts"}."""
+        return _failures.failure_log(self.root)
