@@ -41,7 +41,8 @@ KEYS = ("ccc_v", "ccc_a", "ccc_va", "f1_expr", "acc_expr", "expr_score", "score"
 
 def run(cache: str, out: Path, name: str, args, seed: int, teacher: str | None = None, **options) -> dict:
     cfg = TrainConfig(cache=cache, out=str(out / f"{name}_s{seed}"), role="student" if teacher else "teacher",
-                      teacher=teacher, recipe="vu2021", recipe_options={**SETS, **NET, **options},
+                      teacher=teacher, recipe="vu2021",
+                      recipe_options={**SETS, **NET, "rounds": args.rounds, **options},
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                       seed=seed, device="cpu", window=6, stride=2, data_on_device=False,
                       soft_run=f"{out.name}_{name}_s{seed}", eval_batch_size=4096)
@@ -57,10 +58,13 @@ def run(cache: str, out: Path, name: str, args, seed: int, teacher: str | None =
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--epochs", type=int, default=150)   # an epoch ends with the shortest set: few steps
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--rounds", default="10",
+                        help="steps per epoch; a number gives every run the same step budget (the recipe's "
+                             "default 'min' ends an epoch with the shortest set, which differs between runs)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--patience", type=int, default=25)
+    parser.add_argument("--patience", type=int, default=15)
     parser.add_argument("--cache", help="reuse (or write) the synthetic cache here instead of a temporary one")
     parser.add_argument("--expr-stills", type=int, default=400)
     parser.add_argument("--both-stills", type=int, default=120)

@@ -45,6 +45,8 @@ def test_sets_follow_config():
     assert sorted(no_comb.streams(data, "train")) == ["EXPR", "VA"]
     with pytest.raises(ConfigError, match="unknown key"):
         build_recipe("vu2021", {"expr_dataset": ["expw"]})
+    with pytest.raises(ConfigError, match="rounds: 'short'"):
+        build_recipe("vu2021", {"rounds": "short"})
 
 
 def test_one_batch_per_set_per_step_and_short_items():
@@ -60,6 +62,8 @@ def test_one_batch_per_set_per_step_and_short_items():
         assert row == [float(frame)] * 3
     steps = list(Vu2021(Vu2021Config(rounds="max")).train_steps(data, "train", 1, np.random.default_rng(0)))
     assert len(steps) == 6 and all(len(s) == 3 for s in steps)
+    steps = list(Vu2021(Vu2021Config(rounds=4)).train_steps(data, "train", 2, np.random.default_rng(0)))
+    assert len(steps) == 4
 
 
 def test_loss_roles_and_combination_masking():

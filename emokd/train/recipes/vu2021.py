@@ -65,6 +65,8 @@ class Vu2021(Recipe):
         if not (0 <= c.gt_weight <= 1 and 0 <= c.kd_weight <= 1) or c.temperature <= 0:
             raise ConfigError(f"recipe_options: gt_weight {c.gt_weight}, kd_weight {c.kd_weight} must lie "
                               f"in [0, 1] and temperature {c.temperature} be > 0")
+        if str(c.rounds) not in ("min", "max") and not str(c.rounds).isdigit():
+            raise ConfigError(f"recipe_options.rounds: {c.rounds!r}; use 'min', 'max' or a number of steps")
         self.bins = VABins(c.va_bins)
         self.loss_config = Vu2021LossConfig(c.temperature, c.gt_weight, c.kd_weight, c.ccc_weight)
 
@@ -92,7 +94,7 @@ class Vu2021(Recipe):
         weights = None
         if self.config.balanced:
             weights = {g: sampling.balance_weights(data, idx, g, self.bins) for g, idx in streams.items() if len(idx)}
-        rounds = self.config.rounds if self.config.rounds in ("max", "min") else int(self.config.rounds)
+        rounds = self.config.rounds if str(self.config.rounds) in ("max", "min") else int(self.config.rounds)
         for step in sampling.steps(streams, batch_size, rng, rounds, weights):
             yield [data.batch(idx, stream=name) for name, idx in step]
 
