@@ -213,7 +213,7 @@ class SoundNet8Encoder(FrozenEncoder):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if layer_steps(x.shape[-1])[self.layer] < 1:
             raise ValueError(f"soundnet8: {x.shape[-1]} samples are too short for layer {self.layer} "
-                             f"(conv8 needs about 9.6 s at 22050 Hz)")
+                             f"(conv8 needs about 9.5 s at 22050 Hz)")
         return self.net(x, self.layer).mean(dim=2)
 
     def layer_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
