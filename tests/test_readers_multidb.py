@@ -42,6 +42,7 @@ def test_affectnet_labels_mapping_and_dropped_classes(tmp_path):
     a = by_id["affectnet/1/a"]
     assert a.frame_images == [root / "Manually_Annotated_Images" / "1/a.jpg"]
     assert a.face_boxes.tolist() == [[5, 6, 100, 110]] and a.video_path is None and a.split == "train"
+    assert a.fps == 1.0   # one frame at t = 0
     assert a.dataset == "affectnet"
     assert a.labels.expr.tolist() == [4] and a.labels.va.tolist() == [[0.5, -0.25]]
     assert (a.labels.au == -1).all() and a.labels.au.shape == (1, 12)

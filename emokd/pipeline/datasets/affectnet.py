@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..manifest import FrameLabels, VideoItem
-from .common import find_dir, frame_labels_arrays, malformed
+from .common import STILL_FPS, find_dir, frame_labels_arrays, malformed
 
 DATASET = "affectnet"
 COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
@@ -51,7 +51,7 @@ def _row_item(row: list[str], path: Path, line_no: int, images: Path, split: str
         return None
     item_id = f"{name}/{rel.rsplit('.', 1)[0]}"
     return VideoItem(video_id=item_id, video_path=None, crop_dir=None, labels=FrameLabels(va=va, expr=expr, au=au),
-                     split=split, dataset=name, frame_images=[images / rel], face_boxes=box)
+                     split=split, dataset=name, frame_images=[images / rel], face_boxes=box, fps=STILL_FPS)
 
 
 def read_affectnet_csv(path: Path, images: Path, split: str, name: str = DATASET) -> tuple[list[VideoItem], int]:

@@ -10,6 +10,10 @@ from ...constants import N_AU
 from ...errors import DataError
 
 
+# A still is a one-frame image sequence shown at t = 0; extraction needs a clock for its pts.
+STILL_FPS = 1.0
+
+
 def frame_labels_arrays(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Empty per-frame label arrays (all missing): va (n, 2) NaN, expr (n,) -1, au (n, 12) -1."""
     return (np.full((n, 2), np.nan, np.float32), np.full(n, -1, np.int8), np.full((n, N_AU), -1, np.int8))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..manifest import FrameLabels, VideoItem
-from .common import find_dir, find_file, frame_labels_arrays, malformed
+from .common import STILL_FPS, find_dir, find_file, frame_labels_arrays, malformed
 
 DATASET = "expw"
 # ExpW code -> emokd EXPR index (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise)
@@ -63,7 +63,7 @@ def read_expw(root: str | Path, name: str = DATASET, split: str = "train",
             expr[0] = EXPR_MAP[code]
             items.append(VideoItem(video_id=item_id, video_path=None, crop_dir=None,
                                    labels=FrameLabels(va=va, expr=expr, au=au), split=split, dataset=name,
-                                   frame_images=[images / image], face_boxes=box))
+                                   frame_images=[images / image], face_boxes=box, fps=STILL_FPS))
     if low:
         problems.append(f"{path}: {low} faces under confidence {min_confidence} skipped")
     return items, problems
