@@ -271,3 +271,54 @@ def test_still_and_clip_items_through_the_frame_reader(tmp_path):
     assert batch.index.tolist() == [0] and batch.faces.shape == (1, 32, 32, 3)
     assert batch.face_ok.tolist() == [True] and batch.audio_ok.tolist() == [False]
     assert batch.faces[0, 4:28, 4:28, 0].min() > 200 and batch.faces[0, 4:28, 4:28, 1].max() < 80
+
+
+@pytest.mark.slow
+def test_extract_features_on_a_sources_file(tmp_path):
+    """`emokd extract-features sources.yaml` with the default encoders: stills and a clip in one cache."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from emokd.cache.store import FeatureCache
+    from emokd.errors import WeightsError
+    from emokd.models import weights as store
+
+    try:
+        store.asset_path("soundnet8"), store.asset_path("fer_pyemotion")
+    except WeightsError as exc:
+        pytest.skip(f"default weights not available here: {exc}")
+    rng = np.random.default_rng(0)
+
+    def image(path, size=(96, 96)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(path)
+
+    _affectnet(tmp_path, [f"1/a.jpg,10,10,60,60,{LM},1,0.5,-0.2\n"])
+    image(tmp_path / "Manually_Annotated_Images" / "1" / "a.jpg")
+    (tmp_path / "expw" / "label").mkdir(parents=True)
+    (tmp_path / "expw" / "label" / "label.lst").write_text("x.jpg 0 5 5 60 60 50.0 3\nx.jpg 1 10 40 90 70 3.0 6\n")
+    image(tmp_path / "expw" / "image" / "origin" / "x.jpg")
+    frames = {f"{k:05d}": {"valence": k, "arousal": -k, "landmarks": [[20, 20], [80, 85]]} for k in range(3)}
+    clip = _afew_clip(tmp_path / "afew", "001", frames)
+    for k in range(3):
+        image(clip / f"{k:05d}.png", (100, 120))
+    (tmp_path / "sources.yaml").write_text(
+        "sources:\n  - {kind: affectnet, root: .}\n  - {kind: expw, root: expw}\n  - {kind: afew_va, root: afew}\n")
+    url = tmp_path / "cache.zarr"
+    done = subprocess.run([sys.executable, "-m", "emokd", "extract-features", str(tmp_path / "sources.yaml"),
+                           "--cache", str(url), "--workers", "1", "--no-progress"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cache = FeatureCache.open(str(url))
+    assert cache.video_ids() == ["afew_va/001", "affectnet/1/a", "expw/x/0", "expw/x/1"]
+    assert {v: cache.n_frames(v) for v in cache.video_ids()} == {"afew_va/001": 3, "affectnet/1/a": 1,
+                                                                  "expw/x/0": 1, "expw/x/1": 1}
+    for vid in cache.video_ids():
+        arrays = cache.read_video(vid)
+        assert arrays["face_ok"].all() and not arrays["audio_ok"].any()
+    faces = [cache.read_video(v)["face"][0] for v in ("expw/x/0", "expw/x/1")]
+    assert not np.array_equal(faces[0], faces[1])           # two faces of one image, two crops
+    assert cache.read_labels("expw/x/1")["expr"].tolist() == [0]
+    assert np.allclose(cache.read_labels("afew_va/001")["va"], [[0, 0], [0.1, -0.1], [0.2, -0.2]])
+    assert cache.read_labels("affectnet/1/a")["dataset"] == "affectnet"
