@@ -137,3 +137,18 @@ def test_device_auto_and_unavailable_cuda():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_cli_errors_are_one_line_and_name_the_setting(teacher, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["train-from-cache", "--cache", teacher["url"], "--role", "student",
+                                  "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "needs --teacher" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("recipe_options: {alphaa: 1.0}\n")
+    result = runner.invoke(main, ["train-from-cache", "--cache", teacher["url"], "--out", str(tmp_path / "t"),
+                                  "--config", str(bad), "--device", "cpu"])
+    assert result.exit_code == 2 and "alphaa" in result.output
+    assert not (tmp_path / "t").exists()
+    result = runner.invoke(main, ["train-from-cache", "--cache", teacher["url"], "--out", str(teacher["run"])])
+    assert result.exit_code == 2 and "already holds a run" in result.output

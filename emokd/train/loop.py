@@ -42,6 +42,7 @@ def seed_everything(seed: int) -> None:
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
     """Train one run; returns the summary (best epoch, best validation metrics, soft-label run)."""
     cfg.check()
+    recipe = build_recipe(cfg.recipe, cfg.recipe_options)      # unknown options fail before any write
     device = resolve_device(cfg.device)
     run = RunDir(cfg.out)
     run.prepare(cfg, resume)
@@ -56,7 +57,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                            device if cfg.data_on_device else "cpu")
 
     # model and optimiser
-    recipe = build_recipe(cfg.recipe, cfg.recipe_options)
     model = recipe.build_model(data.dims).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     state = EpochState(role=cfg.role, epochs=cfg.epochs, patience=cfg.patience)
