@@ -8,8 +8,8 @@ Prints, side by side in one run:
     Zarr store), in samples/s;
   * memory per million cached frames for the cache's dims.
 
-    .venv/bin/python benchmarks/train.py [--videos 20 --frames 1500 --face-dim 512 --audio-dim 1000
-                                          --batch-size 256 --steps 60 --device auto]
+    .venv/bin/python benchmarks/train.py [--videos 6 --frames 1000 --face-dim 512 --audio-dim 1000
+                                          --batch-size 256 --steps 12 --device auto]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 import numpy as np
 import torch
 
+from emokd.cache.keys import encode_key
 from emokd.cache.store import FeatureCache
 from emokd.train.data import load_frame_data
 from emokd.train.recipe import EpochState, build_recipe
@@ -49,12 +50,12 @@ def run_steps(model, recipe, optimizer, batches, state, device):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--videos", type=int, default=20)
-    p.add_argument("--frames", type=int, default=1500)
+    p.add_argument("--videos", type=int, default=6)
+    p.add_argument("--frames", type=int, default=1000)
     p.add_argument("--face-dim", type=int, default=512)
     p.add_argument("--audio-dim", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--steps", type=int, default=12)
     p.add_argument("--naive-batches", type=int, default=3)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
@@ -120,7 +121,7 @@ def main() -> None:
             v = int(cpu_data.frame_video[g])
             vid, k = cpu_data.video_ids[v], int(g - cpu_data.video_start[v])
             rows = np.maximum(k - offsets, 0)
-            arrays = cache.root["videos"][vid.replace("/", "~2F")]
+            arrays = cache.root["videos"][encode_key(vid)]
             _ = arrays[face_name].get_orthogonal_selection((rows, slice(None)))
             _ = arrays["audio"][k]
             n += 1
