@@ -22,6 +22,7 @@ An item that carried labels and has none left after `tasks`/`thin` is left out.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 from pathlib import Path
 
@@ -124,19 +125,25 @@ def _read_source(entry: dict, base: Path, where: str) -> tuple[list[VideoItem], 
     root = Path(entry["root"]).expanduser()
     root = root if root.is_absolute() else base / root
     options = dict(entry.get("options") or {})
+    name = entry.get("name", kind)
     if kind in READERS:
-        items, problems = READERS[kind](root, name=entry.get("name", kind), **options)
+        reader = READERS[kind]
+        allowed = set(inspect.signature(reader).parameters) - {"root", "name"}
+        if set(options) - allowed:
+            raise ConfigError(f"{where}: bad options {sorted(set(options) - allowed)} for kind {kind}; "
+                              f"known: {sorted(allowed)}")
+        items, problems = reader(root, name=name, **options)
         return items, problems, {}
     from ..index import index_dataset   # Aff-Wild2 layout or a generic CSV/JSON manifest
 
     if options:
-        raise ConfigError(f"{where}: kind {kind} takes no options, got {sorted(options)}")
+        raise ConfigError(f"{where}: bad options {sorted(options)}: kind {kind} takes none")
     manifest = index_dataset(root)
-    items = manifest.items
     if kind == "generic":
-        name = entry.get("name", kind)
         items = [replace(it, dataset=name, video_id=it.video_id if it.video_id.startswith(f"{name}/")
-                         else f"{name}/{it.video_id}") for it in items]
+                         else f"{name}/{it.video_id}") for it in manifest.items]
+    else:
+        items = [replace(it, dataset=name) for it in manifest.items]   # Aff-Wild2 ids stay bare
     return items, list(manifest.problems), dict(manifest.test_lists)
 
 
@@ -163,10 +170,7 @@ def index_sources(path: str | Path) -> Manifest:
         if any(t not in TASKS for t in tasks):
             raise ConfigError(f"{where}: tasks {list(tasks)} must be among {list(TASKS)}")
         thin = _parse_thin(entry.get("thin", 1), where)
-        try:
-            items, found, tests = _read_source(entry, path.parent, where)
-        except TypeError as exc:   # reader options that the reader does not take
-            raise ConfigError(f"{where}: bad options: {exc}") from None
+        items, found, tests = _read_source(entry, path.parent, where)
         problems += found
         for key, names in tests.items():
             test_lists.setdefault(key, []).extend(names)
