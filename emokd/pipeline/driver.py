@@ -31,6 +31,7 @@ class ExtractionSummary:
     frames: int = 0
     seconds: float = 0.0
     failures: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # worker seconds per stage, all videos
 
     @property
     def frames_per_second(self) -> float:
@@ -97,7 +98,7 @@ def dask_client(workers: int = 1, scheduler: str | None = None):
             client.close()
         return
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR,
+                           dashboard_address=":0", silence_logs=logging.ERROR,
                            env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     client = Client(cluster)
     try:
@@ -113,8 +114,6 @@ def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite
 
     `log_file` (e.g. inside a local cache folder) starts receiving the log once the cache exists.
     """
-    from ..cache import FeatureCache
-
     cfg = cfg.resolved()
     if cfg.limit is not None:
         items = items[: cfg.limit]
@@ -129,16 +128,16 @@ def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite
         with contextlib.ExitStack() as stack:
             if client is None:
                 client = stack.enter_context(dask_client(cfg.workers, cfg.scheduler))
-            _run_tasks(client, plan, cache_url, cfg, summary, progress)
+            _run_tasks(client, plan, cache, cache_url, cfg, summary, progress)
     summary.seconds = time.perf_counter() - started
-    cache = FeatureCache.open(cache_url, mode="r+")
-    for video_id, message in summary.failures.items():
-        cache.record_failure(video_id, message)
     log.info("%s", summary.line())
+    if summary.timings:
+        log.info("worker seconds per stage: %s",
+                 ", ".join(f"{k} {v:.2f}" for k, v in sorted(summary.timings.items())))
     return summary
 
 
-def _run_tasks(client, plan: Plan, cache_url: str, cfg: ExtractConfig, summary: ExtractionSummary,
+def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, summary: ExtractionSummary,
                progress: bool) -> None:
     from distributed import as_completed
     from tqdm import tqdm
@@ -161,7 +160,7 @@ def _run_tasks(client, plan: Plan, cache_url: str, cfg: ExtractConfig, summary: 
             except Exception as exc:  # the worker process died (KilledWorker) or lost the task
                 result = {"video_id": video_id, "status": "failed", "n_frames": 0, "seconds": 0.0,
                           "error": f"{video_id}: task lost: {type(exc).__name__}: {exc}", "log": []}
-            _account(result, summary)
+            _account(result, summary, cache)
             bar.update(1)
             rate = summary.frames / max(time.perf_counter() - clock, 1e-9)
             bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed,
@@ -171,13 +170,16 @@ def _run_tasks(client, plan: Plan, cache_url: str, cfg: ExtractConfig, summary: 
         bar.close()
 
 
-def _account(result: dict, summary: ExtractionSummary) -> None:
+def _account(result: dict, summary: ExtractionSummary, cache) -> None:
+    """Count one task's result; a failure goes into the cache's failure log at once."""
     video_id = result["video_id"]
     for line in result.get("log") or ():
         log.info("[%s] %s", video_id, line)
     if result["status"] == "done":
         summary.done += 1
         summary.frames += int(result["n_frames"])
+        for stage, seconds in (result.get("timings") or {}).items():
+            summary.timings[stage] = summary.timings.get(stage, 0.0) + seconds
         log.info("%s: %d frames in %.1f s", video_id, result["n_frames"], result["seconds"])
     elif result["status"] == "skipped":
         summary.skipped += 1
@@ -185,3 +187,4 @@ def _account(result: dict, summary: ExtractionSummary) -> None:
         summary.failed += 1
         summary.failures[video_id] = result["error"]
         log.error("%s failed: %s", video_id, result["error"])
+        cache.record_failure(video_id, result["error"])

@@ -7,6 +7,7 @@ worker process (`load_encoders` keeps them in a module-level cache keyed by the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -171,6 +172,21 @@ class _Collect(logging.Handler):
         self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
 
 
+class StageClock:
+    """Seconds per stage of one task (probe, audio_in, audio_encode, faces_in, face_encode, write)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
 def _source_identity(path: Path | None) -> dict:
     if path is None:
         return {}
@@ -200,9 +216,11 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
     start = time.perf_counter()
     collect = _Collect()
     root = logging.getLogger("emokd")
+    if root.getEffectiveLevel() > logging.INFO:  # a fresh worker process logs warnings only
+        root.setLevel(logging.INFO)
     root.addHandler(collect)
     result = {"video_id": item.video_id, "status": "failed", "n_frames": 0, "seconds": 0.0,
-              "error": None, "log": collect.lines}
+              "error": None, "log": collect.lines, "timings": {}}
     try:
         cache = FeatureCache.open(cache_url, mode="r+")
         if not overwrite and cache.is_complete(item.video_id):
@@ -215,7 +233,9 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
             if differ:
                 raise ConfigError(f"this worker's settings differ from the driver's in {differ}: "
                                   "are the weights files the same on every machine?")
-        result["n_frames"] = _extract_into(cache, item, cfg, encoders)
+        clock = StageClock()
+        result["timings"] = clock.seconds
+        result["n_frames"] = _extract_into(cache, item, cfg, encoders, clock)
         result["status"] = "done"
     except Exception as exc:  # one bad video must not stop the others (issue 4, item 3)
         result["error"] = _describe(item, exc)
@@ -263,9 +283,10 @@ def _face_source(item, wanted: str) -> str:
     return wanted if wanted != "auto" else "detector"
 
 
-def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders) -> int:
+def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: StageClock) -> int:
     """Write one video's group: audio stage, face stage, labels, then the complete mark (last)."""
-    probe = _probe(item)
+    with clock("probe"):
+        probe = _probe(item)
     n = probe.n_frames
     if n < 1:
         raise DataError(f"{item.video_id}: no frames decoded")
@@ -275,23 +296,26 @@ def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders) -> int:
         "pts_source": probe.pts_source, "face_source": face_source,
         "dataset": item.dataset, "split": item.split,
     }
-    writer = cache.begin_video(item.video_id, n, cache_arrays(encoders), attrs)
-    writer.write("pts", 0, probe.pts)
-    _audio_stage(item, probe, cfg, encoders, writer)
-    n_faces = _face_stage(item, cfg, encoders, writer, face_source, n)
+    with clock("write"):
+        writer = cache.begin_video(item.video_id, n, cache_arrays(encoders), attrs)
+        writer.write("pts", 0, probe.pts)
+    _audio_stage(item, probe, cfg, encoders, writer, clock)
+    n_faces = _face_stage(item, cfg, encoders, writer, face_source, n, clock)
     if face_source != "none" and n_faces == 0:
         log.warning("%s: no face in any of its %d frames (%s)", item.video_id, n, face_source)
     labels = item.labels  # the cache fits label rows to n frames (extra dropped, absent missing)
-    cache.write_labels(item.video_id, *((labels.va, labels.expr, labels.au) if labels is not None
-                                        else (None, None, None)), split=item.split, dataset=item.dataset)
-    writer.commit()
+    with clock("write"):
+        cache.write_labels(item.video_id, *((labels.va, labels.expr, labels.au) if labels is not None
+                                            else (None, None, None)), split=item.split, dataset=item.dataset)
+        writer.commit()
     return n
 
 
-def _audio_stage(item, probe: _Probe, cfg: ExtractConfig, encoders: Encoders, writer) -> None:
+def _audio_stage(item, probe: _Probe, cfg: ExtractConfig, encoders: Encoders, writer, clock) -> None:
     """Audio features of every frame, in chunks of frames so memory stays bounded on long videos."""
     n, dim = probe.n_frames, int(encoders.audio.output_dim)
-    track = load_audio(item.video_path, probe.info, cfg.sample_rate) if probe.info is not None else None
+    with clock("audio_in"):
+        track = load_audio(item.video_path, probe.info, cfg.sample_rate) if probe.info is not None else None
     if track is None or not track.has_audio:
         writer.write("audio", 0, np.zeros((n, dim), np.float16))
         writer.write("audio_ok", 0, np.zeros(n, bool))
@@ -310,16 +334,21 @@ def _audio_stage(item, probe: _Probe, cfg: ExtractConfig, encoders: Encoders, wr
         part = ends[start:start + chunk]
         ok = audio_ok_of(track, part, cfg.window_samples)
         if shared:
-            feats = encoders.audio.encode_track(track.signal, part, cfg.window_samples,
-                                                batch_size=cfg.batch_size)
+            with clock("audio_encode"):
+                feats = encoders.audio.encode_track(track.signal, part, cfg.window_samples,
+                                                    batch_size=cfg.batch_size)
         else:
-            windows, _ = audio_windows(track, part, cfg.window_samples)
-            feats = encoders.audio.encode_numpy(windows)
-        writer.write("audio", start, _to_float16(feats, "audio", item.video_id))
-        writer.write("audio_ok", start, ok)
+            with clock("audio_in"):
+                windows, _ = audio_windows(track, part, cfg.window_samples)
+            with clock("audio_encode"):
+                feats = encoders.audio.encode_numpy(windows)
+        with clock("write"):
+            writer.write("audio", start, _to_float16(feats, "audio", item.video_id))
+            writer.write("audio_ok", start, ok)
 
 
-def _face_stage(item, cfg: ExtractConfig, encoders: Encoders, writer, face_source: str, n: int) -> int:
+def _face_stage(item, cfg: ExtractConfig, encoders: Encoders, writer, face_source: str, n: int,
+                clock) -> int:
     dim = int(encoders.face.output_dim)
     if face_source == "none":
         writer.write("face", 0, np.zeros((n, dim), np.float16))
@@ -329,17 +358,24 @@ def _face_stage(item, cfg: ExtractConfig, encoders: Encoders, writer, face_sourc
     if face_source in ("detector", "whole-frame"):  # iter_frame_batches prefers crops when present
         item = dataclasses.replace(item, crop_dir=None, face_boxes=None)
     n_faces = written = 0
-    for batch in iter_frame_batches(item, cfg.batch_size, crop_size=cfg.crop_size, detector=detector,
-                                    with_audio=False, window_s=cfg.window_s, sample_rate=cfg.sample_rate):
+    batches = iter_frame_batches(item, cfg.batch_size, crop_size=cfg.crop_size, detector=detector,
+                                 with_audio=False, window_s=cfg.window_s, sample_rate=cfg.sample_rate)
+    while True:
+        with clock("faces_in"):  # decoding, crop files or the detector
+            batch = next(batches, None)
+        if batch is None:
+            break
         start = int(batch.index[0])
         if not np.array_equal(batch.index, np.arange(start, start + len(batch.index))):
             raise DataError(f"{item.video_id}: frame batches are not contiguous at frame {start}")
         feats = np.zeros((len(batch.index), dim), np.float16)
         ok = np.asarray(batch.face_ok, bool)
         if ok.any():
-            feats[ok] = _to_float16(encoders.face.encode_numpy(batch.faces[ok]), "face", item.video_id)
-        writer.write("face", start, feats)
-        writer.write("face_ok", start, ok)
+            with clock("face_encode"):
+                feats[ok] = _to_float16(encoders.face.encode_numpy(batch.faces[ok]), "face", item.video_id)
+        with clock("write"):
+            writer.write("face", start, feats)
+            writer.write("face_ok", start, ok)
         n_faces += int(ok.sum())
         written += len(batch.index)
     if written != n:

@@ -1,0 +1,155 @@
+"""Extraction end to end against the encoders alone, 1 and 2 workers, and the two audio modes.
+
+    .venv/bin/python benchmarks/extract.py [--clips 3] [--seconds 5] [--workers 1 2]
+
+1. Generates clips in the Aff-Wild2 layout (160x120 video at 30 fps, speech-like audio, a 112x112
+   crop file per frame).
+2. Encoders alone: the default face and audio encoders on the same inputs, preprocessed beforehand
+   and held in memory (crops loaded, audio tracks decoded): the compute floor of extraction.
+3. The pipeline (`run_extraction`) with warm workers (encoders already loaded, as in a long run),
+   1 and 2 workers: frames/s and its ratio to the encoders-alone rate (goal >= 0.85: decoding,
+   cropping and writing hide under compute). Cold wall time (cluster start, worker imports) apart.
+4. Audio: per-window (the paper's definition) against the shared trunk, both through the pipeline:
+   frames/s, and agreement of the cached 1000-d vectors (cosine, max relative difference).
+5. Bytes per frame on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+
+def make_clips(root: Path, clips: int, seconds: float):
+    from emokd.pipeline.synthetic import make_affwild2_tree
+    from emokd.pipeline.synthetic_tree import TreeVideo
+
+    n = int(round(seconds * 30))
+    specs = [TreeVideo(f"clip{i}", n, 30, audio="speechlike", size=(160, 120)) for i in range(clips)]
+    make_affwild2_tree(root, specs)
+    from emokd.pipeline.index import index_dataset
+
+    return index_dataset(root).items
+
+
+def encoders_alone(items, cfg, encoders) -> tuple[float, dict]:
+    """Seconds spent in the encoders on preloaded inputs, the way the task batches them."""
+    from emokd.pipeline.alignment import window_end_samples, audio_windows
+    from emokd.pipeline.crops import load_crop
+    from emokd.pipeline.media import load_audio, probe_video
+
+    inputs = []
+    for item in items:
+        info = probe_video(item.video_path)
+        faces = np.stack([load_crop(item.crop_dir, k, cfg.crop_size) for k in range(info.n_frames)])
+        inputs.append((faces, load_audio(item.video_path, info), window_end_samples(info)))
+    parts = {"face": 0.0, "audio": 0.0}
+    frames = 0
+    for faces, track, ends in inputs:
+        t = time.perf_counter()
+        for lo in range(0, len(faces), cfg.batch_size):
+            encoders.face.encode_numpy(faces[lo:lo + cfg.batch_size])
+        parts["face"] += time.perf_counter() - t
+        t = time.perf_counter()
+        if cfg.audio_mode == "shared-trunk":
+            encoders.audio.encode_track(track.signal, ends, cfg.window_samples, batch_size=cfg.batch_size)
+        else:
+            for lo in range(0, len(ends), cfg.batch_size):
+                windows, _ = audio_windows(track, ends[lo:lo + cfg.batch_size], cfg.window_samples)
+                encoders.audio.encode_numpy(windows)
+        parts["audio"] += time.perf_counter() - t
+        frames += len(faces)
+    return frames / sum(parts.values()), parts
+
+
+def pipeline(items, url: str, cfg, workers: int) -> dict:
+    from emokd.pipeline.driver import dask_client, run_extraction
+    from emokd.pipeline.extract import load_encoders
+
+    shutil.rmtree(url, ignore_errors=True)
+    t0 = time.perf_counter()
+    with dask_client(workers) as client:
+        client.run(load_encoders, cfg)  # warm: a long run loads encoders once per worker
+        warm = time.perf_counter() - t0
+        t = time.perf_counter()
+        summary = run_extraction(items, url, replace(cfg, workers=workers), progress=False, client=client)
+        seconds = time.perf_counter() - t
+    assert summary.failed == 0, summary.failures
+    return {"fps": summary.frames / seconds, "seconds": seconds, "start": warm, "frames": summary.frames}
+
+
+def bytes_per_frame(url: str, frames: int) -> float:
+    total = sum(p.stat().st_size for p in (Path(url) / "videos").rglob("*") if p.is_file())
+    return total / frames
+
+
+def agreement(url_a: str, url_b: str) -> dict:
+    from emokd.cache import FeatureCache
+
+    a, b = FeatureCache.open(url_a), FeatureCache.open(url_b)
+    cos, rel = [], []
+    for vid in a.video_ids():
+        x = a.read_video(vid, ["audio"])["audio"].astype(np.float64)
+        y = b.read_video(vid, ["audio"])["audio"].astype(np.float64)
+        cos.append((x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)))
+        rel.append(np.abs(x - y).max(1) / np.abs(x).max(1))
+    cos, rel = np.concatenate(cos), np.concatenate(rel)
+    return {"cos_mean": cos.mean(), "cos_min": cos.min(), "maxrel_median": np.median(rel), "maxrel_max": rel.max()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--no-per-window", action="store_true", help="skip the per-window audio run")
+    args = parser.parse_args()
+
+    import torch
+
+    from emokd.pipeline.extract import ExtractConfig, load_encoders
+
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="emokd-bench-extract-"))
+    try:
+        t = time.perf_counter()
+        items = make_clips(tmp / "data", args.clips, args.seconds)
+        print(f"{len(items)} clips x {args.seconds:g} s at 30 fps, generated in {time.perf_counter() - t:.1f} s")
+        cfg = ExtractConfig().resolved()
+        encoders = load_encoders(cfg)
+        alone, parts = encoders_alone(items, cfg, encoders)
+        print(f"encoders alone ({cfg.audio_mode}): {alone:.1f} frames/s "
+              f"(face {parts['face']:.2f} s, audio {parts['audio']:.2f} s)")
+        runs = {}
+        for workers in args.workers:
+            url = str(tmp / f"cache_w{workers}.zarr")
+            runs[workers] = r = pipeline(items, url, cfg, workers)
+            print(f"pipeline, {workers} worker(s), {cfg.audio_mode}: {r['fps']:.1f} frames/s "
+                  f"({r['frames']} frames in {r['seconds']:.2f} s; cluster start + encoder load "
+                  f"{r['start']:.1f} s) = {r['fps'] / alone:.2f} x encoders alone")
+        first = min(runs)
+        print(f"bytes per frame on disk: {bytes_per_frame(str(tmp / f'cache_w{first}.zarr'), runs[first]['frames']):.0f}")
+        if not args.no_per_window:
+            pw = replace(cfg, audio_mode="per-window")
+            pw_alone, pw_parts = encoders_alone(items, pw, encoders)
+            r = pipeline(items, str(tmp / "cache_pw.zarr"), pw, first)
+            print(f"per-window audio: encoders alone {pw_alone:.1f} frames/s (audio {pw_parts['audio']:.2f} s); "
+                  f"pipeline {r['fps']:.1f} frames/s = {r['fps'] / pw_alone:.2f} x encoders alone")
+            print(f"shared trunk / per-window: audio encoder {pw_parts['audio'] / parts['audio']:.1f}x faster, "
+                  f"pipeline {runs[first]['fps'] / r['fps']:.1f}x faster")
+            agree = agreement(str(tmp / f"cache_w{first}.zarr"), str(tmp / "cache_pw.zarr"))
+            print("audio agreement, shared trunk vs per-window (cached float16 vectors): cosine mean "
+                  f"{agree['cos_mean']:.5f}, min {agree['cos_min']:.5f}; max relative difference "
+                  f"median {agree['maxrel_median']:.4f}, worst {agree['maxrel_max']:.4f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
