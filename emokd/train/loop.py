@@ -22,6 +22,7 @@ import torch
 
 from ..cache.store import FeatureCache
 from ..config import to_dict
+from ..errors import DataError
 from ..logs import setup_logging
 from .data import load_frame_data
 from .evaluate import evaluate_split
@@ -55,6 +56,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     cache = FeatureCache.open(cfg.cache)
     data = load_frame_data(cache, [cfg.train_split, cfg.val_split], cfg.window, cfg.stride, soft_run,
                            device if cfg.data_on_device else "cpu")
+    for split in (cfg.train_split, cfg.val_split):
+        if not len(data.frames(split)):
+            raise DataError(f"cache {cfg.cache}: no complete video with labels in split {split!r} "
+                            f"(found only: {sorted(set(data.video_split))}; set train_split / val_split)")
 
     # model and optimiser
     model = recipe.build_model(data.dims).to(device)
