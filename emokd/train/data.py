@@ -66,6 +66,7 @@ class FrameData:
     stride: int = 10
     soft: dict[str, torch.Tensor] = field(default_factory=dict)   # teacher outputs (N, k) float32
     device: torch.device = torch.device("cpu")
+    batch_device: torch.device | None = None   # where batches go when the arrays stay on the CPU
 
     def __post_init__(self) -> None:
         n = len(self.face_ok)
@@ -130,7 +131,7 @@ class FrameData:
               dataset: str | None = None) -> dict:
         """Gather a batch (see `recipe.py` for its keys) on `self.device`."""
         i = torch.as_tensor(idx, dtype=torch.long, device=self.device)
-        return {
+        batch = {
             "face": self.face[self.window_index(i)].float(),
             "audio": self.audio[i].float(),
             "va": self._va_t[i], "va_mask": self._va_m[i],
@@ -140,6 +141,11 @@ class FrameData:
             "soft": {name: t[i] for name, t in self.soft.items()},
             "stream": stream, "dataset": dataset,
         }
+        if self.batch_device is not None and self.batch_device != self.device:
+            move = lambda t: t.to(self.batch_device, non_blocking=True)  # noqa: E731
+            batch = {k: (move(v) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+            batch["soft"] = {k: move(v) for k, v in batch["soft"].items()}
+        return batch
 
     def to(self, device: str | torch.device) -> FrameData:
         """Move the gathered tensors (features, labels, soft labels) to `device`."""

@@ -56,6 +56,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     cache = FeatureCache.open(cfg.cache)
     data = load_frame_data(cache, [cfg.train_split, cfg.val_split], cfg.window, cfg.stride, soft_run,
                            device if cfg.data_on_device else "cpu")
+    data.batch_device = device
     for split in (cfg.train_split, cfg.val_split):
         if not len(data.frames(split)):
             raise DataError(f"cache {cfg.cache}: no complete video with labels in split {split!r} "
