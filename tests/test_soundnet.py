@@ -216,3 +216,21 @@ def test_too_short_windows_are_an_error_not_an_empty_vector(encoder):
         encoder.encode_numpy(np.zeros((1, 5 * SR), np.float32))
     with pytest.raises(ValueError, match="a window of 110250 samples is too short for layer conv8"):
         encoder.encode_track(np.zeros(SR, np.float32), np.array([SR]), 5 * SR)
+
+
+def test_keras3_weights_h5_layout(raw, encoder, tmp_path):
+    """Keras 3 `.weights.h5`: layers/<name>/vars/0..n (kernel, bias / gamma, beta, mean, variance)."""
+    with h5py.File(tmp_path / "soundnet.weights.h5", "w") as f:
+        layers = f.create_group("layers")
+        for i, (name, *_rest) in enumerate(CONV_LAYERS, start=1):
+            conv = layers.create_group(name).create_group("vars")
+            conv["0"], conv["1"] = raw[name]["weights"][:, 0], raw[name]["biases"]
+            bn = layers.create_group(f"bn{i}").create_group("vars")
+            for j, key in enumerate(("gamma", "beta", "mean", "var")):
+                bn[str(j)] = raw[name][key]
+        for head in ("conv8", "conv8_2"):
+            conv = layers.create_group(head).create_group("vars")
+            conv["0"], conv["1"] = raw[head]["weights"][:, 0], raw[head]["biases"]
+    from_keras3 = build_encoder("soundnet8", weights=tmp_path / "soundnet.weights.h5")
+    for key, value in encoder.net.state_dict().items():
+        assert torch.equal(from_keras3.net.state_dict()[key], value), key
