@@ -12,6 +12,7 @@ a problem in `Manifest.problems`; the index of everything else completes.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -65,12 +66,22 @@ def frame_count(path: Path) -> int:
     return int(n) if n and n > 0 else probe_video(path).n_frames
 
 
-def find_videos(root: Path) -> tuple[dict[str, Path], list[str]]:
-    """Video file stem -> path at any depth (crop folders skipped); duplicates are problems."""
+def walk_files(root: Path) -> list[Path]:
+    """Every file under `root` except inside crop folders (millions of JPEGs in Aff-Wild2) and
+    hidden folders: one walk of the tree serves all the finders below."""
+    out = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("cropped", ".")))
+        out.extend(Path(folder) / f for f in sorted(files))
+    return out
+
+
+def find_videos(files: list[Path]) -> tuple[dict[str, Path], list[str]]:
+    """Video file stem -> path at any depth; duplicates are problems."""
     found: dict[str, Path] = {}
     problems = []
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() not in VIDEO_SUFFIXES or CROP_ROOT in path.parts or not path.is_file():
+    for path in files:
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
             continue
         if path.stem in found:
             problems.append(f"{path}: a second video named {path.stem} (first: {found[path.stem]}); ignored")
@@ -79,25 +90,23 @@ def find_videos(root: Path) -> tuple[dict[str, Path], list[str]]:
     return found, problems
 
 
-def find_task_files(root: Path) -> list[tuple[str, str, Path]]:
-    """(task, split, file) of every per-task annotation file under `root`."""
+def find_task_files(files: list[Path]) -> list[tuple[str, str, Path]]:
+    """(task, split, file) of every per-task annotation file: <task folder>/<split folder>/<name>.txt."""
     out = []
-    for folder, task in TASK_FOLDERS.items():
-        for task_dir in sorted(p for p in root.rglob(folder) if p.is_dir()):
-            for split_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
-                split = SPLIT_FOLDERS.get(split_dir.name.lower())
-                if split is None:
-                    continue
-                out.extend((task, split, f) for f in sorted(split_dir.glob("*.txt")))
+    for path in files:
+        task = TASK_FOLDERS.get(path.parent.parent.name)
+        split = SPLIT_FOLDERS.get(path.parent.name.lower())
+        if task and split and path.suffix.lower() == ".txt":
+            out.append((task, split, path))
     return out
 
 
-def find_list_files(root: Path) -> tuple[list[tuple[str, Path]], list[Path]]:
-    """MTL annotation files (split, path) and test lists, anywhere under `root`."""
+def find_list_files(files: list[Path]) -> tuple[list[tuple[str, Path]], list[Path]]:
+    """MTL annotation files (split, path) and test lists (any .txt with "test" in its name)."""
     mtl, tests = [], []
-    for path in sorted(root.rglob("*.txt")):
-        parts = {p.lower() for p in path.parts}
-        if CROP_ROOT in path.parts or parts & set(SPLIT_FOLDERS):
+    for path in files:
+        parts = {p.lower() for p in path.parent.parts}
+        if path.suffix.lower() != ".txt" or parts & set(SPLIT_FOLDERS):
             continue
         name = path.name.lower()
         if "test" in name:
@@ -165,11 +174,12 @@ def _split_of(name: str, entry: _Collected, problems: list[str]) -> str:
 
 def index_affwild2(root: Path, probe: bool = True) -> Manifest:
     root = Path(root)
-    videos, problems = find_videos(root)
+    files = walk_files(root)
+    videos, problems = find_videos(files)
     collected: dict[str, _Collected] = {}
-    for task, split, path in find_task_files(root):
+    for task, split, path in find_task_files(files):
         collected.setdefault(path.stem, _Collected()).tasks.append((task, split, path))
-    mtl_files, test_files = find_list_files(root)
+    mtl_files, test_files = find_list_files(files)
     for split, path in mtl_files:
         try:
             per_video, found = read_mtl_file(path)
