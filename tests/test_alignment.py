@@ -207,3 +207,42 @@ def test_variable_frame_rate_uses_container_times(tmp_path):
     seen = [read_frame_index(f) for b in iter_frame_batches(VideoItem("vfr", path, None, None, "train"), 3,
                                                             crop_size=48, with_audio=False) for f in b.faces]
     assert seen == list(range(len(times_ms)))
+
+
+def test_edit_list_trimming_the_start(tmp_path):
+    """Frames with negative times are cut by the mp4 edit list: frame 0 is the first one shown
+    (decord still counts the cut frames; the container's count wins)."""
+    import av
+
+    from emokd.pipeline.synthetic import draw_frame
+
+    path = tmp_path / "trimmed.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for k in range(20):
+            frame = av.VideoFrame.from_ndarray(draw_frame(k, (64, 48)), format="rgb24")
+            frame.pts, frame.time_base = k - 3, Fraction(1, 25)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    info = probe_video(path)
+    assert info.n_frames == 17
+    np.testing.assert_allclose(info.pts, np.arange(17) / 25, atol=1e-9)
+    seen = [read_frame_index(f) for b in iter_frame_batches(VideoItem("t", path, None, None, "train"), 8,
+                                                            crop_size=48, with_audio=False) for f in b.faces]
+    assert seen == list(range(3, 20))
+
+
+def test_audio_ok_of_matches_audio_windows(tmp_path):
+    from emokd.pipeline.alignment import audio_ok_of
+
+    sv = make_video(tmp_path / "p.mp4", 30, 30, SIZE, audio="tone-steps", audio_offset_s=0.3, audio_duration_s=0.4)
+    info = probe_video(sv.path)
+    track = load_audio(sv.path, info)
+    ends = window_end_samples(info)
+    _, ok = audio_windows(track, ends, 1000)
+    assert np.array_equal(audio_ok_of(track, ends, 1000), ok)
+    assert ok.any() and not ok.all()
+    assert not audio_ok_of(None, ends).any()
