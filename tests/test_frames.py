@@ -170,3 +170,22 @@ def test_scaled_decode_size_keeps_the_aspect():
     assert scaled_size(360, 640, 112) == (112, 200)
     assert scaled_size(96, 72, 64) == (86, 64)
     assert scaled_size(100, 100, 112) == (112, 112)
+
+
+@pytest.mark.parametrize("fail_from", [0, 8])
+def test_pyav_takes_over_where_decord_fails(tmp_path, monkeypatch, caplog, fail_from):
+    import decord
+
+    video = make_video(tmp_path / "v.mp4", 20, 25, (96, 72), audio=None)
+    real = decord.VideoReader.get_batch
+
+    def flaky(self, indices):
+        if indices[0] >= fail_from:
+            raise decord.DECORDError("simulated failure")
+        return real(self, indices)
+
+    monkeypatch.setattr(decord.VideoReader, "get_batch", flaky)
+    _, got = collect(VideoItem("v", video.path, None, None, "train"), 4, crop_size=64, with_audio=False)
+    assert [read_frame_index(f) for f in got["faces"]] == list(range(20))
+    assert np.array_equal(got["index"], np.arange(20))
+    assert f"decord failed on frames {fail_from}-{fail_from + 3}" in caplog.text

@@ -24,6 +24,7 @@ from ..constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
 from ..errors import DataError
 from .alignment import audio_windows, window_end_samples, window_samples
 from .crops import box_crop, detect_face, load_crop, load_image, whole_frame
+from .decode import decode_batches, scaled_size  # noqa: F401  (scaled_size re-exported)
 from .manifest import VideoItem
 from .media import AudioTrack, load_audio, probe_video
 
@@ -53,38 +54,6 @@ def _frame_face(image: np.ndarray, size: int, detector) -> np.ndarray | None:
     return detect_face(detector, image, size) if detector is not None else whole_frame(image, size)
 
 
-def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(w, h) with the short side `short_side` and the aspect kept (even sizes, as scalers want)."""
-    if width >= height:
-        return max(2 * round(width * short_side / height / 2), short_side), short_side
-    return short_side, max(2 * round(height * short_side / width / 2), short_side)
-
-
-def _decoded_frames(path: Path, n_frames: int, batch_size: int,
-                    size: tuple[int, int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """(first index, uint8 (B, H, W, 3)) batches, every frame decoded once, in order; `size`
-    (w, h) makes the decoder scale the frames (cheaper than decoding full size and resizing)."""
-    import decord
-
-    scale = {"width": size[0], "height": size[1]} if size else {}
-    try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **scale)
-    except (decord.DECORDError, RuntimeError) as exc:
-        raise DataError(f"{path}: decord cannot open the video ({exc})") from exc
-    n_reader = len(reader)
-    if n_reader != n_frames:
-        log.warning("%s: decord counts %d frames, the container's packets %d; using %d",
-                    path, n_reader, n_frames, min(n_reader, n_frames))
-    n = min(n_reader, n_frames)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        try:
-            frames = reader.get_batch(list(range(start, stop))).asnumpy()
-        except (decord.DECORDError, RuntimeError) as exc:
-            raise DataError(f"{path}: cannot decode frames {start}-{stop - 1} ({exc})") from exc
-        yield start, frames
-
-
 def _video_batches(item: VideoItem, batch_size: int, crop_size: int, detector, with_audio: bool,
                    window: int, sample_rate: int) -> Iterator[FrameBatch]:
     info = probe_video(item.video_path)
@@ -112,7 +81,7 @@ def _video_batches(item: VideoItem, batch_size: int, crop_size: int, detector, w
     # whole-frame faces only need the centre square at crop size: let the decoder scale
     size = scaled_size(info.width, info.height, crop_size) if detector is None and info.width and info.height \
         else None
-    for start, frames in _decoded_frames(item.video_path, info.n_frames, batch_size, size):
+    for start, frames in decode_batches(item.video_path, info.n_frames, batch_size, size):
         yield batch(start, [_frame_face(frame, crop_size, detector) for frame in frames])
 
 
