@@ -27,7 +27,8 @@ def window_end_samples(info: VideoInfo, sample_rate: int = SAMPLE_RATE) -> np.nd
 
 
 def audio_present(track: AudioTrack, ends: np.ndarray) -> np.ndarray:
-    """bool (B,): the window ends inside the decoded audio (see AUDIO_OK_TOLERANCE_S)."""
+    """bool (B,): the window end is at least the tolerance into the decoded audio and at most the
+    tolerance past its end (AUDIO_OK_TOLERANCE_S)."""
     ends = np.asarray(ends, dtype=np.int64)
     if not track.has_audio:
         return np.zeros(len(ends), bool)
