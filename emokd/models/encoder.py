@@ -105,4 +105,5 @@ def faces_to_tensor(batch: np.ndarray, where: str) -> torch.Tensor:
         raise ValueError(f"{where}: expected uint8 RGB faces (B, H, W, 3) with H = W, got {batch.shape}")
     if batch.dtype != np.uint8:
         raise ValueError(f"{where}: expected uint8 faces, got {batch.dtype}")
-    return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+    batch = np.ascontiguousarray(batch) if batch.flags.writeable else batch.copy()  # torch wants writable
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).float()
