@@ -117,7 +117,8 @@ class FaceDetector(torch.nn.Module):
         found = []
         for scale in self.scales(height, width):
             size = (int(height * scale + 1), int(width * scale + 1))
-            prob, offsets = self.pnet(F.interpolate(image[None], size=size, mode="area"))
+            scaled = F.interpolate(image[None], size=size, mode="area")
+            prob, offsets = self.pnet(scaled.contiguous(memory_format=torch.channels_last))
             ys, xs = torch.nonzero(prob[0] >= self.thresholds[0], as_tuple=True)
             if not len(ys):
                 continue
