@@ -128,3 +128,26 @@ def test_gather_refuses_a_changed_source_file(cached_video):
     item.video_path = other.path
     with pytest.raises(DataError, match="has 30 frames, the cache holds 45"):
         gather(cache, "clip", item=item)
+
+
+class _RecordingDetector:
+    """Reads the index drawn on each frame it is shown; finds no face."""
+
+    def __init__(self):
+        self.seen = []
+
+    def detect(self, image):
+        from emokd.pipeline.synthetic import read_frame_index
+
+        self.seen.append(read_frame_index(image))
+        return SimpleNamespace(boxes=np.zeros((0, 4)), scores=np.zeros(0), landmarks=np.zeros((0, 5, 2)))
+
+
+def test_detector_path_sees_exactly_the_shown_frames(tmp_path):
+    from emokd.pipeline.inspect_data import detector_crops
+
+    video = make_video(tmp_path / "v.mp4", 40, fps=25, audio=None)
+    detector = _RecordingDetector()
+    crops, ok = detector_crops(video.path, 40, pick_frames(40, 4), 16, detector, batch_size=8)
+    assert detector.seen == [0, 13, 26, 39]  # decoded frame k shows index k: no off-by-one, no extra work
+    assert not ok.any() and crops.shape == (4, 16, 16, 3)

@@ -1,10 +1,9 @@
 """Gather what `emokd inspect` draws for one cached video (see inspect_plot for the picture).
 
 Times and flags come from the cache (what training sees); the face crops and the waveform are
-produced again from the media by the same pipeline functions that extraction used (crop files or
-detector + alignment, audio decoded onto the video's clock), so the picture shows exactly the
-inputs the encoders were given. With a detector this re-runs detection on every frame of the
-video (the iterator decodes in order, never a frame twice) and keeps the frames to show.
+produced again from the media by the same pipeline functions that extraction used (crop files, or
+the decoder + detector + alignment of one frame; audio decoded onto the video's clock), so the
+picture shows the inputs the encoders were given. Only the shown frames are detected.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..constants import CROP_SIZE
 from ..errors import DataError
@@ -44,31 +42,38 @@ def item_from_cache(cache, video_id: str):
 
 
 def read_crop_files(crop_dir: Path, frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Crops `NNNNN.jpg` (1-based: 00001.jpg is frame 0) of the given 0-based frames; gaps -> not ok."""
+    """Crop files of the given 0-based frames through the pipeline's reader (00001.jpg = frame 0);
+    a gap or an unreadable file -> not ok."""
+    from .crops import load_crop
+
     crops = np.zeros((len(frames), size, size, 3), np.uint8)
     ok = np.zeros(len(frames), bool)
     for j, k in enumerate(frames):
-        path = Path(crop_dir) / f"{int(k) + 1:05d}.jpg"
-        if path.is_file():
-            with Image.open(path) as image:
-                crops[j] = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))
-            ok[j] = True
+        face = load_crop(Path(crop_dir), int(k), size)
+        if face is not None:
+            crops[j], ok[j] = face, True
     return crops, ok
 
 
-def detector_crops(item, frames: np.ndarray, size: int, detector, batch_size: int = 32):
-    """Crops of the given frames from the pipeline's detector + alignment path."""
-    from .frames import iter_frame_batches
+def detector_crops(video_path: Path, n_frames: int, frames: np.ndarray, size: int, detector,
+                   batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Crops of the given frames by the extraction's own per-frame path (`crops.detect_face` on the
+    frames of `decode.decode_batches`); frames are decoded in order, only the shown ones detected."""
+    from .crops import detect_face
+    from .decode import decode_batches
 
     wanted = {int(k): j for j, k in enumerate(frames)}
     crops = np.zeros((len(frames), size, size, 3), np.uint8)
     ok = np.zeros(len(frames), bool)
-    for batch in iter_frame_batches(item, batch_size, crop_size=size, detector=detector, with_audio=False):
-        for b, k in enumerate(np.asarray(batch.index)):
-            if int(k) in wanted:
-                crops[wanted[int(k)]] = batch.faces[b]
-                ok[wanted[int(k)]] = bool(batch.face_ok[b])
-        if int(batch.index[-1]) >= int(frames.max()):
+    last = int(frames.max()) if len(frames) else -1
+    for start, batch in decode_batches(Path(video_path), n_frames, batch_size):
+        for b, image in enumerate(batch):
+            j = wanted.get(start + b)
+            if j is not None:
+                face = detect_face(detector, image, size)
+                if face is not None:
+                    crops[j], ok[j] = face, True
+        if start + len(batch) > last:
             break
     return crops, ok
 
@@ -108,7 +113,7 @@ def gather(cache, video_id: str, item=None, n_crops: int = 10, detector_weights=
     elif attrs.get("face_source") == "detector" and item.video_path is not None:
         from ..models.face_detector import build_face_detector
 
-        crops, ok = detector_crops(item, shown, size, build_face_detector(detector_weights))
+        crops, ok = detector_crops(item.video_path, n, shown, size, build_face_detector(detector_weights))
     else:
         crops, ok = np.zeros((len(shown), size, size, 3), np.uint8), np.zeros(len(shown), bool)
         notes.append("no crops available")
