@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     run_step("extract features into the cache",
              _emokd("extract-features", str(root), "--cache", str(cache), "--workers", str(args.workers)))
     run_step("what is in the cache", _emokd("cache", "info", str(cache)))
-    common = ["--cache", str(cache), "--epochs", str(args.epochs), "--device", "cpu", "--seed", "0"]
+    common = ["--cache", str(cache), "--epochs", str(args.epochs), "--device", "cpu", "--seed", "0",
+              "--batch-size", "64"]
     run_step("train the teacher", _emokd("train-from-cache", *common, "--role", "teacher", "--out", str(teacher)))
     run_step("train the student from the teacher's soft labels",
              _emokd("train-from-cache", *common, "--role", "student", "--teacher", str(teacher),
