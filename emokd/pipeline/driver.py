@@ -149,9 +149,11 @@ def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, su
         future = client.submit(extract_video, item, cache_url, cfg, plan.settings,
                                key=f"extract-{item.video_id}-{time.time_ns()}", pure=False)
         futures[future] = item.video_id
+    expected = {item.video_id: int(item.n_frames or 0) for item in plan.todo}  # index-time counts
     bar = tqdm(total=summary.total, initial=summary.skipped, unit="video", disable=not progress,
-               dynamic_ncols=True, desc="extract")
-    clock = time.perf_counter()
+               dynamic_ncols=True, desc="videos", position=0)
+    frames_bar = tqdm(total=sum(expected.values()) or None, unit="frame", disable=not progress,
+                      dynamic_ncols=True, desc="frames", position=1)
     try:
         for future in as_completed(futures):
             video_id = futures[future]
@@ -162,11 +164,12 @@ def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, su
                           "error": f"{video_id}: task lost: {type(exc).__name__}: {exc}", "log": []}
             _account(result, summary, cache)
             bar.update(1)
-            rate = summary.frames / max(time.perf_counter() - clock, 1e-9)
-            bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed,
-                            frames=summary.frames, fps=f"{rate:.0f}")
+            bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed)
+            # a failed video's frames count as handled, so the bar still reaches its total
+            frames_bar.update(int(result["n_frames"]) or expected[video_id])
             future.release()
     finally:
+        frames_bar.close()
         bar.close()
 
 

@@ -83,6 +83,7 @@ class Encoders:
 
 
 _LOADED: dict[tuple, Encoders] = {}
+LOAD_COUNT = {"builds": 0}  # how many times this process built encoders (tests: once per worker)
 
 
 def _encoder_key(cfg: ExtractConfig, device: str) -> tuple:
@@ -110,6 +111,7 @@ def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
             detector = build_face_detector(cfg.detector_weights, device=device)
         _LOADED.clear()  # one configuration per worker process at a time
         _LOADED[key] = Encoders(face, audio, detector)
+        LOAD_COUNT["builds"] += 1
     return _LOADED[key]
 
 
