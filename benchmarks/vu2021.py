@@ -4,16 +4,17 @@ Three training databases each label a different subset of tasks (expr_db: EXPR o
 only, both_db: both = the combination task); validation = clean-labelled videos (`target`). All
 runs go through the shared loop (`emokd.train.loop.train`), as `emokd train-from-cache` does.
 
-Compared, side by side on the same cache:
-  teacher          vu2021, ground truth only, frame-level network
+Compared, side by side on the same cache (PLAN below):
+  teacher          ground truth only, frame-level network (the paper's CNN)
   student          same network, 0.6 GT + 0.4 KD(T=1.5) where labelled, KD alone elsewhere
-  student+GRU      the student with the bidirectional GRU over the window (the paper's CNN+GRU)
+  teacher+GRU      ground truth only, with the bidirectional GRU over the window (control)
+  student+GRU      the GRU network distilled from the frame-level teacher (the paper's CNN+GRU student)
   no-comb teacher/student   combination = False: no EXPR_VA set (both_db unused), each set's
                    batch supervises only its own task
-  no-comb, both_db split    combination = False but both_db's frames fed to the EXPR and the VA
-                   sets separately (its labels used, never both on one sample)
+  no-comb split    combination = False but both_db's frames fed to the EXPR and the VA sets
+                   separately (its labels used, never both on one sample)
 
-    .venv/bin/python benchmarks/vu2021.py [--seeds 0 1] [--epochs 12]
+    .venv/bin/python benchmarks/vu2021.py [--seeds 0 1] [--runs teacher student ...] [--cache PATH]
 """
 
 from __future__ import annotations
@@ -55,9 +56,25 @@ def run(cache: str, out: Path, name: str, args, seed: int, teacher: str | None =
     return result
 
 
+SPLIT = {"expr_datasets": ["expr_db", "both_db"], "va_datasets": ["va_db", "both_db"]}
+# name -> (its teacher's name or None, recipe options); a student's teacher runs first
+PLAN = {
+    "teacher": (None, {"temporal": False}),
+    "student": ("teacher", {"temporal": False}),
+    "teacher+GRU": (None, {"temporal": True}),
+    "student+GRU": ("teacher", {"temporal": True}),           # the paper's CNN teacher -> CNN+GRU student
+    "no-comb teacher": (None, {"temporal": False, "combination": False}),
+    "no-comb student": ("no-comb teacher", {"temporal": False, "combination": False}),
+    "no-comb split": (None, {"temporal": False, "combination": False, **SPLIT}),
+}
+RATIOS = (("student", "teacher"), ("student+GRU", "teacher+GRU"), ("student+GRU", "teacher"),
+          ("teacher", "no-comb teacher"), ("student", "no-comb student"), ("teacher", "no-comb split"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--runs", nargs="+", default=list(PLAN), help=f"subset of {list(PLAN)}")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--rounds", default="10",
                         help="steps per epoch; a number gives every run the same step budget (the recipe's "
@@ -68,12 +85,19 @@ def main() -> None:
     parser.add_argument("--cache", help="reuse (or write) the synthetic cache here instead of a temporary one")
     parser.add_argument("--expr-stills", type=int, default=400)
     parser.add_argument("--both-stills", type=int, default=120)
+    parser.add_argument("--va-clips", type=int, default=6)
+    parser.add_argument("--expr-flip", type=float, default=0.2)
+    parser.add_argument("--va-jitter", type=float, default=0.15)
     args = parser.parse_args()
+    unknown = sorted(set(args.runs) - set(PLAN))
+    if unknown:
+        parser.error(f"unknown runs {unknown}; known: {list(PLAN)}")
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="vu2021_bench_"))
-    spec = MultiDbSpec(expr_stills=args.expr_stills, both_stills=args.both_stills, va_clips=6, clip_frames=40,
-                       val_videos=3, val_frames=300)
+    spec = MultiDbSpec(expr_stills=args.expr_stills, both_stills=args.both_stills, va_clips=args.va_clips,
+                       clip_frames=40, val_videos=3, val_frames=300, expr_flip=args.expr_flip,
+                       va_jitter=args.va_jitter)
     t0 = time.time()
     cache = args.cache or str(tmp / "multidb.zarr")
     if not (args.cache and Path(args.cache).exists()):
@@ -82,41 +106,39 @@ def main() -> None:
     n_expr = int(((data.expr >= 0) & (data.expr < 7)).sum())
     n_va = int((~np.isnan(data.va).any(1)).sum())
     print(f"cache: {len(data.video_ids)} training items, {data.n_frames} frames; labelled frames: "
-          f"EXPR {n_expr}, VA {n_va} (VA is the task the teacher sees least); ready in {time.time() - t0:.0f}s")
+          f"EXPR {n_expr}, VA {n_va}; spec {spec}; ready in {time.time() - t0:.0f}s")
 
+    wanted = list(args.runs)
+    for name in args.runs:
+        teacher = PLAN[name][0]
+        if teacher and teacher not in wanted:
+            wanted.insert(0, teacher)
+    order = [n for n in PLAN if n in wanted and PLAN[n][0] is None] + [n for n in PLAN if n in wanted and PLAN[n][0]]
     results: dict[str, list[dict]] = {}
     for seed in args.seeds:
-        t = run(cache, tmp, "teacher", args, seed, temporal=False)
-        plan = [("teacher", t),
-                ("student", run(cache, tmp, "student", args, seed, teacher=t["run"], temporal=False)),
-                ("student+GRU", run(cache, tmp, "student_gru", args, seed, teacher=t["run"], temporal=True))]
-        tn = run(cache, tmp, "nocomb_teacher", args, seed, temporal=False, combination=False)
-        plan += [("no-comb teacher", tn),
-                 ("no-comb student", run(cache, tmp, "nocomb_student", args, seed, teacher=tn["run"],
-                                         temporal=False, combination=False))]
-        split = {"expr_datasets": ["expr_db", "both_db"], "va_datasets": ["va_db", "both_db"]}
-        plan.append(("no-comb, both_db split", run(cache, tmp, "nocomb_split", args, seed, temporal=False,
-                                                   combination=False, **split)))
-        for name, r in plan:
-            results.setdefault(name, []).append(r)
+        done: dict[str, dict] = {}
+        for name in order:
+            teacher, options = PLAN[name]
+            slug = name.replace(" ", "_").replace("+", "_").replace("-", "")
+            done[name] = run(cache, tmp, slug, args, seed, teacher=done[teacher]["run"] if teacher else None,
+                             **options)
+            results.setdefault(name, []).append(done[name])
 
     print(f"\nvalidation (target videos, clean labels), best epoch, mean of seeds {args.seeds}:")
-    print(f"{'run':24s} " + " ".join(f"{k:>10s}" for k in KEYS) + f" {'s':>6s}")
+    print(f"{'run':16s} " + " ".join(f"{k:>10s}" for k in KEYS) + f" {'s':>6s}")
     mean = {}
-    for name, rs in results.items():
+    for name in order:
+        rs = results[name]
         mean[name] = {k: float(np.mean([r[k] for r in rs])) for k in (*KEYS, "seconds")}
-        print(f"{name:24s} " + " ".join(f"{mean[name][k]:10.3f}" for k in KEYS) + f" {mean[name]['seconds']:6.0f}")
+        print(f"{name:16s} " + " ".join(f"{mean[name][k]:10.3f}" for k in KEYS) + f" {mean[name]['seconds']:6.0f}")
 
-    def ratio(a, b, key):
-        return mean[a][key] / mean[b][key] if mean[b][key] else float("nan")
-
-    print("\nratios (higher = first is better):")
-    for key in ("ccc_va", "expr_score", "score"):
-        print(f"  {key:10s} student / teacher {ratio('student', 'teacher', key):.3f}   "
-              f"student+GRU / teacher {ratio('student+GRU', 'teacher', key):.3f}   "
-              f"teacher / no-comb teacher {ratio('teacher', 'no-comb teacher', key):.3f}   "
-              f"student / no-comb student {ratio('student', 'no-comb student', key):.3f}   "
-              f"teacher / no-comb split {ratio('teacher', 'no-comb, both_db split', key):.3f}")
+    print("\nratios (> 1: the first is better):")
+    print(f"{'':34s} " + " ".join(f"{k:>10s}" for k in ("ccc_v", "ccc_a", "ccc_va", "expr_score", "score")))
+    for a, b in RATIOS:
+        if a in mean and b in mean:
+            cells = [mean[a][k] / mean[b][k] if mean[b][k] else float("nan")
+                     for k in ("ccc_v", "ccc_a", "ccc_va", "expr_score", "score")]
+            print(f"{a + ' / ' + b:34s} " + " ".join(f"{c:10.3f}" for c in cells))
     print(f"\ntotal {time.time() - t0:.0f}s; runs in {tmp}")
 
 
