@@ -9,8 +9,9 @@ sources:
 ```
 
 - `tasks`: the labels kept from that source (others are cleared); default all three.
-- `thin`: keep every k-th labelled frame, one int for every task or a {task: k} table. On
-  multi-frame items the labels of the other frames are cleared (features are still extracted,
+- `thin`: keep the labels of frames 0, k, 2k, ... only, one k for every task or a {task: k}
+  table (Vu et al. keep every 5th Aff-Wild2 VA frame). On multi-frame items the labels of the
+  other frames are cleared (features are still extracted,
   they feed the temporal window); on one-frame items (stills) every k-th item keeps the label.
 - `name` is the `dataset` of the items (the cache keeps it per item, so a training recipe can
   choose which database feeds which task) and the id namespace `<name>/<item>`; Aff-Wild2 ids stay
@@ -70,7 +71,7 @@ def _parse_thin(value, where: str) -> dict[str, int]:
 
 
 def filter_labels(items: list[VideoItem], tasks: tuple[str, ...], thin: dict[str, int]) -> list[VideoItem]:
-    """Keep only `tasks` labels, every thin[task]-th frame (every k-th item for one-frame items)."""
+    """Keep only `tasks` labels, on frames 0, k, 2k, ... (k = thin[task]; every k-th one-frame item)."""
     out, still_ordinal = [], 0
     for item in items:
         if item.labels is None:
