@@ -165,7 +165,7 @@ def test_index_sources_tasks_thin_and_namespaces(tmp_path):
     (tmp_path / "sources.yaml").write_text(
         "sources:\n"
         "  - {name: affectnet, kind: affectnet, root: affectnet, tasks: [VA]}\n"
-        "  - {name: expw, kind: expw, root: expw, tasks: [EXPR], thin: 2, options: {split: validation}}\n"
+        "  - {name: expw, kind: expw, root: expw, tasks: [EXPR], thin: 2}\n"
         "  - {name: afew_va, kind: afew_va, root: afew, thin: {VA: 3}}\n")
     manifest = index_sources(tmp_path / "sources.yaml")
     by_id = {it.video_id: it for it in manifest.items}
@@ -174,7 +174,10 @@ def test_index_sources_tasks_thin_and_namespaces(tmp_path):
     a = by_id["affectnet/1/a"]
     assert a.labels.expr.tolist() == [-1] and a.labels.va.tolist() == [[0.5, -0.25]]
     assert [by_id[f"expw/img{i}/0"].labels.expr[0] for i in (0, 2, 4)] == [1, 3, 5]   # every 2nd still
-    assert all(by_id[f"expw/img{i}/0"].split == "validation" for i in (0, 2, 4))
+    (tmp_path / "val.yaml").write_text(
+        "sources:\n  - {name: expw, kind: expw, root: expw, thin: 2, options: {split: validation}}\n")
+    validation = index_sources(tmp_path / "val.yaml").items
+    assert len(validation) == 6 and all(it.split == "validation" for it in validation)   # not thinned
     clip = by_id["afew_va/001"]
     kept = ~np.isnan(clip.labels.va).any(1)
     assert kept.tolist() == [True, False, False, True, False, False, True]        # every 3rd frame

@@ -11,8 +11,8 @@ sources:
 - `tasks`: the labels kept from that source (others are cleared); default all three.
 - `thin`: keep the labels of frames 0, k, 2k, ... only, one k for every task or a {task: k}
   table (Vu et al. keep every 5th Aff-Wild2 VA frame). On multi-frame items the labels of the
-  other frames are cleared (features are still extracted,
-  they feed the temporal window); on one-frame items (stills) every k-th item keeps the label.
+  other frames are cleared (features are still extracted, they feed the temporal window); on
+  one-frame items (stills) every k-th item keeps the label. Only training items are thinned.
 - `name` is the `dataset` of the items (the cache keeps it per item, so a training recipe can
   choose which database feeds which task) and the id namespace `<name>/<item>`; Aff-Wild2 ids stay
   bare. `options` go to the reader (ExpW `split`, `min_confidence`; AFEW-VA `split`, `fps`).
@@ -71,7 +71,8 @@ def _parse_thin(value, where: str) -> dict[str, int]:
 
 
 def filter_labels(items: list[VideoItem], tasks: tuple[str, ...], thin: dict[str, int]) -> list[VideoItem]:
-    """Keep only `tasks` labels, on frames 0, k, 2k, ... (k = thin[task]; every k-th one-frame item)."""
+    """Keep only `tasks` labels; on training items only frames 0, k, 2k, ... (k = thin[task]), or
+    every k-th one-frame item."""
     out, still_ordinal = [], 0
     for item in items:
         if item.labels is None:
@@ -83,12 +84,14 @@ def filter_labels(items: list[VideoItem], tasks: tuple[str, ...], thin: dict[str
         for task in TASKS:
             if task not in tasks:
                 _clear(task, arrays[task], np.ones(n, bool))
+            elif item.split != "train":
+                continue                      # thinning is for training; evaluation keeps every frame
             elif n == 1:
                 if still_ordinal % thin[task]:
                     _clear(task, arrays[task], np.ones(1, bool))
             else:
                 _clear(task, arrays[task], np.arange(n) % thin[task] != 0)
-        still_ordinal += n == 1
+        still_ordinal += n == 1 and item.split == "train"
         labels = FrameLabels(va=arrays["VA"], expr=arrays["EXPR"], au=arrays["AU"])
         if had and not _has_labels(labels):
             continue
