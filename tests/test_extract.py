@@ -197,12 +197,6 @@ def test_changed_setting_is_refused_and_dry_run_writes_nothing(dataset, referenc
     assert sorted(os.listdir(url)) == before
 
 
-def _encoder_builds() -> int:
-    from emokd.pipeline.extract_config import LOAD_COUNT
-
-    return LOAD_COUNT["builds"]
-
-
 def test_existing_cluster_by_address(dataset, reference, tmp_path):
     from emokd.cache import FeatureCache
 
@@ -214,8 +208,10 @@ def test_existing_cluster_by_address(dataset, reference, tmp_path):
         assert "4 extracted" in result.output and "1 failed" in result.output
         from distributed import Client
 
+        from emokd.pipeline.extract_config import encoder_builds
+
         with Client(address) as client:  # 5 tasks on 2 workers: one ran >= 3, yet built encoders once
-            builds = client.run(_encoder_builds)
+            builds = client.run(encoder_builds)
         assert len(builds) == 2 and set(builds.values()) <= {0, 1} and sum(builds.values()) >= 1, builds
     for proc in procs:
         assert proc.poll() is not None

@@ -108,7 +108,8 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
         result["status"] = "done"
     except Exception as exc:  # one bad video must not stop the others (issue 4, item 3)
         result["error"] = _describe(item, exc)
-        log.debug("%s failed:\n%s", item.video_id, traceback.format_exc())
+        trace = "".join(traceback.format_tb(exc.__traceback__))
+        collect.lines.append(f"traceback (most recent call last):\n{trace}")  # into the driver's log file
     finally:
         root.removeHandler(collect)
         result["seconds"] = time.perf_counter() - start

@@ -115,6 +115,11 @@ def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
     return _LOADED[key]
 
 
+def encoder_builds() -> int:
+    """How many times this process built encoders (once per worker process in a healthy run)."""
+    return LOAD_COUNT["builds"]
+
+
 def detector_record(detector) -> dict | None:
     if detector is None:
         return None
