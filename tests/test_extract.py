@@ -197,6 +197,25 @@ def test_changed_setting_is_refused_and_dry_run_writes_nothing(dataset, referenc
     assert sorted(os.listdir(url)) == before
 
 
+def test_overwrite_replaces_a_cache_made_with_other_settings(dataset, reference, tmp_path):
+    from emokd.cache import FeatureCache
+
+    copy = tmp_path / "cache.zarr"
+    shutil.copytree(reference[2], copy)
+    result = CliRunner().invoke(main, ["extract-features", str(dataset.root), "--cache", str(copy),
+                                       "--window-s", "9.9", "--overwrite", "--limit", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    cache = FeatureCache.open(str(copy))
+    assert cache.settings["window_s"] == 9.9 and cache.fingerprint != reference[1].fingerprint
+    assert cache.config["limit"] == 1 and cache.config["window_s"] == 9.9  # the resolved config is kept
+    (vid,) = cache.video_ids()
+    assert cache.failures() == {}
+    new, old = cache.read_video(vid), reference[1].read_video(vid)
+    np.testing.assert_array_equal(new["face"], old["face"])  # the window only changes audio features
+    assert not np.array_equal(new["audio"], old["audio"])
+    assert (copy / "extract_config.yaml").is_file()
+
+
 def test_existing_cluster_by_address(dataset, reference, tmp_path):
     from emokd.cache import FeatureCache
 
