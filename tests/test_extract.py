@@ -194,6 +194,9 @@ def test_changed_setting_is_refused_and_dry_run_writes_nothing(dataset, referenc
     dry = CliRunner().invoke(main, ["extract-features", str(dataset.root), "--cache", url, "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "4 already complete" in dry.output and "1 to extract" in dry.output and "broken" in dry.output
+    dry_changed = CliRunner().invoke(main, ["extract-features", str(dataset.root), "--cache", url, "--dry-run",
+                                            "--audio-mode", "per-window"])
+    assert dry_changed.exit_code == 2 and 'audio_mode: cache has "shared-trunk"' in dry_changed.output
     assert sorted(os.listdir(url)) == before
 
 

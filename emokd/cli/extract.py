@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+import yaml
 
 from ..config import load_config, save_config
 
@@ -79,7 +80,8 @@ def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, d
                    f"{cache_url}, {len(plan.todo)} to extract")
         for item in plan.todo:
             click.echo(f"  {item.video_id}  {item.video_path or item.crop_dir}")
-        click.echo(f"settings: {plan.settings}")
+        click.echo("settings (in the cache fingerprint):")
+        click.echo(yaml.safe_dump(plan.settings, sort_keys=True, default_flow_style=None).rstrip())
         return
 
     log_file = _local_path(cache_url) / "extract.log" if _is_local(cache_url) else Path("emokd-extract.log")

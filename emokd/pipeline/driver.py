@@ -73,16 +73,30 @@ def prepare_cache(items: list, cache_url: str, cfg: ExtractConfig, overwrite: bo
                                     overwrite=overwrite)
         complete = set(cache.video_ids())
     else:
-        with contextlib.suppress(CacheError, FileNotFoundError):
-            existing = FeatureCache.open(cache_url, mode="r")
-            differ = sorted(k for k in settings if existing.settings.get(k) != settings[k])
-            if differ and not overwrite:
-                raise CacheError(f"{cache_url}: the cache was made with different settings {differ}; "
-                                 "use --overwrite or another --cache path")
-            if not differ:
-                complete = set(existing.video_ids())
+        complete = _complete_in_existing(cache_url, settings, records, overwrite)
     todo = [item for item in items if item.video_id not in complete]
     return cache, Plan(todo, sorted(complete & set(ids)), settings, records)
+
+
+def _complete_in_existing(cache_url: str, settings: dict, records: list[dict], overwrite: bool) -> set[str]:
+    """Dry run: the complete videos of an existing cache, or CacheError if its settings differ."""
+    from ..cache import FeatureCache
+    from ..cache.fingerprint import compute_fingerprint, differences, fingerprint_inputs
+
+    try:
+        existing = FeatureCache.open(cache_url, mode="r")
+    except CacheError:
+        return set()  # nothing there yet (or not a cache: the real run says so)
+    inputs = fingerprint_inputs(settings, records)
+    if compute_fingerprint(inputs) == existing.fingerprint:
+        return set(existing.video_ids())
+    if overwrite:
+        return set()
+    stored = {"schema_version": existing.schema_version, "settings": existing.settings,
+              "encoders": {r["array"]: {k: v for k, v in r.items() if k != "array"} for r in existing.encoders}}
+    lines = differences(stored, inputs)
+    raise CacheError(f"{cache_url}: the existing cache was made with different settings:\n  "
+                     + "\n  ".join(lines) + "\nUse --overwrite to replace it, or choose a new cache path.")
 
 
 @contextlib.contextmanager
