@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from emokd.cli import main
@@ -236,6 +237,8 @@ def test_existing_cluster_by_address(dataset, reference, tmp_path):
 
         with Client(address) as client:  # 5 tasks on 2 workers: one ran >= 3, yet built encoders once
             builds = client.run(encoder_builds)
+            threads = client.run(torch.get_num_threads)
+        assert set(threads.values()) == {1}, threads  # one torch thread per worker process
         assert len(builds) == 2 and set(builds.values()) <= {0, 1} and sum(builds.values()) >= 1, builds
     for proc in procs:
         assert proc.poll() is not None
