@@ -126,6 +126,35 @@ def test_tiny_dataset_arrays_flags_labels_and_failure(dataset, reference):
     np.testing.assert_array_equal(cache.read_labels("nocrop")["au"], dataset.truth["nocrop"]["au"])
 
 
+def test_small_batches_and_audio_chunks_keep_rows_aligned(dataset, reference, tmp_path, monkeypatch):
+    """The task in this process with batches of 5 frames and audio chunks of 7 frames gives the
+    reference run's rows (batches of 64, one audio chunk): row k stays frame k across chunk edges."""
+    from emokd.cache import FeatureCache
+    from emokd.pipeline import extract
+    from emokd.pipeline.driver import prepare_cache
+    from emokd.pipeline.extract import ExtractConfig, extract_video
+    from emokd.pipeline.index import index_dataset
+
+    monkeypatch.setattr(extract, "AUDIO_CHUNK_FRAMES", 7)
+    items = [i for i in index_dataset(dataset.root).items if i.video_id in ("solo", "duo_right")]
+    cfg = ExtractConfig(batch_size=5).resolved()
+    url = str(tmp_path / "cache.zarr")
+    _, plan = prepare_cache(items, url, cfg)
+    for item in items:
+        result = extract_video(item, url, cfg, plan.settings)
+        assert result["status"] == "done", result["error"]
+        assert set(result["timings"]) >= {"probe", "audio_encode", "face_encode", "faces_in", "write"}
+    cache = FeatureCache.open(url)
+    for item in items:
+        got, ref = cache.read_video(item.video_id), reference[1].read_video(item.video_id)
+        for name in ("face_ok", "audio_ok", "pts"):
+            np.testing.assert_array_equal(got[name], ref[name])
+        for name in ("face", "audio"):
+            a, b = got[name].astype(np.float32), ref[name].astype(np.float32)
+            scale = np.abs(b).max(axis=1, keepdims=True) + 1e-6
+            assert (np.abs(a - b) / scale).max() < 2e-3, (item.video_id, name)
+
+
 def _cli(dataset, url, *extra):
     return [sys.executable, "-m", "emokd", "extract-features", str(dataset.root), "--cache", str(url),
             "--workers", "1", "--no-progress", *extra]

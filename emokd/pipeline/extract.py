@@ -29,6 +29,9 @@ from .media import load_audio, probe_video
 log = logging.getLogger(__name__)
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
+# Shared-trunk mode computes the trunk over the span of this many frames' windows at a time: memory
+# stays bounded on long videos, and each chunk costs one extra window length of trunk.
+AUDIO_CHUNK_FRAMES = 1024
 
 class _Collect(logging.Handler):
     """Keeps the log records of one task so that the driver can write them to its log file."""
@@ -197,9 +200,7 @@ def _audio_stage(item, probe: _Probe, cfg: ExtractConfig, encoders: Encoders, wr
     if shared and not hasattr(encoders.audio, "encode_track"):
         raise ConfigError(f"audio_mode shared-trunk: encoder {encoders.audio.name!r} has no encode_track; "
                           "use --audio-mode per-window")
-    # shared trunk: the trunk is computed over the span of a chunk's windows only, so memory stays
-    # bounded; chunks are large because each costs one extra window length of trunk.
-    chunk = max(cfg.batch_size, 1024) if shared else cfg.batch_size
+    chunk = max(cfg.batch_size, AUDIO_CHUNK_FRAMES) if shared else cfg.batch_size
     for start in range(0, n, chunk):
         part = ends[start:start + chunk]
         ok = audio_ok_of(track, part, cfg.window_samples)
