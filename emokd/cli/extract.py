@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -10,8 +9,6 @@ import click
 import yaml
 
 from ..config import load_config, save_config
-
-log = logging.getLogger(__name__)
 
 
 def _is_local(url: str) -> bool:
@@ -70,8 +67,6 @@ def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, d
     if _is_local(cache_url):  # workers (maybe on other machines) need the absolute path
         cache_url = str(_local_path(cache_url).resolve())
     manifest = index_dataset(dataset)
-    for problem in manifest.problems:
-        log.warning("index: %s", problem)
     items = manifest.items[: cfg.limit] if cfg.limit else manifest.items
 
     if dry_run:
@@ -86,7 +81,7 @@ def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, d
 
     log_file = _local_path(cache_url) / "extract.log" if _is_local(cache_url) else Path("emokd-extract.log")
     summary = run_extraction(items, cache_url, cfg, overwrite=overwrite, progress=not no_progress,
-                             log_file=log_file)
+                             log_file=log_file, notes=manifest.problems)
     if _is_local(cache_url):
         save_config(cfg, _local_path(cache_url) / "extract_config.yaml")
     click.echo(summary.line())

@@ -123,31 +123,41 @@ def dask_client(workers: int = 1, scheduler: str | None = None):
 
 
 def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite: bool = False,
-                   progress: bool = True, client=None, log_file=None) -> ExtractionSummary:
+                   progress: bool = True, client=None, log_file=None,
+                   notes: list[str] = ()) -> ExtractionSummary:
     """Extract every item not yet complete in the cache; returns the summary (failures included).
 
-    `log_file` (e.g. inside a local cache folder) starts receiving the log once the cache exists.
+    `log_file` (e.g. inside a local cache folder) receives the log of this run once the cache
+    exists, starting with `notes` (e.g. the dataset index's problems).
     """
     cfg = cfg.resolved()
     if cfg.limit is not None:
         items = items[: cfg.limit]
     started = time.perf_counter()
     cache, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite)
+    handlers = set(logging.getLogger().handlers)
     if log_file is not None:
         setup_logging(log_file, verbose=logging.getLogger().level <= logging.DEBUG)
-    summary = ExtractionSummary(total=len(items), skipped=len(plan.complete))
-    log.info("extracting %d videos into %s (%d already complete); settings %s",
-             len(plan.todo), cache_url, len(plan.complete), plan.settings)
-    if plan.todo:
-        with contextlib.ExitStack() as stack:
-            if client is None:
-                client = stack.enter_context(dask_client(cfg.workers, cfg.scheduler))
-            _run_tasks(client, plan, cache, cache_url, cfg, summary, progress)
-    summary.seconds = time.perf_counter() - started
-    log.info("%s", summary.line())
-    if summary.timings:
-        log.info("worker seconds per stage: %s",
-                 ", ".join(f"{k} {v:.2f}" for k, v in sorted(summary.timings.items())))
+    try:
+        for note in notes:
+            log.info("index: %s", note)
+        summary = ExtractionSummary(total=len(items), skipped=len(plan.complete))
+        log.info("extracting %d videos into %s (%d already complete); settings %s",
+                 len(plan.todo), cache_url, len(plan.complete), plan.settings)
+        if plan.todo:
+            with contextlib.ExitStack() as stack:
+                if client is None:
+                    client = stack.enter_context(dask_client(cfg.workers, cfg.scheduler))
+                _run_tasks(client, plan, cache, cache_url, cfg, summary, progress)
+        summary.seconds = time.perf_counter() - started
+        log.info("%s", summary.line())
+        if summary.timings:
+            log.info("worker seconds per stage: %s",
+                     ", ".join(f"{k} {v:.2f}" for k, v in sorted(summary.timings.items())))
+    finally:
+        for handler in set(logging.getLogger().handlers) - handlers:  # this run's log file only
+            logging.getLogger().removeHandler(handler)
+            handler.close()
     return summary
 
 
