@@ -21,9 +21,9 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, EmokdError
 from .alignment import audio_ok_of, audio_windows, window_end_samples
-from .frames import iter_frame_batches
 from .extract_config import (AUDIO_MODES, FACE_SOURCES, Encoders, ExtractConfig, cache_arrays,  # noqa: F401
                              default_audio_mode, fingerprint_settings, load_encoders)
+from .frames import iter_frame_batches
 from .media import load_audio, probe_video
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 # Shared-trunk mode computes the trunk over the span of this many frames' windows at a time: memory
 # stays bounded on long videos, and each chunk costs one extra window length of trunk.
 AUDIO_CHUNK_FRAMES = 1024
+
 
 class _Collect(logging.Handler):
     """Keeps the log records of one task so that the driver can write them to its log file."""
@@ -79,9 +80,11 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
                   overwrite: bool = False) -> dict:
     """Extract one video into the cache and mark it complete; never raises for a bad video.
 
-    Returns {"video_id", "status": done|skipped|failed, "n_frames", "seconds", "error", "log"}.
-    `expected` is the driver's fingerprint settings: a worker whose encoder weights differ (another
-    machine, another file) refuses to write instead of mixing features.
+    Returns {"video_id", "status": done|skipped|failed, "n_frames", "seconds", "error", "log",
+    "timings"}: "log" holds the task's log lines (the driver writes them to its log file), "timings"
+    the seconds per stage. `expected` is the driver's fingerprint settings: a worker whose encoder
+    weights differ (another machine, another file) refuses to write instead of mixing features.
+    `overwrite` redoes a video that is already complete.
     """
     from ..cache import FeatureCache
 
@@ -107,7 +110,7 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
                                   "are the weights files the same on every machine?")
         clock = StageClock()
         result["timings"] = clock.seconds
-        result["n_frames"] = _extract_into(cache, item, cfg, encoders, clock)
+        result["n_frames"] = _extract_into(cache, item, cfg, encoders, clock, replace=overwrite)
         result["status"] = "done"
     except Exception as exc:  # one bad video must not stop the others (issue 4, item 3)
         result["error"] = _describe(item, exc)
@@ -156,7 +159,8 @@ def _face_source(item, wanted: str) -> str:
     return wanted if wanted != "auto" else "detector"
 
 
-def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: StageClock) -> int:
+def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: StageClock,
+                  replace: bool = False) -> int:
     """Write one video's group: audio stage, face stage, labels, then the complete mark (last)."""
     with clock("probe"):
         probe = _probe(item)
@@ -170,7 +174,7 @@ def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: St
         "dataset": item.dataset, "split": item.split,
     }
     with clock("write"):
-        writer = cache.begin_video(item.video_id, n, cache_arrays(encoders), attrs)
+        writer = cache.begin_video(item.video_id, n, cache_arrays(encoders), attrs, replace=replace)
         writer.write("pts", 0, probe.pts)
     _audio_stage(item, probe, cfg, encoders, writer, clock)
     n_faces = _face_stage(item, cfg, encoders, writer, face_source, n, clock)
@@ -249,6 +253,11 @@ def _face_stage(item, cfg: ExtractConfig, encoders: Encoders, writer, face_sourc
             writer.write("face_ok", start, ok)
         n_faces += int(ok.sum())
         written += len(batch.index)
-    if written != n:
+    if written < n:  # the decoder gave fewer frames than the container's packets: no face there
+        log.warning("%s: decoded %d of %d frames; frames %d..%d have face_ok False",
+                    item.video_id, written, n, written, n - 1)
+        writer.write("face", written, np.zeros((n - written, dim), np.float16))
+        writer.write("face_ok", written, np.zeros(n - written, bool))
+    elif written > n:
         raise DataError(f"{item.video_id}: decoded {written} frames, the container said {n}")
     return n_faces
