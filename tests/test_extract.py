@@ -153,6 +153,10 @@ def test_small_batches_and_audio_chunks_keep_rows_aligned(dataset, reference, tm
             a, b = got[name].astype(np.float32), ref[name].astype(np.float32)
             scale = np.abs(b).max(axis=1, keepdims=True) + 1e-6
             assert (np.abs(a - b) / scale).max() < 2e-3, (item.video_id, name)
+    # a complete video is skipped, unless the task is told to overwrite it
+    assert extract_video(items[0], url, cfg, plan.settings)["status"] == "skipped"
+    again = extract_video(items[0], url, cfg, plan.settings, overwrite=True)
+    assert again["status"] == "done" and FeatureCache.open(url).is_complete(items[0].video_id)
 
 
 def _cli(dataset, url, *extra):
