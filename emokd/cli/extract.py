@@ -30,7 +30,8 @@ def _local_path(url: str) -> Path:
 @click.option("--batch-size", type=int, help="Frames per encoder batch (default 64).")
 @click.option("--limit", type=int, help="Only the first N videos of the index.")
 @click.option("--dry-run", is_flag=True, help="Show what would be extracted; write nothing.")
-@click.option("--overwrite", is_flag=True, help="Replace a cache made with different settings.")
+@click.option("--overwrite", is_flag=True,
+              help="Delete whatever is at --cache and start again (needed when its settings differ).")
 @click.option("--face-encoder", help="Face encoder name (see `emokd weights list`).")
 @click.option("--face-weights", type=click.Path(exists=True), help="Weights file of the face encoder.")
 @click.option("--audio-encoder", help="Audio encoder name.")
@@ -38,18 +39,23 @@ def _local_path(url: str) -> Path:
 @click.option("--audio-layer", help="Audio encoder layer (default conv8).")
 @click.option("--audio-mode", type=click.Choice(["per-window", "shared-trunk"]),
               help="SoundNet on a separate window per frame, or early layers shared across windows.")
-@click.option("--face-source", type=click.Choice(["auto", "crops", "detector"]),
-              help="Dataset crops, the face detector, or crops where present (auto).")
+@click.option("--face-source", type=click.Choice(["auto", "crops", "detector", "whole-frame"]),
+              help="auto: dataset crops where present, else the face detector; crops: crops only "
+                   "(none: face_ok False); detector; whole-frame: frames are faces already.")
+@click.option("--detector-weights", type=click.Path(exists=True, file_okay=False),
+              help="Folder with MTCNN pnet.pt, rnet.pt, onet.pt (default: the weights store).")
 @click.option("--window-s", type=float, help="Audio window length in seconds (default 10).")
 @click.option("--crop-size", type=int, help="Face crop size in pixels (default 112).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
 @click.pass_context
 def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, device, batch_size, limit,
                      dry_run, overwrite, face_encoder, face_weights, audio_encoder, audio_weights,
-                     audio_layer, audio_mode, face_source, window_s, crop_size, no_progress):
+                     audio_layer, audio_mode, face_source, detector_weights, window_s, crop_size,
+                     no_progress):
     """Extract frozen face and audio features of every video in DATASET into the cache at --cache.
 
-    DATASET is an Aff-Wild2/ABAW root, or a CSV/JSON manifest. Re-running the same command skips
+    DATASET is an Aff-Wild2/ABAW root, a CSV/JSON manifest or a YAML/TOML sources
+    file (see `emokd index`). Re-running the same command skips
     complete videos and redoes incomplete ones. Exit status 1 when any video failed.
     """
     from ..pipeline.driver import prepare_cache, run_extraction
@@ -60,7 +66,8 @@ def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, d
         "workers": workers, "scheduler": scheduler, "device": device, "batch_size": batch_size,
         "limit": limit, "face_encoder": face_encoder, "face_weights": face_weights,
         "audio_encoder": audio_encoder, "audio_weights": audio_weights, "audio_layer": audio_layer,
-        "audio_mode": audio_mode, "face_source": face_source, "window_s": window_s,
+        "audio_mode": audio_mode, "face_source": face_source, "detector_weights": detector_weights,
+        "window_s": window_s,
         "crop_size": crop_size,
     }
     cfg = load_config(ExtractConfig, config_file, overrides).resolved()
