@@ -100,13 +100,14 @@ def main() -> None:
                        va_jitter=args.va_jitter)
     t0 = time.time()
     cache = args.cache or str(tmp / "multidb.zarr")
-    if not (args.cache and Path(args.cache).exists()):
+    reused = bool(args.cache and Path(args.cache).exists())
+    if not reused:
         write_multidb_cache(cache, spec)
     data = load_frame_data(FeatureCache.open(cache), ["train"], 1, 1)
     n_expr = int(((data.expr >= 0) & (data.expr < 7)).sum())
     n_va = int((~np.isnan(data.va).any(1)).sum())
     print(f"cache: {len(data.video_ids)} training items, {data.n_frames} frames; labelled frames: "
-          f"EXPR {n_expr}, VA {n_va}; spec {spec}; ready in {time.time() - t0:.0f}s")
+          f"EXPR {n_expr}, VA {n_va}; {'reused ' + cache if reused else spec}; ready in {time.time() - t0:.0f}s")
 
     wanted = list(args.runs)
     for name in args.runs:
