@@ -59,10 +59,10 @@ def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_w
         from ..pipeline.index import index_dataset
 
         item = find_item(index_dataset(dataset), video_id)
+    predictions = _run_predictions(Path(run), cache, video_id) if run is not None else None
     data = gather(cache, video_id, item=item, n_crops=n_crops, detector_weights=detector_weights)
-    if run is not None:
-        data.predictions = _run_predictions(Path(run), cache, video_id)
-        data.prediction_name = Path(run).name
+    if predictions is not None:
+        data.predictions, data.prediction_name = predictions, Path(run).name
     path = render_inspect(data, out)
     shown = ", ".join(f"#{k}" for k in data.crop_index)
     click.echo(f"{path}: {video_id}, {len(data.pts)} frames; crops of frames {shown} over the waveform"
