@@ -87,3 +87,12 @@ def assert_same_cache(a, b, video_ids=None) -> None:
         for name in ("va", "expr", "au"):
             np.testing.assert_array_equal(la[name], lb[name], err_msg=f"{video_id} labels {name}")
         assert la["split"] == lb["split"]
+
+
+def dies_on_solo(item, cache_url, cfg, expected=None, overwrite=False):
+    """An extraction task whose worker process dies (as if killed for memory) on video "solo"."""
+    if item.video_id == "solo":
+        os._exit(1)
+    from emokd.pipeline.extract import extract_video
+
+    return extract_video(item, cache_url, cfg, expected, overwrite)

@@ -218,6 +218,35 @@ def test_two_workers_write_one_store(dataset, reference, tmp_path):
     assert_same_cache(reference[1], cache)
 
 
+def test_a_dying_worker_fails_its_video_only(dataset, reference, tmp_path):
+    """The worker process exits whenever it extracts "solo" (as if killed for memory): after one retry
+    (Dask's allowed-failures, 3 by default) that video is recorded as failed (task lost); the nanny
+    starts new workers, and the other videos, including those queued on the dead worker, finish
+    equal to the reference."""
+    import dask
+
+    from emokd.cache import FeatureCache
+    from emokd.pipeline.driver import run_extraction
+    from emokd.pipeline.extract import ExtractConfig
+    from emokd.pipeline.index import index_dataset
+
+    from extract_support import dies_on_solo
+
+    url = str(tmp_path / "cache.zarr")
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        summary = run_extraction(index_dataset(dataset.root).items, url, ExtractConfig(workers=1),
+                                 progress=False, task=dies_on_solo)
+    # a result held by the dead worker is recomputed: the task then finds its video complete (skipped)
+    assert (summary.done + summary.skipped, summary.failed) == (3, 2)
+    assert "task lost" in summary.failures["solo"] and "broken.mp4" in summary.failures["broken"]
+    cache = FeatureCache.open(url)
+    assert sorted(cache.failures()) == ["broken", "solo"]
+    assert "solo" not in cache.video_ids(include_incomplete=True)
+    for vid in ("duo_left", "duo_right", "nocrop"):
+        for name, value in cache.read_video(vid).items():
+            np.testing.assert_array_equal(value, reference[1].read_video(vid)[name])
+
+
 def test_changed_setting_is_refused_and_dry_run_writes_nothing(dataset, reference):
     _, cache, url = reference
     before = sorted(os.listdir(url))

@@ -124,11 +124,12 @@ def dask_client(workers: int = 1, scheduler: str | None = None):
 
 def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite: bool = False,
                    progress: bool = True, client=None, log_file=None,
-                   notes: list[str] = ()) -> ExtractionSummary:
+                   notes: list[str] = (), task=None) -> ExtractionSummary:
     """Extract every item not yet complete in the cache; returns the summary (failures included).
 
     `log_file` (e.g. inside a local cache folder) receives the log of this run once the cache
-    exists, starting with `notes` (e.g. the dataset index's problems).
+    exists, starting with `notes` (e.g. the dataset index's problems). `task` replaces
+    `extract_video` (same signature; it must be importable on the workers), for tests.
     """
     cfg = cfg.resolved()
     if cfg.limit is not None:
@@ -148,7 +149,7 @@ def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite
             with contextlib.ExitStack() as stack:
                 if client is None:
                     client = stack.enter_context(dask_client(cfg.workers, cfg.scheduler))
-                _run_tasks(client, plan, cache, cache_url, cfg, summary, progress)
+                _run_tasks(client, plan, cache, cache_url, cfg, summary, progress, task)
         summary.seconds = time.perf_counter() - started
         log.info("%s", summary.line())
         if summary.timings:
@@ -162,7 +163,7 @@ def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite
 
 
 def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, summary: ExtractionSummary,
-               progress: bool) -> None:
+               progress: bool, task=None) -> None:
     from distributed import as_completed
     from tqdm import tqdm
 
@@ -170,7 +171,7 @@ def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, su
 
     futures = {}
     for item in plan.todo:
-        future = client.submit(extract_video, item, cache_url, cfg, plan.settings,
+        future = client.submit(task or extract_video, item, cache_url, cfg, plan.settings,
                                key=f"extract-{item.video_id}-{time.time_ns()}", pure=False)
         futures[future] = item.video_id
     expected = {item.video_id: int(item.n_frames or 0) for item in plan.todo}  # index-time counts
