@@ -76,3 +76,34 @@ def test_fetch_gives_the_pinned_real_videos():
     assert grey.shape == (72, 36, 64)  # 2.4 s at 30 fps
     labels = dd.motion_brightness_rule(grey)
     assert np.bincount(labels["expr"], minlength=8).tolist() == [9] * 8  # 72 frames, 8 rank bins
+
+
+def test_layout_reads_back_through_the_real_index(tmp_path):
+    """The demo's tree is what `emokd index` reads: splits, per-frame labels (4-decimal VA), test list."""
+    from emokd.pipeline.index import index_dataset
+    from emokd.pipeline.synthetic import make_video
+
+    videos, labels, n_frames = {}, {}, {}
+    for j, video in enumerate(dd.DEMO_VIDEOS):
+        n = 6 + j
+        suffix = video.member.rsplit(".", 1)[1]
+        videos[video.video_id] = make_video(tmp_path / "src" / f"{video.video_id}.{suffix}", n, fps=25,
+                                            audio=None).path
+        labels[video.video_id] = dd.motion_brightness_rule(np.arange(n * 4, dtype=float).reshape(n, 2, 2) ** 1.5)
+        n_frames[video.video_id] = n
+    out = dd.lay_out_dataset(tmp_path / "ds", videos, labels, n_frames)
+    manifest = index_dataset(tmp_path / "ds")
+    items = manifest.by_id()
+    assert sorted(items) == sorted(v.video_id for v in dd.DEMO_VIDEOS)
+    for video in dd.DEMO_VIDEOS:
+        item = items[video.video_id]
+        assert item.split == video.split and item.crop_dir is None
+        assert item.video_path.resolve() == out[video.video_id].resolve()
+        if video.split == "test":
+            continue
+        want = labels[video.video_id]
+        np.testing.assert_allclose(item.labels.va, want["va"], atol=5e-5)
+        assert item.labels.expr.tolist() == want["expr"].tolist()
+        assert item.labels.au.tolist() == want["au"].tolist()
+    (test_list,) = manifest.test_lists.values()
+    assert len(test_list) == n_frames["noface_face"] and test_list[0] == "noface_face/00001.jpg"
