@@ -18,7 +18,7 @@ DEVICES = click.Choice(["auto", "cpu", "cuda"])
 @click.option("--out", help="Run directory to create, e.g. runs/teacher1.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML/YAML/JSON with TrainConfig keys (recipe_options: the recipe's keys); flags win.")
-@click.option("--recipe", help="Training recipe (default jeong2022).")
+@click.option("--recipe", help="Training recipe: jeong2022 (default) or vu2021 (docs/vu2021.md).")
 @click.option("--device", type=DEVICES, help="auto (default: cuda when available), cpu or cuda.")
 @click.option("--epochs", type=int, help="Maximum epochs (default 20; early stop after --patience).")
 @click.option("--patience", type=int, help="Epochs without validation improvement before stopping (default 5).")
