@@ -187,13 +187,13 @@ def test_index_sources_tasks_thin_and_namespaces(tmp_path):
 
 
 def test_index_sources_merges_shared_items_per_frame(tmp_path):
-    from emokd.pipeline.datasets.sources import index_sources
-
     _three_databases(tmp_path)
     (tmp_path / "sources.toml").write_text(
         '[[sources]]\nname = "affectnet"\nkind = "affectnet"\nroot = "affectnet"\ntasks = ["EXPR"]\n'
         '[[sources]]\nname = "affectnet"\nkind = "affectnet"\nroot = "affectnet"\ntasks = ["VA"]\n')
-    manifest = index_sources(tmp_path / "sources.toml")
+    from emokd.pipeline.index import index_dataset
+
+    manifest = index_dataset(tmp_path / "sources.toml")        # the pipeline's entry point hands it over
     a = {it.video_id: it for it in manifest.items}["affectnet/1/a"]
     assert a.labels.expr.tolist() == [4] and a.labels.va.tolist() == [[0.5, -0.25]]
     assert len(manifest.items) == 2
