@@ -102,6 +102,7 @@ def _complete_in_existing(cache_url: str, settings: dict, records: list[dict], o
 @contextlib.contextmanager
 def dask_client(workers: int = 1, scheduler: str | None = None):
     """A client on the cluster at `scheduler`, or on a new LocalCluster of single-threaded processes."""
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -111,9 +112,12 @@ def dask_client(workers: int = 1, scheduler: str | None = None):
         finally:
             client.close()
         return
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.ERROR,
-                           env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    # worker-saturation 1.0: a worker holds only the task it runs, so when a video kills its worker
+    # process (out of memory, a decoder crash) no queued bystander is blamed along with it.
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=logging.ERROR,
+                               env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     client = Client(cluster)
     try:
         yield client
