@@ -119,7 +119,7 @@ def test_afew_va_scale_order_and_boxes(tmp_path):
         "00002": {"valence": 5, "arousal": -2.5, "landmarks": landmarks},
         "00000": {"valence": 0, "arousal": 1, "landmarks": []},
     })
-    _afew_clip(tmp_path, "002", {"00000": {"valence": 3, "arousal": 4, "landmarks": landmarks}}, ".jpg")
+    _afew_clip(tmp_path / "part2", "002", {"00000": {"valence": 3, "arousal": 4, "landmarks": landmarks}}, ".jpg")
     (tmp_path / "notes").mkdir()
     items, problems = read_afew_va(tmp_path, fps=30.0)
     assert [it.video_id for it in items] == ["afew_va/001", "afew_va/002"]

@@ -72,16 +72,15 @@ def read_afew_va_clip(clip_dir: Path, name: str = DATASET, split: str = "train",
 
 def read_afew_va(root: str | Path, name: str = DATASET, split: str = "train",
                  fps: float = 25.0) -> tuple[list[VideoItem], list[str]]:
-    """Every clip folder under `root` that holds a JSON; folders without one are reported."""
+    """Every clip folder `<clip>/<clip>.json` under `root`, at any depth (the archive ships in
+    parts); a folder directly under `root` that holds no clip is reported."""
     root = Path(root)
     if not root.is_dir():
         raise malformed(root, None, "AFEW-VA root is not a folder")
-    items, problems = [], []
-    for clip_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        if not any(clip_dir.glob("*.json")):
-            problems.append(f"{clip_dir}: no annotation JSON, skipped")
-            continue
-        items.append(read_afew_va_clip(clip_dir, name, split, fps))
+    clip_dirs = sorted({p.parent for p in root.rglob("*.json") if p.stem == p.parent.name})
+    problems = [f"{d}: no annotation JSON, skipped" for d in sorted(root.iterdir())
+                if d.is_dir() and not any(c == d or d in c.parents for c in clip_dirs)]
+    items = [read_afew_va_clip(clip_dir, name, split, fps) for clip_dir in clip_dirs]
     if not items:
         raise malformed(root, None, "no AFEW-VA clip folder with a JSON found")
     return items, problems
