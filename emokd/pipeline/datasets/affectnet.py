@@ -78,7 +78,7 @@ def read_affectnet(root: str | Path, name: str = DATASET) -> tuple[list[VideoIte
     images in root/Manually_Annotated_Images (else root). Returns (items, problems)."""
     root = Path(root)
     lists = find_dir(root, ("Manually_Annotated_file_lists",))
-    images = find_dir(root, ("Manually_Annotated_Images",))
+    images = find_dir(root, ("Manually_Annotated_Images", "Manually_Annotated/Manually_Annotated_Images"))
     items, problems = [], []
     found = False
     for file_name, split in SPLIT_FILES.items():
