@@ -23,7 +23,7 @@ import torch
 from ..cache.store import FeatureCache
 from ..config import to_dict
 from ..errors import DataError
-from ..logs import setup_logging
+from ..logs import file_log
 from .data import load_frame_data
 from .evaluate import evaluate_split
 from .recipe import EpochState, build_recipe
@@ -47,7 +47,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     device = resolve_device(cfg.device)
     run = RunDir(cfg.out)
     run.prepare(cfg, resume)
-    setup_logging(run.file(LOG))
+    with file_log(run.file(LOG)):
+        return _train(cfg, recipe, device, run, resume)
+
+
+def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: bool) -> dict:
     log.info("run %s: role %s, recipe %s, device %s", run.path, cfg.role, cfg.recipe, device)
     seed_everything(cfg.seed)
 
