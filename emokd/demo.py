@@ -127,8 +127,12 @@ def print_summary(out, root, cache, teacher, student, submission, picture, total
         (out / "manifest.json", "what `emokd index` found: videos, frames, labels per task and split"),
         (cache, "the Zarr feature cache: per-frame face and audio embeddings, face_ok/audio_ok, pts, "
                 "labels, the teacher's soft labels; `emokd cache info` describes it"),
-        (teacher, "teacher run: config.yaml, metrics.csv (per epoch), curves PNG, best.pt/last.pt, log"),
-        (student, "student run, trained from the same cache and the teacher's soft labels"),
+        (teacher / "metrics.csv", "teacher run, one row per epoch: losses per task, CCC-V/A, F1-EXPR/AU, "
+                                  "P_MTL, discriminator accuracy, gammas (+ config.yaml, best.pt, last.pt, train.log)"),
+        (teacher / "curves.png", "the teacher's training curves"),
+        (student / "metrics.csv", "student run, trained from the same cache and the teacher's soft labels"),
+        (student / "curves.png", "the student's training curves"),
+        (student / "eval_validation.json", "`emokd evaluate` of the student on the validation video"),
         (submission, "ABAW submission file (image,valence,arousal,expression,aus) for the test video"),
         (picture, "open it: face crops in time order over the audio waveform and the per-frame labels "
                   "and predictions, on the video's clock"),
