@@ -161,7 +161,10 @@ def main() -> None:
                   f"pipeline {r['fps']:.1f} frames/s ({r['frames']} frames in {r['seconds']:.2f} s) "
                   f"= {r['fps'] / r['alone_fps']:.2f} x encoders alone; cluster start + encoder load "
                   f"{r['start']:.1f} s")
-            print("    worker seconds per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["timings"].items())))
+            stages = r["timings"]
+            encode = stages.get("face_encode", 0.0) + stages.get("audio_encode", 0.0)
+            print("    worker seconds per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages.items()))
+                  + f"; encoders' share of the task time {encode / max(sum(stages.values()), 1e-9):.2f}")
         first = min(runs)
         print(f"bytes per frame on disk: {bytes_per_frame(str(tmp / f'cache_w{first}.zarr'), runs[first]['frames']):.0f}")
         if args.per_window_clips:
