@@ -132,3 +132,30 @@ def test_task_records_a_failure_instead_of_raising(tmp_path, encoders):
     result = extract_video(items[1], url, cfg, other)
     assert result["status"] == "failed" and "window_s" in result["error"]
     assert Path(url).is_dir()
+
+
+def test_image_sequence_item(tmp_path, encoders):
+    """Frame images (AFEW-VA style) have no audio: audio zeros, audio_ok False, pts = k / fps."""
+    from PIL import Image
+
+    from emokd.cache import FeatureCache
+    from emokd.pipeline.driver import prepare_cache
+    from emokd.pipeline.extract import extract_video
+    from emokd.pipeline.synthetic import draw_frame
+
+    paths = []
+    for k in range(4):
+        paths.append(tmp_path / f"{k:05d}.png")
+        Image.fromarray(draw_frame(k, (96, 96), face=True)).save(paths[-1])
+    item = VideoItem("afew/clip", None, None, None, "train", dataset="afew_va", frame_images=paths, fps=10.0)
+    no_fps = VideoItem("afew/nofps", None, None, None, "train", dataset="afew_va", frame_images=paths)
+    cfg = ExtractConfig(face_source="whole-frame").resolved()
+    url = str(tmp_path / "cache.zarr")
+    _, plan = prepare_cache([item, no_fps], url, cfg)
+    assert extract_video(item, url, cfg, plan.settings)["status"] == "done"
+    failed = extract_video(no_fps, url, cfg, plan.settings)
+    assert failed["status"] == "failed" and "needs fps" in failed["error"]
+    arrays = FeatureCache.open(url).read_video("afew/clip")
+    np.testing.assert_allclose(arrays["pts"], [0.0, 0.1, 0.2, 0.3])
+    assert arrays["face_ok"].all() and not arrays["audio_ok"].any() and not arrays["audio"].any()
+    assert FeatureCache.open(url).video_attrs("afew/clip")["face_source"] == "whole-frame"
