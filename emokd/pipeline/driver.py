@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..config import to_dict
@@ -60,7 +61,7 @@ def prepare_cache(items: list, cache_url: str, cfg: ExtractConfig, overwrite: bo
     from ..cache import FeatureCache
 
     ids = [item.video_id for item in items]
-    dupes = sorted({v for v in ids if ids.count(v) > 1}) if len(set(ids)) != len(ids) else []
+    dupes = sorted(v for v, n in Counter(ids).items() if n > 1)
     if dupes:
         raise EmokdError(f"the dataset index has duplicate video ids: {dupes[:5]}")
     encoders = load_encoders(cfg, device="cpu")  # records only; workers load their own copies
