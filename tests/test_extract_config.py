@@ -149,12 +149,16 @@ def test_image_sequence_item(tmp_path, encoders):
         Image.fromarray(draw_frame(k, (96, 96), face=True)).save(paths[-1])
     item = VideoItem("afew/clip", None, None, None, "train", dataset="afew_va", frame_images=paths, fps=10.0)
     no_fps = VideoItem("afew/nofps", None, None, None, "train", dataset="afew_va", frame_images=paths)
+    still = VideoItem("stills/one", None, None, None, "train", dataset="stills", frame_images=paths[2:3])
     cfg = ExtractConfig(face_source="whole-frame").resolved()
     url = str(tmp_path / "cache.zarr")
-    _, plan = prepare_cache([item, no_fps], url, cfg)
+    _, plan = prepare_cache([item, no_fps, still], url, cfg)
     assert extract_video(item, url, cfg, plan.settings)["status"] == "done"
     failed = extract_video(no_fps, url, cfg, plan.settings)
-    assert failed["status"] == "failed" and "needs fps" in failed["error"]
+    assert failed["status"] == "failed" and "of 4 frames needs fps" in failed["error"]
+    assert extract_video(still, url, cfg, plan.settings)["status"] == "done"   # a still needs no fps
+    still_arrays = FeatureCache.open(url).read_video("stills/one")
+    assert still_arrays["pts"].tolist() == [0.0] and still_arrays["face_ok"].all()
     arrays = FeatureCache.open(url).read_video("afew/clip")
     np.testing.assert_allclose(arrays["pts"], [0.0, 0.1, 0.2, 0.3])
     assert arrays["face_ok"].all() and not arrays["audio_ok"].any() and not arrays["audio"].any()

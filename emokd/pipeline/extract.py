@@ -144,10 +144,11 @@ def _probe(item) -> _Probe:
         return _Probe(int(info.n_frames), float(info.fps), np.asarray(info.pts, np.float64),
                       str(getattr(info, "pts_source", "")), info)
     if item.frame_images:
-        if not item.fps:
-            raise DataError(f"{item.video_id}: an image-sequence item needs fps")
         n = len(item.frame_images)
-        return _Probe(n, float(item.fps), np.arange(n, dtype=np.float64) / float(item.fps), "fps", None)
+        if not item.fps and n > 1:
+            raise DataError(f"{item.video_id}: an image sequence of {n} frames needs fps")
+        fps = float(item.fps or 1.0)        # a still image: one frame at t = 0, any rate will do
+        return _Probe(n, fps, np.arange(n, dtype=np.float64) / fps, "fps" if item.fps else "still", None)
     raise DataError(f"{item.video_id}: neither a video file nor frame images")
 
 
