@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..config import to_dict
 from ..errors import CacheError, EmokdError
-from ..logs import setup_logging
+from ..logs import file_log
 from .extract import ExtractConfig, fingerprint_settings, load_encoders
 
 log = logging.getLogger(__name__)
@@ -141,10 +141,7 @@ def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite
         items = items[: cfg.limit]
     started = time.perf_counter()
     cache, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite)
-    handlers = set(logging.getLogger().handlers)
-    if log_file is not None:
-        setup_logging(log_file, verbose=logging.getLogger().level <= logging.DEBUG)
-    try:
+    with file_log(log_file) if log_file is not None else contextlib.nullcontext():
         for note in notes:
             log.info("index: %s", note)
         summary = ExtractionSummary(total=len(items), skipped=len(plan.complete))
@@ -160,10 +157,6 @@ def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite
         if summary.timings:
             log.info("worker seconds per stage: %s",
                      ", ".join(f"{k} {v:.2f}" for k, v in sorted(summary.timings.items())))
-    finally:
-        for handler in set(logging.getLogger().handlers) - handlers:  # this run's log file only
-            logging.getLogger().removeHandler(handler)
-            handler.close()
     return summary
 
 
