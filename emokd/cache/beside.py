@@ -50,6 +50,12 @@ class BesideFeatures:
     def has_soft(self, run: str, video_id: str) -> bool:
         return _soft.soft_video_group(self.root, run, video_id) is not None
 
+    def soft_run_attrs(self, run: str) -> dict:
+        return _soft.soft_run_attrs(self.root, run)
+
+    def soft_video_attrs(self, run: str, video_id: str) -> dict:
+        return _soft.soft_video_attrs(self.root, run, video_id)
+
     def soft_runs(self, complete_only: bool = False) -> list[str]:
         return _soft.soft_runs(self.root, complete_only)
 

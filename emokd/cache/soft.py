@@ -69,6 +69,18 @@ def soft_video_group(root: zarr.Group, run: str, video_id: str) -> zarr.Group | 
     return video if video.attrs.get("status") == STATUS_COMPLETE else None
 
 
+def soft_run_attrs(root: zarr.Group, run: str) -> dict:
+    """Attributes of a teacher run's soft labels (e.g. which checkpoint made them); {} when absent."""
+    group = _run_group(root, run, create=False)
+    return {} if group is None else dict(group.attrs)
+
+
+def soft_video_attrs(root: zarr.Group, run: str, video_id: str) -> dict:
+    """Attributes of one video's complete soft labels; {} when it has none."""
+    group = soft_video_group(root, run, video_id)
+    return {} if group is None else dict(group.attrs)
+
+
 def read_soft(root: zarr.Group, run: str, video_id: str) -> dict[str, np.ndarray]:
     group = soft_video_group(root, run, video_id)
     if group is None:
