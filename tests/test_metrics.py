@@ -82,6 +82,16 @@ def test_abaw_metrics_drop_missing_labels_and_sum_p_mtl():
     assert m["p_mtl"] == pytest.approx(1.0 + 2 / 8 + 1 / 12)
 
 
+def test_p_mtl_leaves_out_a_task_without_labels():
+    va = np.array([[0.1, 0.2], [0.3, -0.1], [-0.2, 0.4]], np.float32)
+    no_expr = np.full(3, -1, np.int8)
+    no_au = np.full((3, 12), -1, np.int8)
+    m = M.abaw_metrics(va, np.zeros(3, int), np.zeros((3, 12), int), va, no_expr, no_au)
+    assert np.isnan(m["f1_expr"]) and np.isnan(m["f1_au"])
+    assert m["p_mtl"] == pytest.approx(1.0)                 # VA only: a score to select best.pt on
+    assert np.isnan(M.p_mtl(float("nan"), float("nan"), float("nan"), float("nan")))
+
+
 def test_chance_metrics_are_what_constant_predictors_score():
     true = np.array([0, 0, 0, 1, 2, 3])
     au = np.array([[1] * 12, [0] * 12, [1] * 12, [0] * 12, [0] * 12, [0] * 12])

@@ -81,7 +81,11 @@ def au_mask(au: np.ndarray) -> np.ndarray:
 
 
 def p_mtl(ccc_v: float, ccc_a: float, f1_expr: float, f1_au: float) -> float:
-    return float((ccc_v + ccc_a) / 2 + f1_expr + f1_au)
+    """mean(CCC_V, CCC_A) + F1_EXPR + F1_AU over the tasks that have labels (NaN terms left out), so
+    that a dataset labelling only some tasks still has a score to select and stop on; NaN if none."""
+    terms = [(ccc_v + ccc_a) / 2, f1_expr, f1_au]
+    present = [t for t in terms if t == t]
+    return float(sum(present)) if present else float("nan")
 
 
 def abaw_metrics(va_pred: np.ndarray, expr_pred: np.ndarray, au_pred: np.ndarray,
@@ -89,8 +93,8 @@ def abaw_metrics(va_pred: np.ndarray, expr_pred: np.ndarray, au_pred: np.ndarray
     """The four ABAW metrics and P_MTL over every labelled frame.
 
     va_pred (n, 2) floats; expr_pred (n,) class ids; au_pred (n, 12) in {0, 1} (already thresholded);
-    the labels use the cache's missing-value sentinels. A task with no labelled frame scores NaN,
-    and then P_MTL is NaN too.
+    the labels use the cache's missing-value sentinels. A task with no labelled frame scores NaN and
+    is left out of P_MTL (see `p_mtl`).
     """
     m = va_mask(va_true)
     ccc_v = ccc(va_pred[m, 0], va_true[m, 0])
