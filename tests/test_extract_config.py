@@ -72,6 +72,21 @@ def test_error_text_names_the_file_once(tmp_path):
     assert _describe(item, ValueError("bad shape")) == f"{item.video_path}: ValueError: bad shape"
 
 
+def test_a_dataset_without_videos_is_one_line_and_writes_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from emokd.cli import main
+
+    (tmp_path / "empty").mkdir()
+    cache = tmp_path / "cache.zarr"
+    result = CliRunner().invoke(main, ["extract-features", str(tmp_path / "empty"), "--cache", str(cache)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {tmp_path / 'empty'}: no video or image item found "
+        f"(see `emokd index {tmp_path / 'empty'} --problems`)"]
+    assert not cache.exists()
+
+
 @pytest.fixture(scope="module")
 def encoders():
     from emokd.pipeline.extract import load_encoders

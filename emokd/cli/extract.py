@@ -9,6 +9,7 @@ import click
 import yaml
 
 from ..config import load_config, save_config
+from ..errors import DataError
 
 
 def _is_local(url: str) -> bool:
@@ -74,6 +75,8 @@ def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, d
     if _is_local(cache_url):  # workers (maybe on other machines) need the absolute path
         cache_url = str(_local_path(cache_url).resolve())
     manifest = index_dataset(dataset)
+    if not manifest.items:
+        raise DataError(f"{dataset}: no video or image item found (see `emokd index {dataset} --problems`)")
     items = manifest.items[: cfg.limit] if cfg.limit else manifest.items
 
     if dry_run:
