@@ -19,6 +19,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..cache.store import FeatureCache
 from ..config import to_dict
@@ -101,7 +102,9 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
         model.train()
         sums: dict = defaultdict(float)
         counts, n_samples = defaultdict(int), 0
-        for step in recipe.train_steps(data, cfg.train_split, cfg.batch_size, rng):
+        steps = recipe.train_steps(data, cfg.train_split, cfg.batch_size, rng)
+        for step in tqdm(steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False,
+                         disable=None):    # None: a bar on a terminal, silent in logs and CI
             total = 0.0
             for batch in step:
                 loss, parts = recipe.loss(recipe.forward(model, batch), batch, state)
