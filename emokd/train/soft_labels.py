@@ -10,7 +10,6 @@ silently mixed with, or replaced by, its predecessor's predictions: those videos
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from ..cache.store import FeatureCache
 from ..errors import CacheError
+from ..models.weights import sha256_file
 from .data import load_frame_data
 from .evaluate import predict_frames
 from .runs import BEST, RunDir, load_trained
@@ -33,11 +33,7 @@ def soft_run_name(run: str | Path) -> str:
 
 
 def checkpoint_sha256(run: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(RunDir(run).file(BEST), "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(RunDir(run).file(BEST))
 
 
 def _videos_to_write(cache: FeatureCache, name: str, checkpoint: str) -> list[str]:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.va_bins import VABins
+from .losses import ccc_torch
 
 
 @dataclass
@@ -27,14 +28,6 @@ class Vu2021LossConfig:
     gt_weight: float = 0.6     # where a label exists (student only)
     kd_weight: float = 0.4
     ccc_weight: float = 1.0    # weight of (1 - CCC) against the bin cross entropy
-
-
-def ccc(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Concordance correlation coefficient of two 1-D tensors, population variances."""
-    mx, my = x.mean(), y.mean()
-    vx, vy = ((x - mx) ** 2).mean(), ((y - my) ** 2).mean()
-    cov = ((x - mx) * (y - my)).mean()
-    return 2 * cov / (vx + vy + (mx - my) ** 2 + 1e-8)
 
 
 def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -77,5 +70,6 @@ def va_loss(va_logits: torch.Tensor, target: torch.Tensor, teacher_va_logits: to
         n = int(labelled.sum())
         if n >= 2:
             share = 1.0 if teacher_va_logits is None else cfg.gt_weight * n / len(labelled)
-            total = total + cfg.ccc_weight * share * (1 - ccc(expectation[labelled, d], target[labelled, d]))
+            va_ccc = ccc_torch(expectation[labelled, d, None], target[labelled, d, None])[0]
+            total = total + cfg.ccc_weight * share * (1 - va_ccc)
     return total / 2
