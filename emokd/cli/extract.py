@@ -9,15 +9,8 @@ import click
 import yaml
 
 from ..config import load_config, save_config
+from ..cache.location import is_local, local_path
 from ..errors import DataError
-
-
-def _is_local(url: str) -> bool:
-    return "://" not in url or url.startswith("file://")
-
-
-def _local_path(url: str) -> Path:
-    return Path(url[len("file://"):] if url.startswith("file://") else url)
 
 
 @click.command("extract-features")
@@ -72,8 +65,8 @@ def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, d
         "crop_size": crop_size,
     }
     cfg = load_config(ExtractConfig, config_file, overrides).resolved()
-    if _is_local(cache_url):  # workers (maybe on other machines) need the absolute path
-        cache_url = str(_local_path(cache_url).resolve())
+    if is_local(cache_url):  # workers (maybe on other machines) need the absolute path
+        cache_url = str(local_path(cache_url).resolve())
     manifest = index_dataset(dataset)
     if not manifest.items:
         raise DataError(f"{dataset}: no video or image item found (see `emokd index {dataset} --problems`)")
@@ -89,11 +82,11 @@ def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, d
         click.echo(yaml.safe_dump(plan.settings, sort_keys=True, default_flow_style=None).rstrip())
         return
 
-    log_file = _local_path(cache_url) / "extract.log" if _is_local(cache_url) else Path("emokd-extract.log")
+    log_file = local_path(cache_url) / "extract.log" if is_local(cache_url) else Path("emokd-extract.log")
     summary = run_extraction(items, cache_url, cfg, overwrite=overwrite, progress=not no_progress,
                              log_file=log_file, notes=manifest.problems)
-    if _is_local(cache_url):
-        save_config(cfg, _local_path(cache_url) / "extract_config.yaml")
+    if is_local(cache_url):
+        save_config(cfg, local_path(cache_url) / "extract_config.yaml")
     click.echo(summary.line())
     for video_id, message in summary.failures.items():
         click.echo(f"  failed {video_id}: {message}", err=True)
