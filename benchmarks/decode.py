@@ -28,9 +28,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from emokd.pipeline.frames import iter_frame_batches  # noqa: E402
-from emokd.pipeline.manifest import VideoItem  # noqa: E402
-from emokd.pipeline.synthetic import draw_frame, make_video, square_crop  # noqa: E402
+from emokd.extract.faces import iter_frame_batches  # noqa: E402
+from emokd.index.manifest import VideoItem  # noqa: E402
+from emokd.testing.videos import draw_frame, make_video, square_crop  # noqa: E402
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720)}
 BATCH = 32

@@ -21,8 +21,8 @@ from emokd.train.data import load_frame_data
 from emokd.train.loop import train
 from emokd.train.metrics import chance_metrics
 from emokd.train.runs import RunDir
-from emokd.train.synthetic import SyntheticSpec, write_synthetic_cache
-from emokd.train.train_config import TrainConfig
+from emokd.testing.caches import SyntheticSpec, write_synthetic_cache
+from emokd.train.config import TrainConfig
 
 SMALL = {"lstm_hidden": 32, "extractor": [64, 32], "heads": [32], "discriminator": [16], "dropout": 0.1}
 KEYS = ("ccc_v", "ccc_a", "f1_expr", "f1_au", "p_mtl")

@@ -29,22 +29,23 @@ import numpy as np
 
 
 def make_clips(root: Path, clips: int, seconds: float):
-    from emokd.pipeline.synthetic import make_affwild2_tree
-    from emokd.pipeline.synthetic_tree import TreeVideo
+    from emokd.testing.affwild2_tree import write_affwild2_tree
+    from emokd.testing.affwild2_tree import TreeVideo
 
     n = int(round(seconds * 30))
     specs = [TreeVideo(f"clip{i}", n, 30, audio="speechlike", size=(160, 120)) for i in range(clips)]
-    make_affwild2_tree(root, specs)
-    from emokd.pipeline.index import index_dataset
+    write_affwild2_tree(root, specs)
+    from emokd.index.dataset import index_dataset
 
     return index_dataset(root).items
 
 
 def encoders_alone(items, cfg, encoders) -> tuple[float, dict]:
     """Seconds spent in the encoders on preloaded inputs, the way the task batches them."""
-    from emokd.pipeline.alignment import window_end_samples, audio_windows
-    from emokd.pipeline.crops import load_crop
-    from emokd.pipeline.media import load_audio, probe_video
+    from emokd.extract.timing import window_end_samples, audio_windows
+    from emokd.extract.faces import load_crop
+    from emokd.extract.audio import load_audio
+    from emokd.index.probe import probe_video
 
     inputs = []
     for item in items:
@@ -72,7 +73,7 @@ def encoders_alone(items, cfg, encoders) -> tuple[float, dict]:
 
 def alone_in_worker(items, cfg) -> tuple[float, dict]:
     """`encoders_alone` inside a worker process: the same process, threads and encoders as its tasks."""
-    from emokd.pipeline.extract import load_encoders
+    from emokd.extract.encoders import load_encoders
 
     return encoders_alone(items, cfg, load_encoders(cfg))
 
@@ -83,8 +84,8 @@ def pipeline(items, url: str, cfg, workers: int, repeat: int = 1) -> dict:
     With repeat > 1 the pair is measured that many times, alternating, and the best of each is kept
     (the development box is shared, so its load changes from one second to the next).
     """
-    from emokd.pipeline.driver import dask_client, run_extraction
-    from emokd.pipeline.extract import load_encoders
+    from emokd.extract.driver import dask_client, run_extraction
+    from emokd.extract.encoders import load_encoders
 
     t0 = time.perf_counter()
     best: dict = {}
@@ -140,7 +141,8 @@ def main() -> None:
 
     import torch
 
-    from emokd.pipeline.extract import ExtractConfig, load_encoders
+    from emokd.extract.config import ExtractConfig
+    from emokd.extract.encoders import load_encoders
 
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="emokd-bench-extract-"))

@@ -35,8 +35,8 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from emokd.constants import N_AU, N_EXPR, SAMPLE_RATE  # noqa: E402
-from emokd.pipeline import demo_data  # noqa: E402
-from emokd.pipeline.synthetic import make_video  # noqa: E402
+from emokd.demo import data as demo_data  # noqa: E402
+from emokd.testing.videos import make_video  # noqa: E402
 
 WINDOW_S = 10.0
 IMG_WINDOW, IMG_STRIDE = 6, 10
@@ -189,7 +189,7 @@ def mtl_loss(out: dict, b: dict) -> torch.Tensor:
 
 def train_epoch(get_batch, order: list, batch_size: int, dims: dict) -> tuple[float, float]:
     """(epoch seconds, seconds spent getting batches) for one pass over `order`."""
-    from emokd.models.multitask import MultitaskNet
+    from emokd.train.recipes.jeong2022.net import MultitaskNet
 
     torch.manual_seed(0)
     net = MultitaskNet(dims["face"], dims["audio"])

@@ -24,9 +24,9 @@ import torch
 from emokd.cache.keys import encode_key
 from emokd.cache.store import FeatureCache
 from emokd.train.data import load_frame_data
-from emokd.train.recipe import EpochState, build_recipe
-from emokd.train.synthetic import SyntheticSpec, write_synthetic_cache
-from emokd.train.train_config import resolve_device
+from emokd.train.recipes.base import EpochState, build_recipe
+from emokd.testing.caches import SyntheticSpec, write_synthetic_cache
+from emokd.train.config import resolve_device
 
 
 def sync(device):

@@ -32,8 +32,8 @@ import torch
 from emokd.cache.store import FeatureCache
 from emokd.train.data import load_frame_data
 from emokd.train.loop import train
-from emokd.train.train_config import TrainConfig
-from emokd.train.vu2021_synthetic import MultiDbSpec, write_multidb_cache
+from emokd.train.config import TrainConfig
+from emokd.testing.multidb_cache import MultiDbSpec, write_multidb_cache
 
 SETS = {"expr_datasets": ["expr_db"], "va_datasets": ["va_db"], "expr_va_datasets": ["both_db"]}
 NET = {"hidden": [64, 32], "dropout": 0.2, "gru_hidden": 32}

@@ -1,3 +1,3 @@
-from .cli import main
+from emokd.cli import main
 
 main()

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .errors import ConfigError
+from emokd.errors import ConfigError
 
 T = TypeVar("T")
 

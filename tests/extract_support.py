@@ -93,6 +93,6 @@ def dies_on_solo(item, cache_url, cfg, expected=None, overwrite=False):
     """An extraction task whose worker process dies (as if killed for memory) on video "solo"."""
     if item.video_id == "solo":
         os._exit(1)
-    from emokd.pipeline.extract import extract_video
+    from emokd.extract.task import extract_video
 
     return extract_video(item, cache_url, cfg, expected, overwrite)

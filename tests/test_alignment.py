@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from emokd.constants import SAMPLE_RATE
-from emokd.pipeline.alignment import audio_windows, window_end_samples, window_samples
-from emokd.pipeline.frames import iter_frame_batches
-from emokd.pipeline.manifest import VideoItem
-from emokd.pipeline.media import PTS_CONTAINER, PTS_INDEX_AVI, load_audio, probe_video
-from emokd.pipeline.synthetic import as_frame_rate, make_video, read_frame_index
+from emokd.extract.timing import audio_windows, window_end_samples, window_samples
+from emokd.extract.faces import iter_frame_batches
+from emokd.index.manifest import VideoItem
+from emokd.index.probe import PTS_CONTAINER, PTS_INDEX_AVI, probe_video
+from emokd.extract.audio import load_audio
+from emokd.testing.videos import as_frame_rate, make_video, read_frame_index
 
 SIZE = (96, 72)
 
@@ -191,7 +192,7 @@ def test_variable_frame_rate_uses_container_times(tmp_path):
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
-        from emokd.pipeline.synthetic import draw_frame
+        from emokd.testing.videos import draw_frame
 
         for k, t in enumerate(times_ms):
             frame = av.VideoFrame.from_ndarray(draw_frame(k, (64, 48)), format="rgb24")
@@ -214,7 +215,7 @@ def test_edit_list_trimming_the_start(tmp_path):
     (decord still counts the cut frames; the container's count wins)."""
     import av
 
-    from emokd.pipeline.synthetic import draw_frame
+    from emokd.testing.videos import draw_frame
 
     path = tmp_path / "trimmed.mp4"
     with av.open(str(path), "w") as container:
@@ -236,7 +237,7 @@ def test_edit_list_trimming_the_start(tmp_path):
 
 
 def test_audio_ok_of_matches_audio_windows(tmp_path):
-    from emokd.pipeline.alignment import audio_ok_of
+    from emokd.extract.timing import audio_ok_of
 
     sv = make_video(tmp_path / "p.mp4", 30, 30, SIZE, audio="tone-steps", audio_offset_s=0.3, audio_duration_s=0.4)
     info = probe_video(sv.path)

@@ -5,8 +5,7 @@ import pytest
 
 from emokd.constants import AU_NAMES, EXPR_CLASSES
 from emokd.errors import DataError
-from emokd.pipeline.annotations import (FrameLabels, fit_to_frames, read_label_file, read_mtl_file,
-                                        read_task_file, read_test_list, videos_of_test_list)
+from emokd.index.abaw import FrameLabels, fit_to_frames, read_label_file, read_mtl_file, read_task_file, read_test_list, videos_of_test_list
 
 
 def write(path, *lines):

@@ -93,9 +93,9 @@ def test_relabel_command_uses_the_dataset_index(cache, monkeypatch, tmp_path):
         return SimpleNamespace(items=[_item("vid_a", "test"), _item("vid_c_left", "train", expr=np.ones(6, np.int8), n=6)],
                                problems=["vid_x.txt: 3 lines, 4 frames"])
 
-    fake = types.ModuleType("emokd.pipeline.index")
+    fake = types.ModuleType("emokd.index.dataset")
     fake.index_dataset = index_dataset
-    monkeypatch.setitem(sys.modules, "emokd.pipeline.index", fake)
+    monkeypatch.setitem(sys.modules, "emokd.index.dataset", fake)
     result = run("cache", "relabel", cache.url, str(tmp_path / "affwild2"))
     assert result.exit_code == 0, result.output
     assert seen == [str(tmp_path / "affwild2")]
@@ -109,8 +109,8 @@ def test_relabel_command_uses_the_dataset_index(cache, monkeypatch, tmp_path):
 def test_relabel_from_a_real_affwild2_tree(tmp_path):
     """The real index over a generated Aff-Wild2 tree; then one annotation file changes."""
     from emokd.constants import EXPR_CLASSES
-    from emokd.pipeline.index import index_dataset
-    from emokd.pipeline.synthetic_tree import write_affwild2_tree
+    from emokd.index.dataset import index_dataset
+    from emokd.testing.affwild2_tree import write_affwild2_tree
 
     root = tmp_path / "affwild2"
     write_affwild2_tree(root)

@@ -10,7 +10,7 @@ import pytest
 
 from cache_support import ARRAYS, ENCODERS, SETTINGS, video_values, write_video
 from emokd.cache import FeatureCache, decode_key, encode_key
-from emokd.cache import video_writer
+from emokd.cache import writer as video_writer
 from emokd.cache.fingerprint import compute_fingerprint, differences, fingerprint_inputs
 from emokd.errors import CacheError
 

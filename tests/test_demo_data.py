@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from emokd.models import weights as store
-from emokd.pipeline import demo_data as dd
+from emokd.demo import data as dd
 
 
 def test_rule_hand_computed_on_small_frames():
@@ -80,8 +80,8 @@ def test_fetch_gives_the_pinned_real_videos():
 
 def test_layout_reads_back_through_the_real_index(tmp_path):
     """The demo's tree is what `emokd index` reads: splits, per-frame labels (4-decimal VA), test list."""
-    from emokd.pipeline.index import index_dataset
-    from emokd.pipeline.synthetic import make_video
+    from emokd.index.dataset import index_dataset
+    from emokd.testing.videos import make_video
 
     videos, labels, n_frames = {}, {}, {}
     for j, video in enumerate(dd.DEMO_VIDEOS):

@@ -41,11 +41,11 @@ def weights():
 def dataset(tmp_path_factory, weights):
     """solo (crops with gaps, fewer label lines than frames), duo_left/duo_right (one AVI file),
     nocrop (no crop folder, no audio), broken (a corrupt .mp4)."""
-    from emokd.pipeline.synthetic import make_affwild2_tree
-    from emokd.pipeline.synthetic_tree import TreeVideo
+    from emokd.testing.affwild2_tree import write_affwild2_tree
+    from emokd.testing.affwild2_tree import TreeVideo
 
     root = tmp_path_factory.mktemp("extract") / "data"
-    tree = make_affwild2_tree(root, [
+    tree = write_affwild2_tree(root, [
         TreeVideo("solo", 45, 30, crop_gaps=(3, 17), label_lines=40, audio="speechlike", size=(96, 96)),
         TreeVideo("duo", 36, 25, ".avi", "mpeg4", persons=("left", "right"), audio="speechlike",
                   splits={"VA": "validation", "EXPR": "validation", "AU": "validation"}, size=(96, 96)),
@@ -60,9 +60,9 @@ def dataset(tmp_path_factory, weights):
 def reference(dataset, tmp_path_factory):
     """One uninterrupted run with one worker."""
     from emokd.cache import FeatureCache
-    from emokd.pipeline.driver import run_extraction
-    from emokd.pipeline.extract import ExtractConfig
-    from emokd.pipeline.index import index_dataset
+    from emokd.extract.driver import run_extraction
+    from emokd.extract.config import ExtractConfig
+    from emokd.index.dataset import index_dataset
 
     url = str(tmp_path_factory.mktemp("ref") / "cache.zarr")
     items = index_dataset(dataset.root).items
@@ -71,8 +71,9 @@ def reference(dataset, tmp_path_factory):
 
 
 def test_tiny_dataset_arrays_flags_labels_and_failure(dataset, reference):
-    from emokd.pipeline.crops import load_crop
-    from emokd.pipeline.extract import ExtractConfig, load_encoders
+    from emokd.extract.faces import load_crop
+    from emokd.extract.config import ExtractConfig
+    from emokd.extract.encoders import load_encoders
 
     summary, cache, _ = reference
     assert (summary.total, summary.done, summary.failed, summary.skipped) == (5, 4, 1, 0)
@@ -130,10 +131,11 @@ def test_small_batches_and_audio_chunks_keep_rows_aligned(dataset, reference, tm
     """The task in this process with batches of 5 frames and audio chunks of 7 frames gives the
     reference run's rows (batches of 64, one audio chunk): row k stays frame k across chunk edges."""
     from emokd.cache import FeatureCache
-    from emokd.pipeline import extract
-    from emokd.pipeline.driver import prepare_cache
-    from emokd.pipeline.extract import ExtractConfig, extract_video
-    from emokd.pipeline.index import index_dataset
+    from emokd.extract import task as extract
+    from emokd.extract.driver import prepare_cache
+    from emokd.extract.config import ExtractConfig
+    from emokd.extract.task import extract_video
+    from emokd.index.dataset import index_dataset
 
     monkeypatch.setattr(extract, "AUDIO_CHUNK_FRAMES", 7)
     items = [i for i in index_dataset(dataset.root).items if i.video_id in ("solo", "duo_right")]
@@ -206,9 +208,9 @@ def test_kill_and_resume_equals_uninterrupted(dataset, reference, tmp_path):
 
 def test_two_workers_write_one_store(dataset, reference, tmp_path):
     from emokd.cache import FeatureCache
-    from emokd.pipeline.driver import run_extraction
-    from emokd.pipeline.extract import ExtractConfig
-    from emokd.pipeline.index import index_dataset
+    from emokd.extract.driver import run_extraction
+    from emokd.extract.config import ExtractConfig
+    from emokd.index.dataset import index_dataset
 
     url = str(tmp_path / "cache.zarr")
     summary = run_extraction(index_dataset(dataset.root).items, url, ExtractConfig(workers=2), progress=False)
@@ -226,9 +228,9 @@ def test_a_dying_worker_fails_its_video_only(dataset, reference, tmp_path):
     import dask
 
     from emokd.cache import FeatureCache
-    from emokd.pipeline.driver import run_extraction
-    from emokd.pipeline.extract import ExtractConfig
-    from emokd.pipeline.index import index_dataset
+    from emokd.extract.driver import run_extraction
+    from emokd.extract.config import ExtractConfig
+    from emokd.index.dataset import index_dataset
 
     from extract_support import dies_on_solo
 
@@ -295,7 +297,7 @@ def test_existing_cluster_by_address(dataset, reference, tmp_path):
         assert "4 extracted" in result.output and "1 failed" in result.output
         from distributed import Client
 
-        from emokd.pipeline.extract_config import encoder_builds
+        from emokd.extract.encoders import encoder_builds
 
         with Client(address) as client:  # 5 tasks on 2 workers: one ran >= 3, yet built encoders once
             builds = client.run(encoder_builds)

@@ -7,8 +7,9 @@ import pytest
 
 from emokd.config import load_config
 from emokd.errors import ConfigError, WeightsError
-from emokd.pipeline.extract import ExtractConfig, _describe, _face_source
-from emokd.pipeline.manifest import VideoItem
+from emokd.extract.config import ExtractConfig
+from emokd.extract.task import _describe, _face_source
+from emokd.index.manifest import VideoItem
 
 
 def test_defaults_and_resolved_audio_mode():
@@ -89,7 +90,7 @@ def test_a_dataset_without_videos_is_one_line_and_writes_nothing(tmp_path):
 
 @pytest.fixture(scope="module")
 def encoders():
-    from emokd.pipeline.extract import load_encoders
+    from emokd.extract.encoders import load_encoders
 
     try:
         return load_encoders(ExtractConfig().resolved())
@@ -98,7 +99,7 @@ def encoders():
 
 
 def test_fingerprint_settings_hold_every_feature_setting(encoders):
-    from emokd.pipeline.extract import fingerprint_settings
+    from emokd.extract.encoders import fingerprint_settings
 
     cfg = ExtractConfig().resolved()
     settings = fingerprint_settings(cfg, encoders)
@@ -119,8 +120,8 @@ def test_task_records_a_failure_instead_of_raising(tmp_path, encoders):
     import av
 
     from emokd.cache import FeatureCache
-    from emokd.pipeline.driver import prepare_cache
-    from emokd.pipeline.extract import extract_video
+    from emokd.extract.driver import prepare_cache
+    from emokd.extract.task import extract_video
 
     audio_only = tmp_path / "audio_only.mp4"
     with av.open(str(audio_only), "w") as out:
@@ -154,9 +155,9 @@ def test_image_sequence_item(tmp_path, encoders):
     from PIL import Image
 
     from emokd.cache import FeatureCache
-    from emokd.pipeline.driver import prepare_cache
-    from emokd.pipeline.extract import extract_video
-    from emokd.pipeline.synthetic import draw_frame
+    from emokd.extract.driver import prepare_cache
+    from emokd.extract.task import extract_video
+    from emokd.testing.videos import draw_frame
 
     paths = []
     for k in range(4):

@@ -7,16 +7,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emokd.pipeline.crops import box_crop, crop_path, list_crops
-from emokd.pipeline.frames import iter_frame_batches
-from emokd.pipeline.index import index_dataset
-from emokd.pipeline.manifest import VideoItem
-from emokd.pipeline.synthetic import draw_frame, make_affwild2_tree, make_video, read_frame_index
+from emokd.extract.faces import box_crop
+from emokd.index.crop_files import crop_path, list_crops
+from emokd.extract.faces import iter_frame_batches
+from emokd.index.dataset import index_dataset
+from emokd.index.manifest import VideoItem
+from emokd.testing.videos import draw_frame, make_video, read_frame_index
+from emokd.testing.affwild2_tree import write_affwild2_tree
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    return make_affwild2_tree(tmp_path_factory.mktemp("affwild2"))
+    return write_affwild2_tree(tmp_path_factory.mktemp("affwild2"))
 
 
 def collect(item, batch_size=8, **kwargs):
@@ -163,7 +165,7 @@ def test_box_crop_pads_outside_the_image():
 
 
 def test_scaled_decode_size_keeps_the_aspect():
-    from emokd.pipeline.frames import scaled_size
+    from emokd.extract.faces import scaled_size
 
     assert scaled_size(640, 360, 112) == (200, 112)
     assert scaled_size(1280, 720, 112) == (200, 112)

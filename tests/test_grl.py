@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from emokd.models.grl import GradientReversal, reverse_gradient
-from emokd.models.multitask import MultitaskNet
+from emokd.models.layers import GradientReversal, reverse_gradient
+from emokd.train.recipes.jeong2022.net import MultitaskNet
 
 
 def test_identity_forward_and_reversed_backward():

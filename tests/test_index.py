@@ -9,15 +9,16 @@ from click.testing import CliRunner
 
 from emokd.cli import main
 from emokd.errors import DataError
-from emokd.pipeline.index import index_dataset
-from emokd.pipeline.manifest import Manifest
-from emokd.pipeline.summary import summarize
-from emokd.pipeline.synthetic import make_affwild2_tree, make_video
+from emokd.index.dataset import index_dataset
+from emokd.index.manifest import Manifest
+from emokd.index.summary import summarize
+from emokd.testing.affwild2_tree import write_affwild2_tree
+from emokd.testing.videos import make_video
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
-    return make_affwild2_tree(tmp_path_factory.mktemp("affwild2"))
+    return write_affwild2_tree(tmp_path_factory.mktemp("affwild2"))
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +161,7 @@ def test_generic_csv_and_json_manifests(tmp_path):
 
 
 def test_sources_file_is_delegated(tmp_path, monkeypatch):
-    import emokd.pipeline.datasets as datasets
+    import emokd.index.sources as datasets
 
     called = []
     monkeypatch.setattr(datasets, "index_sources", lambda p: called.append(p) or Manifest([]))

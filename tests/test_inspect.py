@@ -11,10 +11,10 @@ from PIL import Image
 from emokd.cache import FeatureCache
 from emokd.cli import main
 from emokd.errors import DataError
-from emokd.pipeline.inspect_data import gather, read_crop_files
-from emokd.pipeline.inspect_plot import InspectData, pick_frames, render_inspect, waveform_envelope
-from emokd.pipeline.media import probe_video
-from emokd.pipeline.synthetic import make_video
+from emokd.inspect.gather import gather, read_crop_files
+from emokd.inspect.plot import InspectData, pick_frames, render_inspect, waveform_envelope
+from emokd.index.probe import probe_video
+from emokd.testing.videos import make_video
 
 ENCODERS = [
     {"name": "fer_default", "kind": "face", "output_dim": 4, "layer": "fc1",
@@ -137,14 +137,14 @@ class _RecordingDetector:
         self.seen = []
 
     def detect(self, image):
-        from emokd.pipeline.synthetic import read_frame_index
+        from emokd.testing.videos import read_frame_index
 
         self.seen.append(read_frame_index(image))
         return SimpleNamespace(boxes=np.zeros((0, 4)), scores=np.zeros(0), landmarks=np.zeros((0, 5, 2)))
 
 
 def test_detector_path_sees_exactly_the_shown_frames(tmp_path):
-    from emokd.pipeline.inspect_data import detector_crops
+    from emokd.inspect.gather import detector_crops
 
     video = make_video(tmp_path / "v.mp4", 40, fps=25, audio=None)
     detector = _RecordingDetector()

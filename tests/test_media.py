@@ -8,10 +8,11 @@ import pytest
 
 from emokd.constants import SAMPLE_RATE
 from emokd.errors import DataError
-from emokd.pipeline.frames import iter_frame_batches
-from emokd.pipeline.manifest import VideoItem
-from emokd.pipeline.media import load_audio, probe_video
-from emokd.pipeline.synthetic import make_video, read_frame_index
+from emokd.extract.faces import iter_frame_batches
+from emokd.index.manifest import VideoItem
+from emokd.extract.audio import load_audio
+from emokd.index.probe import probe_video
+from emokd.testing.videos import make_video, read_frame_index
 
 
 def test_missing_and_unreadable_files_name_the_file(tmp_path):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from emokd.errors import DataError
-from emokd.pipeline.datasets.affectnet import read_affectnet
-from emokd.pipeline.datasets.afew_va import read_afew_va
-from emokd.pipeline.datasets.expw import read_expw
+from emokd.index.readers.affectnet import read_affectnet
+from emokd.index.readers.afew_va import read_afew_va
+from emokd.index.readers.expw import read_expw
 
 AFFECTNET_HEADER = ("subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,"
                     "expression,valence,arousal\n")
@@ -159,7 +159,7 @@ def _three_databases(tmp_path):
 
 
 def test_index_sources_tasks_thin_and_namespaces(tmp_path):
-    from emokd.pipeline.datasets.sources import index_sources
+    from emokd.index.sources import index_sources
 
     _three_databases(tmp_path)
     (tmp_path / "sources.yaml").write_text(
@@ -191,7 +191,7 @@ def test_index_sources_merges_shared_items_per_frame(tmp_path):
     (tmp_path / "sources.toml").write_text(
         '[[sources]]\nname = "affectnet"\nkind = "affectnet"\nroot = "affectnet"\ntasks = ["EXPR"]\n'
         '[[sources]]\nname = "affectnet"\nkind = "affectnet"\nroot = "affectnet"\ntasks = ["VA"]\n')
-    from emokd.pipeline.index import index_dataset
+    from emokd.index.dataset import index_dataset
 
     manifest = index_dataset(tmp_path / "sources.toml")        # the pipeline's entry point hands it over
     a = {it.video_id: it for it in manifest.items}["affectnet/1/a"]
@@ -200,9 +200,9 @@ def test_index_sources_merges_shared_items_per_frame(tmp_path):
 
 
 def test_merge_labels_union_lengths_and_conflicts():
-    from emokd.pipeline.datasets.common import frame_labels_arrays
-    from emokd.pipeline.datasets.sources import merge_labels
-    from emokd.pipeline.manifest import FrameLabels
+    from emokd.index.readers.common import frame_labels_arrays
+    from emokd.index.sources import merge_labels
+    from emokd.index.manifest import FrameLabels
 
     va1, expr1, au1 = frame_labels_arrays(3)
     expr1[:] = [2, -1, 5]
@@ -225,7 +225,7 @@ def test_merge_labels_union_lengths_and_conflicts():
 ])
 def test_index_sources_errors(tmp_path, text, what):
     from emokd.errors import ConfigError
-    from emokd.pipeline.datasets.sources import index_sources
+    from emokd.index.sources import index_sources
 
     _three_databases(tmp_path)
     (tmp_path / "s.yaml").write_text(text)
@@ -235,8 +235,8 @@ def test_index_sources_errors(tmp_path, text, what):
 
 
 def test_index_sources_affwild2_shared_videos_carry_both_labels(tmp_path):
-    from emokd.pipeline.datasets.sources import index_sources
-    from emokd.pipeline.synthetic_tree import TreeVideo, write_affwild2_tree
+    from emokd.index.sources import index_sources
+    from emokd.testing.affwild2_tree import TreeVideo, write_affwild2_tree
 
     tree = write_affwild2_tree(tmp_path / "abaw", [TreeVideo("vid_s", 12, 25, splits={"VA": "train", "EXPR": "train",
                                                                                        "AU": "train"})])
@@ -262,7 +262,7 @@ def test_still_and_clip_items_through_the_frame_reader(tmp_path):
     """The pipeline reads these items: a still is one face crop from its box, without audio."""
     from PIL import Image
 
-    from emokd.pipeline.frames import iter_frame_batches
+    from emokd.extract.faces import iter_frame_batches
 
     root = _affectnet(tmp_path, [f"1/a.jpg,20,10,40,40,{LM},3,0.1,0.2\n"])
     image = np.zeros((80, 100, 3), np.uint8)

@@ -8,8 +8,8 @@ import numpy as np
 from emokd.cache import FeatureCache
 from emokd.train.loop import train
 from emokd.train.soft_labels import checkpoint_sha256, ensure_soft_labels
-from emokd.train.synthetic import SyntheticSpec, write_synthetic_cache
-from emokd.train.train_config import TrainConfig
+from emokd.testing.caches import SyntheticSpec, write_synthetic_cache
+from emokd.train.config import TrainConfig
 
 SMALL = {"lstm_hidden": 8, "extractor": [16], "heads": [8], "discriminator": [8], "dropout": 0.0}
 

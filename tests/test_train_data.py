@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from emokd.errors import CacheError
-from emokd.train.data import (fill_from_earlier, forward_fill_index, load_frame_data, stream_batches)
-from emokd.train.synthetic import SyntheticSpec, label_function, write_synthetic_cache
+from emokd.train.data import fill_from_earlier, forward_fill_index, load_frame_data, stream_batches
+from emokd.testing.caches import SyntheticSpec, label_function, write_synthetic_cache
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from emokd.train.data import load_frame_data
 from emokd.train.loop import train
 from emokd.train.metrics import chance_metrics
 from emokd.train.predict import HEADER
-from emokd.train.synthetic import SyntheticSpec, write_synthetic_cache
-from emokd.train.train_config import TrainConfig, resolve_device
+from emokd.testing.caches import SyntheticSpec, write_synthetic_cache
+from emokd.train.config import TrainConfig, resolve_device
 
 SMALL = {"lstm_hidden": 32, "extractor": [64, 32], "heads": [32], "discriminator": [16], "dropout": 0.0}
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from emokd.cli import main
 from emokd.train.loop import train
-from emokd.train.synthetic import SyntheticSpec, write_synthetic_cache
-from emokd.train.train_config import TrainConfig
+from emokd.testing.caches import SyntheticSpec, write_synthetic_cache
+from emokd.train.config import TrainConfig
 
 TIMING = ("samples_per_s", "epoch_s")
 OPTIONS = {"lstm_hidden": 16, "extractor": [32, 16], "heads": [16], "discriminator": [8], "dropout": 0.3}

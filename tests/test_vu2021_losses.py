@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from emokd.models.va_bins import VABins
-from emokd.models.vu2021_net import Vu2021Net, Vu2021NetConfig
+from emokd.train.recipes.vu2021.bins import VABins
+from emokd.train.recipes.vu2021.net import Vu2021Net, Vu2021NetConfig
 from emokd.train.losses import ccc_torch
-from emokd.train.vu2021_losses import Vu2021LossConfig, expr_loss, kd_kl, va_loss
+from emokd.train.recipes.vu2021.losses import Vu2021LossConfig, expr_loss, kd_kl, va_loss
 
 
 def test_bins_edges_and_expectation_points_agree():

@@ -9,9 +9,9 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from emokd.errors import ConfigError
 from emokd.train.data import FrameData
-from emokd.train.recipe import EpochState, build_recipe
-from emokd.train.recipes.vu2021 import Vu2021, Vu2021Config, vu2021_metrics
-from emokd.train.vu2021_sampling import balance_weights, set_frames
+from emokd.train.recipes.base import EpochState, build_recipe
+from emokd.train.recipes.vu2021.recipe import Vu2021, Vu2021Config, vu2021_metrics
+from emokd.train.recipes.vu2021.sampling import balance_weights, set_frames
 
 NAN = np.nan
 

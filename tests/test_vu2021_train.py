@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from emokd.cache.store import FeatureCache
 from emokd.cli import main
 from emokd.train.loop import train
-from emokd.train.train_config import TrainConfig
-from emokd.train.vu2021_synthetic import LatentWorld, MultiDbSpec, write_multidb_cache
+from emokd.train.config import TrainConfig
+from emokd.testing.multidb_cache import LatentWorld, MultiDbSpec, write_multidb_cache
 
 SPEC = MultiDbSpec(expr_stills=30, both_stills=16, va_clips=3, clip_frames=20, val_videos=2, val_frames=60)
 OPTIONS = {"hidden": [32], "gru_hidden": 8, "dropout": 0.0, "expr_datasets": ["expr_db"],

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CacheError
-from . import failures as _failures
-from . import labels as _labels
-from . import soft as _soft
+from emokd.errors import CacheError
+from emokd.cache import failures as _failures
+from emokd.cache import labels as _labels
+from emokd.cache import soft as _soft
 
 
 class BesideFeatures:

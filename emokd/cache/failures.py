@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import zarr
 
-from .keys import decode_key, encode_key
-from .location import remove_node
-from .video_writer import now_utc
+from emokd.cache.keys import decode_key, encode_key
+from emokd.cache.location import remove_node
+from emokd.cache.writer import now_utc
 
 GROUP = "failures"
 

@@ -13,8 +13,8 @@ import json
 import math
 from typing import Any
 
-from ..constants import CACHE_SCHEMA_VERSION
-from ..errors import CacheError
+from emokd.constants import CACHE_SCHEMA_VERSION
+from emokd.errors import CacheError
 
 _MISSING = "<not set>"
 

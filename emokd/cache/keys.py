@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import CacheError
+from emokd.errors import CacheError
 
 _SAFE = re.compile(r"[A-Za-z0-9._-]")
 _ESCAPED = re.compile(r"(?:~[0-9A-F]{2})+")

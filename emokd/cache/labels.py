@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import zarr
 
-from ..constants import EXPR_MISSING, N_AU, N_EXPR
-from ..errors import CacheError
-from .keys import encode_key
-from .location import remove_node
-from .video_writer import STATUS_COMPLETE, STATUS_WRITING, create_frame_array, now_utc
+from emokd.constants import EXPR_MISSING, N_AU, N_EXPR
+from emokd.errors import CacheError
+from emokd.cache.keys import encode_key
+from emokd.cache.location import remove_node
+from emokd.cache.writer import STATUS_COMPLETE, STATUS_WRITING, create_frame_array, now_utc
 
 GROUP = "labels"
 SPLITS = ("train", "validation", "test", "unlabelled")

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 
-from . import location
-from .labels import GROUP as LABELS, SPLITS
-from .video_writer import STATUS_COMPLETE
+from emokd.cache import location
+from emokd.cache.labels import GROUP as LABELS, SPLITS
+from emokd.cache.writer import STATUS_COMPLETE
 
 
 def _label_counts(cache) -> dict[str, dict[str, int]]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import zarr
 
-from ..errors import CacheError
-from .keys import decode_key, encode_key
-from .location import remove_node
-from .video_writer import STATUS_COMPLETE, STATUS_WRITING, create_frame_array, now_utc
+from emokd.errors import CacheError
+from emokd.cache.keys import decode_key, encode_key
+from emokd.cache.location import remove_node
+from emokd.cache.writer import STATUS_COMPLETE, STATUS_WRITING, create_frame_array, now_utc
 
 GROUP = "soft"
 

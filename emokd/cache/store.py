@@ -20,17 +20,16 @@ from typing import Any
 import numpy as np
 import zarr
 
-from ..constants import CACHE_SCHEMA_VERSION
-from ..errors import CacheError
-from . import failures as _failures
-from . import labels as _labels
-from . import location
-from . import soft as _soft
-from .beside import BesideFeatures
-from .fingerprint import array_name, compute_fingerprint, differences, fingerprint_inputs
-from .keys import decode_key, encode_key
-from .video_writer import (RESERVED_ATTRS, STATUS_COMPLETE, STATUS_WRITING, VideoWriter,
-                           create_frame_array, now_utc)
+from emokd.constants import CACHE_SCHEMA_VERSION
+from emokd.errors import CacheError
+from emokd.cache import failures as _failures
+from emokd.cache import labels as _labels
+from emokd.cache import location
+from emokd.cache import soft as _soft
+from emokd.cache.beside import BesideFeatures
+from emokd.cache.fingerprint import array_name, compute_fingerprint, differences, fingerprint_inputs
+from emokd.cache.keys import decode_key, encode_key
+from emokd.cache.writer import RESERVED_ATTRS, STATUS_COMPLETE, STATUS_WRITING, VideoWriter, create_frame_array, now_utc
 
 FORMAT_TAG = "emokd feature cache"
 VIDEOS = "videos"
@@ -256,12 +255,12 @@ class FeatureCache(BesideFeatures):
 
     # ---- summaries -----------------------------------------------------------------------------
     def info(self) -> dict:
-        from .report import cache_info
+        from emokd.cache.report import cache_info
         return cache_info(self)
 
     def verify(self) -> list[str]:
         """Defects, one line each; an empty list means none found."""
-        from .verify import verify_cache
+        from emokd.cache.verify import verify_cache
         return verify_cache(self)
 
     def __repr__(self) -> str:

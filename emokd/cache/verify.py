@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import zarr
 
-from .keys import decode_key
-from .labels import GROUP as LABELS, SPLITS, check_label_values
-from .soft import GROUP as SOFT
-from .video_writer import STATUS_COMPLETE
+from emokd.cache.keys import decode_key
+from emokd.cache.labels import GROUP as LABELS, SPLITS, check_label_values
+from emokd.cache.soft import GROUP as SOFT
+from emokd.cache.writer import STATUS_COMPLETE
 
 PER_FRAME = {"face_ok": np.dtype(bool), "audio_ok": np.dtype(bool), "pts": np.dtype(np.float64)}
 

@@ -9,8 +9,8 @@ import sys
 
 import click
 
-from ..errors import EmokdError
-from ..logs import setup_logging
+from emokd.errors import EmokdError
+from emokd.logs import setup_logging
 
 SUBMODULES = ("weights", "index", "cache", "extract", "train", "inspect")
 

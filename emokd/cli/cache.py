@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..cache import FeatureCache
+from emokd.cache import FeatureCache
 
 
 @click.group("cache")
@@ -20,7 +20,7 @@ def cache_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 def info_command(path: str, as_json: bool) -> None:
     """Videos, frames, encoders and dims, labels, size on disk, incomplete and failed videos, config."""
-    from ..cache.report import format_info
+    from emokd.cache.report import format_info
 
     info = FeatureCache.open(path).info()
     click.echo(json.dumps(info, indent=2, default=str) if as_json else format_info(info))
@@ -57,8 +57,8 @@ def relabel_command(path: str, dataset: str) -> None:
     DATASET is a dataset root (Aff-Wild2 layout) or a manifest file, as for extract-features.
     Features are never touched; cached videos the index lacks keep their labels.
     """
-    from ..cache.relabel import relabel
-    from ..pipeline.index import index_dataset
+    from emokd.cache.relabel import relabel
+    from emokd.index.dataset import index_dataset
 
     cache = FeatureCache.open(path, mode="r+")
     manifest = index_dataset(dataset)

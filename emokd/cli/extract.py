@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import yaml
 
-from ..config import load_config, save_config
-from ..cache.location import is_local, local_path
-from ..errors import DataError
+from emokd.config import load_config, save_config
+from emokd.cache.location import is_local, local_path
+from emokd.errors import DataError
 
 
 @click.command("extract-features")
@@ -52,9 +52,9 @@ def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, d
     file (see `emokd index`). Re-running the same command skips
     complete videos and redoes incomplete ones. Exit status 1 when any video failed.
     """
-    from ..pipeline.driver import prepare_cache, run_extraction
-    from ..pipeline.extract import ExtractConfig
-    from ..pipeline.index import index_dataset
+    from emokd.extract.driver import prepare_cache, run_extraction
+    from emokd.extract.config import ExtractConfig
+    from emokd.index.dataset import index_dataset
 
     overrides = {
         "workers": workers, "scheduler": scheduler, "device": device, "batch_size": batch_size,

@@ -19,8 +19,8 @@ def index_command(dataset: str, out: str | None, no_probe: bool, show_problems: 
     Prints videos, frames, labelled frames per task and split, missing crops, videos without
     annotations and annotations without video.
     """
-    from ..pipeline.index import index_dataset
-    from ..pipeline.summary import format_summary, summarize
+    from emokd.index.dataset import index_dataset
+    from emokd.index.summary import format_summary, summarize
 
     manifest = index_dataset(dataset, probe=not no_probe)
     summary = summarize(manifest)

@@ -15,9 +15,9 @@ def _run_predictions(run: Path, cache, video_id: str) -> dict:
     as in `emokd predict`."""
     import numpy as np
 
-    from ..train.data import load_frame_data
-    from ..train.evaluate import predict_split
-    from ..train.runs import load_trained
+    from emokd.train.data import load_frame_data
+    from emokd.train.evaluate import predict_split
+    from emokd.train.runs import load_trained
 
     recipe, model, ckpt = load_trained(run, device="cpu")
     data = load_frame_data(cache, None, ckpt["dims"]["window"], ckpt["stride"], video_ids=[video_id])
@@ -49,14 +49,14 @@ def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_w
     The crops and the waveform are made again from the media by the same code that extraction
     used, so a misaligned crop or a shifted audio track shows up by eye.
     """
-    from ..cache import FeatureCache
-    from ..pipeline.inspect_data import find_item, gather
-    from ..pipeline.inspect_plot import render_inspect
+    from emokd.cache import FeatureCache
+    from emokd.inspect.gather import find_item, gather
+    from emokd.inspect.plot import render_inspect
 
     cache = FeatureCache.open(cache_path)
     item = None
     if dataset is not None:
-        from ..pipeline.index import index_dataset
+        from emokd.index.dataset import index_dataset
 
         item = find_item(index_dataset(dataset), video_id)
     predictions = _run_predictions(Path(run), cache, video_id) if run is not None else None

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..config import load_config
+from emokd.config import load_config
 
 DEVICES = click.Choice(["auto", "cpu", "cuda"])
 
@@ -35,9 +35,9 @@ def train_from_cache(config_file, resume, **flags):
     teacher's predictions for every cached frame are then stored in the cache's soft-label area,
     where any number of students (--role student --teacher RUN) reuse them.
     """
-    from ..train.loop import train
-    from ..train.runs import RunDir
-    from ..train.train_config import TrainConfig
+    from emokd.train.loop import train
+    from emokd.train.runs import RunDir
+    from emokd.train.config import TrainConfig
 
     if resume and flags.get("out") and config_file is None:
         saved = RunDir(flags["out"]).file("config.yaml")
@@ -59,7 +59,7 @@ def evaluate(run, cache, split, checkpoint, device, batch_size):
 
     Prints them and saves RUN/eval_<split>.json.
     """
-    from ..train.evaluate import evaluate_run
+    from emokd.train.evaluate import evaluate_run
 
     result = evaluate_run(run, cache, split, device, checkpoint, batch_size)
     for key in ("ccc_v", "ccc_a", "f1_expr", "f1_au", "p_mtl"):
@@ -81,7 +81,7 @@ def predict(run, cache, test_list, out, checkpoint, device, batch_size):
 
     Frames without a usable face take the nearest earlier prediction.
     """
-    from ..train.predict import write_submission
+    from emokd.train.predict import write_submission
 
     n = write_submission(run, cache, test_list, out, device, batch_size, checkpoint)
     click.echo(f"wrote {out} ({n} rows)")

@@ -2,7 +2,7 @@
 
 import click
 
-from ..models import weights as store
+from emokd.models import weights as store
 
 
 @click.group("weights")

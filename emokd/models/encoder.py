@@ -13,8 +13,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import WeightsError
-from .weights import sha256_file
+from emokd.errors import WeightsError
+from emokd.models.weights import sha256_file
 
 _REGISTRY: dict[str, Callable[..., "FrozenEncoder"]] = {}
 
@@ -42,7 +42,7 @@ def build_encoder(name: str, weights: str | Path | None = None, layer: str | Non
 
 
 def _import_builtin() -> None:
-    from . import fer_default, fer_drer, soundnet  # noqa: F401  (they register themselves)
+    from emokd.models import fer_default, fer_drer, soundnet  # noqa: F401  (they register themselves)
 
 
 class FrozenEncoder(torch.nn.Module):

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import WeightsError
-from .mtcnn_nets import ONet, PNet, RNet
-from .state import load_checked, torch_load_safely
-from .weights import MTCNN_ASSETS, asset_path, sha256_file
+from emokd.errors import WeightsError
+from emokd.models.mtcnn_nets import ONet, PNet, RNet
+from emokd.models.state import load_checked, torch_load_safely
+from emokd.models.weights import MTCNN_ASSETS, asset_path, sha256_file
 
 
 @dataclass

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsError
-from .encoder import FrozenEncoder, faces_to_tensor, register_encoder
-from .state import load_checked, torch_load_safely, unwrap_state_dict
-from .weights import asset_path
+from emokd.errors import WeightsError
+from emokd.models.encoder import FrozenEncoder, faces_to_tensor, register_encoder
+from emokd.models.state import load_checked, torch_load_safely, unwrap_state_dict
+from emokd.models.weights import asset_path
 
 CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 INPUT_SIZE = 48

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsError
-from . import keras_h5
-from .encoder import FrozenEncoder, faces_to_tensor, register_encoder
-from .state import load_checked, torch_load_safely, unwrap_state_dict
+from emokd.errors import WeightsError
+from emokd.models import keras_h5
+from emokd.models.encoder import FrozenEncoder, faces_to_tensor, register_encoder
+from emokd.models.state import load_checked, torch_load_safely, unwrap_state_dict
 
 CARDINALITY = 32
 STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))  # channels, blocks, first stride

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import WeightsError
+from emokd.errors import WeightsError
 
 BN_ORDER = ("gamma", "beta", "moving_mean", "moving_variance")
 

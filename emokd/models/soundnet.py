@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..constants import AUDIO_WINDOW_S, SAMPLE_RATE
-from ..errors import WeightsError
-from . import keras_h5
-from .encoder import FrozenEncoder, register_encoder
-from .state import load_checked, torch_load_safely, unwrap_state_dict
-from .weights import asset_path
+from emokd.constants import AUDIO_WINDOW_S, SAMPLE_RATE
+from emokd.errors import WeightsError
+from emokd.models import keras_h5
+from emokd.models.encoder import FrozenEncoder, register_encoder
+from emokd.models.state import load_checked, torch_load_safely, unwrap_state_dict
+from emokd.models.weights import asset_path
 
 # name, out channels, kernel, stride, padding, max-pool after (1 = none); DESIGN §4
 CONV_LAYERS = (
@@ -232,7 +232,7 @@ class SoundNet8Encoder(FrozenEncoder):
     def encode_track(self, signal: np.ndarray, window_ends: np.ndarray, window_samples: int,
                      batch_size: int = 64) -> np.ndarray:
         """Shared-trunk mode: conv1..pool2 once over the track, conv3.. per window (docs/encoders.md)."""
-        from .soundnet_track import encode_track_shared
+        from emokd.models.soundnet_track import encode_track_shared
 
         self._check_loaded()
         return encode_track_shared(self, signal, window_ends, window_samples, batch_size)
@@ -240,7 +240,7 @@ class SoundNet8Encoder(FrozenEncoder):
     def encode_track_windows(self, signal: np.ndarray, window_ends: np.ndarray, window_samples: int,
                              batch_size: int = 4) -> np.ndarray:
         """Exact per-window mode: cut every window (zeros before t = 0 / after the end), encode it."""
-        from .soundnet_track import encode_track_windows
+        from emokd.models.soundnet_track import encode_track_windows
 
         self._check_loaded()
         return encode_track_windows(self, signal, window_ends, window_samples, batch_size)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .soundnet import INPUT_SCALE, TRUNK_STRIDE, layer_steps
+from emokd.models.soundnet import INPUT_SCALE, TRUNK_STRIDE, layer_steps
 
 LEFT_HALO_STEPS = 2    # trunk step r depends on samples 256r-288 .. 256r+509
 RIGHT_HALO_SAMPLES = 768

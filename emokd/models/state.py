@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import WeightsError
+from emokd.errors import WeightsError
 
 
 def torch_load_safely(path: str | Path) -> dict:

@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import WeightsError
+from emokd.errors import WeightsError
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..constants import N_AU
-from ..errors import CacheError, DataError
+from emokd.constants import N_AU
+from emokd.errors import CacheError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cache.store import FeatureCache
-from .data import FrameData, fill_from_earlier, load_frame_data
-from .recipe import Recipe
-from .runs import BEST, RunDir, load_trained
-from .train_config import resolve_device
+from emokd.cache.store import FeatureCache
+from emokd.train.data import FrameData, fill_from_earlier, load_frame_data
+from emokd.train.recipes.base import Recipe
+from emokd.train.runs import BEST, RunDir, load_trained
+from emokd.train.config import resolve_device
 
 
 @torch.no_grad()

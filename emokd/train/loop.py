@@ -21,16 +21,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..cache.store import FeatureCache
-from ..config import to_dict
-from ..errors import DataError
-from ..logs import file_log
-from .data import load_frame_data
-from .evaluate import evaluate_split
-from .recipe import EpochState, build_recipe
-from .runs import BEST, LAST, LOG, RunDir
-from .soft_labels import ensure_soft_labels, export_soft_labels
-from .train_config import TrainConfig, resolve_device
+from emokd.cache.store import FeatureCache
+from emokd.config import to_dict
+from emokd.errors import DataError
+from emokd.logs import file_log
+from emokd.train.data import load_frame_data
+from emokd.train.evaluate import evaluate_split
+from emokd.train.recipes.base import EpochState, build_recipe
+from emokd.train.runs import BEST, LAST, LOG, RunDir
+from emokd.train.soft_labels import ensure_soft_labels, export_soft_labels
+from emokd.train.config import TrainConfig, resolve_device
 
 log = logging.getLogger(__name__)
 

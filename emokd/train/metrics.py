@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import N_AU, N_EXPR
+from emokd.constants import N_EXPR
 
 
 def ccc(pred: np.ndarray, true: np.ndarray) -> float:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache.store import FeatureCache
-from ..constants import N_AU
-from ..errors import DataError
-from .data import load_frame_data
-from .evaluate import predict_split
-from .runs import BEST, load_trained
-from .train_config import resolve_device
+from emokd.cache.store import FeatureCache
+from emokd.constants import N_AU
+from emokd.errors import DataError
+from emokd.train.data import load_frame_data
+from emokd.train.evaluate import predict_split
+from emokd.train.runs import BEST, load_trained
+from emokd.train.config import resolve_device
 
 HEADER = "image,valence,arousal,expression,aus"
 

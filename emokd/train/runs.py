@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from ..config import from_dict, save_config, read_config_file
-from ..errors import ConfigError, DataError
-from .recipe import Recipe, build_recipe
-from .train_config import TrainConfig
+from emokd.config import from_dict, save_config, read_config_file
+from emokd.errors import ConfigError, DataError
+from emokd.train.recipes.base import Recipe, build_recipe
+from emokd.train.config import TrainConfig
 
 CONFIG, METRICS, BEST, LAST, PLOT, LOG = "config.yaml", "metrics.csv", "best.pt", "last.pt", "curves.png", "train.log"
 
@@ -64,7 +64,7 @@ class RunDir:
         os.replace(tmp, self.file(METRICS))
 
     def plot(self) -> Path | None:
-        from .plots import plot_curves
+        from emokd.train.plots import plot_curves
         rows = self.read_metrics()
         return plot_curves(rows, self.file(PLOT)) if rows else None
 

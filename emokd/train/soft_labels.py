@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache.store import FeatureCache
-from ..errors import CacheError
-from ..models.weights import sha256_file
-from .data import load_frame_data
-from .evaluate import predict_frames
-from .runs import BEST, RunDir, load_trained
-from .train_config import resolve_device
+from emokd.cache.store import FeatureCache
+from emokd.errors import CacheError
+from emokd.models.weights import sha256_file
+from emokd.train.data import load_frame_data
+from emokd.train.evaluate import predict_frames
+from emokd.train.runs import BEST, RunDir, load_trained
+from emokd.train.config import resolve_device
 
 log = logging.getLogger(__name__)
 VIDEOS_PER_CHUNK = 256

@@ -1,0 +1,5 @@
+import sys
+
+from emokd.demo.job import main
+
+sys.exit(main())

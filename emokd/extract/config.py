@@ -1,0 +1,79 @@
+"""Extraction settings and the frozen encoders of one worker process (issue 4).
+
+`ExtractConfig` is what `emokd extract-features` resolves from defaults, a config file and flags.
+`fingerprint_settings` is every value of it that changes feature values: the cache hashes it.
+`load_encoders` builds the encoders once per process and keeps them for every later task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from emokd.constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
+from emokd.errors import ConfigError
+
+AUDIO_MODES = ("per-window", "shared-trunk")
+FACE_SOURCES = ("auto", "crops", "detector", "whole-frame")
+
+MODE_NAMES = {"trunk": "shared-trunk", "window": "per-window"}  # emokd.models.soundnet's spelling
+
+
+def default_audio_mode() -> str:
+    """The encoders issue measures per-window vs shared-trunk and sets the default there."""
+    from emokd.models.soundnet import SOUNDNET_DEFAULT_MODE
+
+    return MODE_NAMES.get(SOUNDNET_DEFAULT_MODE, SOUNDNET_DEFAULT_MODE)
+
+
+@dataclass
+class ExtractConfig:
+    """Everything `emokd extract-features` needs. Fields marked runtime never change feature values."""
+
+    face_encoder: str = "fer_default"
+    face_weights: str | None = None
+    face_layer: str | None = None
+    audio_encoder: str = "soundnet8"
+    audio_weights: str | None = None
+    audio_layer: str = "conv8"
+    audio_mode: str = ""  # "" = emokd.models.soundnet.SOUNDNET_DEFAULT_MODE
+    face_source: str = "auto"  # crops where the dataset has them, the face detector otherwise;
+    # "crops": dataset crops only (no crops -> face_ok False); "whole-frame": frames are faces already
+    detector_weights: str | None = None
+    crop_size: int = CROP_SIZE
+    sample_rate: int = SAMPLE_RATE
+    window_s: float = AUDIO_WINDOW_S
+    # runtime
+    batch_size: int = 64
+    device: str = "cpu"
+    workers: int = 1
+    scheduler: str | None = None
+    limit: int | None = None
+
+    def resolved(self) -> "ExtractConfig":
+        cfg = dataclasses.replace(self, audio_mode=self.audio_mode or default_audio_mode())
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.audio_mode not in AUDIO_MODES:
+            raise ConfigError(f"audio_mode: {self.audio_mode!r} is not one of {list(AUDIO_MODES)}")
+        if self.face_source not in FACE_SOURCES:
+            raise ConfigError(f"face_source: {self.face_source!r} is not one of {list(FACE_SOURCES)}")
+        if self.sample_rate != SAMPLE_RATE:
+            raise ConfigError(f"sample_rate: {self.sample_rate} is not supported; SoundNet runs at {SAMPLE_RATE} Hz")
+        for name in ("crop_size", "batch_size", "workers"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.window_s <= 0:
+            raise ConfigError(f"window_s: must be > 0, got {self.window_s}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit: must be >= 1, got {self.limit}")
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_s * self.sample_rate))
+
+
+
+

@@ -1,0 +1,217 @@
+"""The Dask driver of `emokd extract-features` (DESIGN §7): one task per video, resumable.
+
+A LocalCluster of N single-threaded worker processes by default, or any existing cluster by address.
+The driver submits small task descriptions (a VideoItem, the cache URL, the config) and receives small
+summaries back; frames and features never pass through it. Complete videos are skipped, incomplete
+ones redone, failures recorded in the cache's failure log; killing the driver loses only the videos
+in flight, because a video is marked complete only after all of its arrays are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from emokd.config import to_dict
+from emokd.errors import CacheError, EmokdError
+from emokd.logs import file_log
+from emokd.extract.config import ExtractConfig
+from emokd.extract.encoders import fingerprint_settings, load_encoders
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExtractionSummary:
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    failures: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # worker seconds per stage, all videos
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (f"{self.total} videos: {self.done} extracted, {self.skipped} already complete, "
+                f"{self.failed} failed; {self.frames} frames in {self.seconds:.1f} s "
+                f"({self.frames_per_second:.1f} frames/s)")
+
+
+@dataclass
+class Plan:
+    todo: list           # VideoItems to extract
+    complete: list[str]  # video ids already complete in the cache
+    settings: dict       # fingerprint settings
+    encoders: list[dict]
+
+
+def prepare_cache(items: list, cache_url: str, cfg: ExtractConfig, overwrite: bool = False,
+                  create: bool = True):
+    """Resolve the encoders, create or open the cache (refused on a different fingerprint), plan the work.
+
+    Returns (cache or None, Plan). With create=False (dry run) nothing is written.
+    """
+    from emokd.cache import FeatureCache
+
+    ids = [item.video_id for item in items]
+    dupes = sorted(v for v, n in Counter(ids).items() if n > 1)
+    if dupes:
+        raise EmokdError(f"the dataset index has duplicate video ids: {dupes[:5]}")
+    encoders = load_encoders(cfg, device="cpu")  # records only; workers load their own copies
+    settings = fingerprint_settings(cfg, encoders)
+    records = [encoders.face.record(), encoders.audio.record()]
+    cache = None
+    complete: set[str] = set()
+    if create:
+        cache = FeatureCache.create(cache_url, settings, config=to_dict(cfg), encoders=records,
+                                    overwrite=overwrite)
+        complete = set(cache.video_ids())
+    else:
+        complete = _complete_in_existing(cache_url, settings, records, overwrite)
+    todo = [item for item in items if item.video_id not in complete]
+    return cache, Plan(todo, sorted(complete & set(ids)), settings, records)
+
+
+def _complete_in_existing(cache_url: str, settings: dict, records: list[dict], overwrite: bool) -> set[str]:
+    """Dry run: the complete videos of an existing cache, or CacheError if its settings differ."""
+    from emokd.cache import FeatureCache
+    from emokd.cache.fingerprint import compute_fingerprint, differences, fingerprint_inputs
+
+    try:
+        existing = FeatureCache.open(cache_url, mode="r")
+    except CacheError:
+        return set()  # nothing there yet (or not a cache: the real run says so)
+    inputs = fingerprint_inputs(settings, records)
+    if compute_fingerprint(inputs) == existing.fingerprint:
+        return set(existing.video_ids())
+    if overwrite:
+        return set()
+    stored = {"schema_version": existing.schema_version, "settings": existing.settings,
+              "encoders": {r["array"]: {k: v for k, v in r.items() if k != "array"} for r in existing.encoders}}
+    lines = differences(stored, inputs)
+    raise CacheError(f"{cache_url}: the existing cache was made with different settings:\n  "
+                     + "\n  ".join(lines) + "\nUse --overwrite to replace it, or choose a new cache path.")
+
+
+@contextlib.contextmanager
+def dask_client(workers: int = 1, scheduler: str | None = None):
+    """A client on the cluster at `scheduler`, or on a new LocalCluster of single-threaded processes."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler, timeout="30s")
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    # worker-saturation 1.0: a worker holds only the task it runs, so when a video kills its worker
+    # process (out of memory, a decoder crash) no queued bystander is blamed along with it.
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=logging.ERROR,
+                               env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite: bool = False,
+                   progress: bool = True, client=None, log_file=None,
+                   notes: list[str] = (), task=None) -> ExtractionSummary:
+    """Extract every item not yet complete in the cache; returns the summary (failures included).
+
+    `log_file` (e.g. inside a local cache folder) receives the log of this run once the cache
+    exists, starting with `notes` (e.g. the dataset index's problems). `task` replaces
+    `extract_video` (same signature; it must be importable on the workers), for tests.
+    """
+    cfg = cfg.resolved()
+    if cfg.limit is not None:
+        items = items[: cfg.limit]
+    started = time.perf_counter()
+    cache, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite)
+    with file_log(log_file) if log_file is not None else contextlib.nullcontext():
+        for note in notes:
+            log.info("index: %s", note)
+        summary = ExtractionSummary(total=len(items), skipped=len(plan.complete))
+        log.info("extracting %d videos into %s (%d already complete); settings %s",
+                 len(plan.todo), cache_url, len(plan.complete), plan.settings)
+        if plan.todo:
+            with contextlib.ExitStack() as stack:
+                if client is None:
+                    client = stack.enter_context(dask_client(cfg.workers, cfg.scheduler))
+                _run_tasks(client, plan, cache, cache_url, cfg, summary, progress, task)
+        summary.seconds = time.perf_counter() - started
+        log.info("%s", summary.line())
+        if summary.timings:
+            log.info("worker seconds per stage: %s",
+                     ", ".join(f"{k} {v:.2f}" for k, v in sorted(summary.timings.items())))
+    return summary
+
+
+def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, summary: ExtractionSummary,
+               progress: bool, task=None) -> None:
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    from emokd.extract.task import extract_video
+
+    futures = {}
+    for item in plan.todo:
+        future = client.submit(task or extract_video, item, cache_url, cfg, plan.settings,
+                               key=f"extract-{item.video_id}-{time.time_ns()}", pure=False)
+        futures[future] = item.video_id
+    expected = {item.video_id: int(item.n_frames or 0) for item in plan.todo}  # index-time counts
+    bar = tqdm(total=summary.total, initial=summary.skipped, unit="video", disable=not progress,
+               dynamic_ncols=True, desc="videos", position=0)
+    frames_bar = tqdm(total=sum(expected.values()) or None, unit="frame", disable=not progress,
+                      dynamic_ncols=True, desc="frames", position=1)
+    try:
+        for future in as_completed(futures):
+            video_id = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # the worker process died (KilledWorker) or lost the task
+                result = {"video_id": video_id, "status": "failed", "n_frames": 0, "seconds": 0.0,
+                          "error": f"{video_id}: task lost: {type(exc).__name__}: {exc}", "log": []}
+            _account(result, summary, cache)
+            bar.update(1)
+            bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed)
+            # a failed video's frames count as handled, so the bar still reaches its total
+            frames_bar.update(int(result["n_frames"]) or expected[video_id])
+            future.release()
+    finally:
+        frames_bar.close()
+        bar.close()
+
+
+def _account(result: dict, summary: ExtractionSummary, cache) -> None:
+    """Count one task's result; a failure goes into the cache's failure log at once."""
+    video_id = result["video_id"]
+    for line in result.get("log") or ():
+        log.info("[%s] %s", video_id, line)
+    if result["status"] == "done":
+        summary.done += 1
+        summary.frames += int(result["n_frames"])
+        for stage, seconds in (result.get("timings") or {}).items():
+            summary.timings[stage] = summary.timings.get(stage, 0.0) + seconds
+        log.info("%s: %d frames in %.1f s", video_id, result["n_frames"], result["seconds"])
+    elif result["status"] == "skipped":
+        summary.skipped += 1
+    else:
+        summary.failed += 1
+        summary.failures[video_id] = result["error"]
+        log.error("%s failed: %s", video_id, result["error"])
+        cache.record_failure(video_id, result["error"])

@@ -1,0 +1,91 @@
+"""Extraction settings and the frozen encoders of one worker process (issue 4).
+
+`ExtractConfig` is what `emokd extract-features` resolves from defaults, a config file and flags.
+`fingerprint_settings` is every value of it that changes feature values: the cache hashes it.
+`load_encoders` builds the encoders once per process and keeps them for every later task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emokd.extract.config import ExtractConfig
+
+
+
+@dataclass
+class Encoders:
+    face: object
+    audio: object
+    detector: object | None
+
+
+_LOADED: dict[tuple, Encoders] = {}
+LOAD_COUNT = {"builds": 0}  # how many times this process built encoders (tests: once per worker)
+
+
+def _encoder_key(cfg: ExtractConfig, device: str) -> tuple:
+    return (cfg.face_encoder, cfg.face_weights, cfg.face_layer, cfg.audio_encoder, cfg.audio_weights,
+            cfg.audio_layer, cfg.face_source, cfg.detector_weights, device)
+
+
+def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
+    """The frozen encoders for `cfg`, built once per process and reused by every later task."""
+    import torch
+
+    from emokd.models.encoder import build_encoder
+
+    device = device or cfg.device
+    key = _encoder_key(cfg, device)
+    if key not in _LOADED:
+        torch.set_num_threads(1)
+        face = build_encoder(cfg.face_encoder, weights=cfg.face_weights, layer=cfg.face_layer, device=device)
+        audio = build_encoder(cfg.audio_encoder, weights=cfg.audio_weights, layer=cfg.audio_layer,
+                              device=device)
+        detector = None
+        if cfg.face_source in ("auto", "detector"):
+            from emokd.models.face_detector import build_face_detector
+
+            detector = build_face_detector(cfg.detector_weights, device=device)
+        _LOADED.clear()  # one configuration per worker process at a time
+        _LOADED[key] = Encoders(face, audio, detector)
+        LOAD_COUNT["builds"] += 1
+    return _LOADED[key]
+
+
+def encoder_builds() -> int:
+    """How many times this process built encoders (once per worker process in a healthy run)."""
+    return LOAD_COUNT["builds"]
+
+
+def detector_record(detector) -> dict | None:
+    if detector is None:
+        return None
+    if hasattr(detector, "record"):
+        return detector.record()
+    return {"name": type(detector).__name__, "weights_sha256": getattr(detector, "weights_sha256", None)}
+
+
+def fingerprint_settings(cfg: ExtractConfig, encoders: Encoders) -> dict:
+    """Every value that changes feature values; the cache hashes this dict into its fingerprint."""
+    return {
+        "face_encoder": encoders.face.record(),
+        "audio_encoder": encoders.audio.record(),
+        "face_source": cfg.face_source,
+        "face_detector": detector_record(encoders.detector),
+        "crop_size": int(cfg.crop_size),
+        "sample_rate": int(cfg.sample_rate),
+        "window_s": float(cfg.window_s),
+        "audio_mode": cfg.audio_mode,
+    }
+
+
+def cache_arrays(encoders: Encoders) -> dict:
+    """The per-video arrays of DESIGN §5, as `FeatureCache.begin_video` wants them."""
+    return {
+        "face": (int(encoders.face.output_dim), "float16"),
+        "audio": (int(encoders.audio.output_dim), "float16"),
+        "face_ok": (None, "bool"),
+        "audio_ok": (None, "bool"),
+        "pts": (None, "float64"),
+    }

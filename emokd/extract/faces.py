@@ -1,0 +1,202 @@
+"""The face of every frame of one item, in order, in batches (uint8 RGB crops + face_ok).
+
+Faces come, in this order of preference, from
+1. crop files (`item.crop_dir`, 1-based names: `00001.jpg` is decoded frame 0, see
+   `emokd.index.crop_files`): the video's pixels are then never decoded;
+2. `item.face_boxes` (image sequences): a square crop around each given box;
+3. a face detector (`detector.detect` + `align_face`), on frames decoded once, sequentially;
+4. the whole frame (centre square, resized), for datasets whose frames are faces already.
+A frame without a crop file or a detection has face_ok False and a zero face. Every per-frame
+function returns uint8 RGB (size, size, 3) or None when there is no face.
+
+Video frames are decoded with decord, one reader per call (`emokd.extract.video`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from emokd.constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
+from emokd.errors import DataError
+from emokd.extract.audio import AudioTrack, load_audio
+from emokd.extract.timing import audio_windows, window_end_samples, window_samples
+from emokd.extract.video import decode_batches, scaled_size
+from emokd.index.crop_files import crop_path
+from emokd.index.manifest import VideoItem
+from emokd.index.probe import probe_video
+
+log = logging.getLogger(__name__)
+
+
+def to_size(image: np.ndarray, size: int) -> np.ndarray:
+    if image.shape[0] == size and image.shape[1] == size:
+        return np.ascontiguousarray(image[..., :3])
+    pil = Image.fromarray(np.ascontiguousarray(image[..., :3]))
+    return np.asarray(pil.resize((size, size), Image.BILINEAR, reducing_gap=2.0))
+
+
+def load_image(path: Path) -> np.ndarray | None:
+    """RGB uint8 of an image file, or None (logged with the file name) when it cannot be read."""
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except FileNotFoundError:
+        return None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        log.warning("%s: unreadable image, frame has no face (%s)", path, exc)
+        return None
+
+
+def load_crop(crop_dir: Path, index: int, size: int) -> np.ndarray | None:
+    image = load_image(crop_path(crop_dir, index))
+    return None if image is None else to_size(image, size)
+
+
+def whole_frame(image: np.ndarray, size: int) -> np.ndarray:
+    """The centre square of the frame, resized: for datasets whose frames are faces already."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    return to_size(image[y0:y0 + side, x0:x0 + side], size)
+
+
+def box_crop(image: np.ndarray, box_xywh, size: int, margin: float = 0.0) -> np.ndarray | None:
+    """Square crop centred on box (x, y, w, h), grown by `margin`, zero-padded outside the image."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    if not (np.isfinite([x, y, w, h]).all() and w > 0 and h > 0):
+        return None
+    side = max(w, h) * (1 + margin)
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = max(int(round(side)), 1)
+    out = np.zeros((s, s, 3), np.uint8)
+    ih, iw = image.shape[:2]
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + s, iw), min(y0 + s, ih)
+    if sx1 <= sx0 or sy1 <= sy0:
+        return None
+    out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1, :3]
+    return to_size(out, size)
+
+
+def _aligner():
+    try:
+        from emokd.models.face_align import align_face
+    except ImportError:
+        return None
+    return align_face
+
+
+def detect_face(detector, image: np.ndarray, size: int) -> np.ndarray | None:
+    """The largest detection (the subject; the best-scoring if the detector cannot say), aligned on
+    its 5 landmarks (a box crop when no aligner exists)."""
+    det = detector.detect(image)
+    boxes = np.asarray(det.boxes)
+    if boxes.size == 0:
+        return None
+    best = det.largest() if hasattr(det, "largest") else int(np.argmax(np.asarray(det.scores)))
+    align = _aligner()
+    landmarks = getattr(det, "landmarks", None)
+    if align is not None and landmarks is not None and len(landmarks) > best:
+        return np.asarray(align(image, np.asarray(landmarks[best]), size=size), np.uint8)
+    x1, y1, x2, y2 = boxes[best]
+    return box_crop(image, (x1, y1, x2 - x1, y2 - y1), size, margin=0.2)
+
+
+
+
+@dataclass
+class FrameBatch:
+    index: np.ndarray           # int64 (B,) 0-based frame indices, contiguous
+    pts: np.ndarray             # float64 (B,) s on the video clock (NaN for stills without fps)
+    faces: np.ndarray           # uint8 (B, crop, crop, 3) RGB; zeros where face_ok is False
+    face_ok: np.ndarray         # bool (B,)
+    audio: np.ndarray | None    # float32 (B, window) or None (with_audio=False, image sequences)
+    audio_ok: np.ndarray        # bool (B,)
+
+
+def _faces_from(frames: list[np.ndarray | None], size: int) -> tuple[np.ndarray, np.ndarray]:
+    faces = np.zeros((len(frames), size, size, 3), np.uint8)
+    ok = np.zeros(len(frames), bool)
+    for i, face in enumerate(frames):
+        if face is not None:
+            faces[i], ok[i] = face, True
+    return faces, ok
+
+
+def _frame_face(image: np.ndarray, size: int, detector) -> np.ndarray | None:
+    return detect_face(detector, image, size) if detector is not None else whole_frame(image, size)
+
+
+def _video_batches(item: VideoItem, batch_size: int, crop_size: int, detector, with_audio: bool,
+                   window: int, sample_rate: int) -> Iterator[FrameBatch]:
+    info = probe_video(item.video_path)
+    if info.pts_source != "container":
+        log.info("%s: frame times from %s", item.video_path, info.pts_source)
+    ends = window_end_samples(info, sample_rate)
+    track: AudioTrack | None = load_audio(item.video_path, info, sample_rate) if with_audio else None
+    crop_dir = item.crop_dir if item.crop_dir is not None and Path(item.crop_dir).is_dir() else None
+    if item.crop_dir is not None and crop_dir is None:
+        log.warning("%s: crop folder %s not found; using %s", item.video_id, item.crop_dir,
+                    "the detector" if detector is not None else "the whole frame")
+
+    def batch(start: int, faces_list: list) -> FrameBatch:
+        idx = np.arange(start, start + len(faces_list), dtype=np.int64)
+        faces, ok = _faces_from(faces_list, crop_size)
+        audio, audio_ok = (audio_windows(track, ends[idx], window) if track is not None
+                           else (None, np.zeros(len(idx), bool)))
+        return FrameBatch(idx, info.pts[idx].copy(), faces, ok, audio, audio_ok)
+
+    if crop_dir is not None:
+        for start in range(0, info.n_frames, batch_size):
+            stop = min(start + batch_size, info.n_frames)
+            yield batch(start, [load_crop(crop_dir, k, crop_size) for k in range(start, stop)])
+        return
+    # whole-frame faces only need the centre square at crop size: let the decoder scale
+    size = scaled_size(info.width, info.height, crop_size) if detector is None and info.width and info.height \
+        else None
+    for start, frames in decode_batches(item.video_path, info.n_frames, batch_size, size):
+        yield batch(start, [_frame_face(frame, crop_size, detector) for frame in frames])
+
+
+def _image_batches(item: VideoItem, batch_size: int, crop_size: int, detector) -> Iterator[FrameBatch]:
+    paths = list(item.frame_images)
+    boxes = None if item.face_boxes is None else np.asarray(item.face_boxes, np.float64)
+    if boxes is not None and len(boxes) != len(paths):
+        raise DataError(f"{item.video_id}: {len(boxes)} face boxes for {len(paths)} frame images")
+    for start in range(0, len(paths), batch_size):
+        faces_list = []
+        for k in range(start, min(start + batch_size, len(paths))):
+            image = load_image(Path(paths[k]))
+            if image is None:
+                if not Path(paths[k]).is_file():
+                    log.warning("%s: frame image %s not found; frame has no face", item.video_id, paths[k])
+                faces_list.append(None)
+            elif boxes is not None:
+                faces_list.append(box_crop(image, boxes[k], crop_size))
+            else:
+                faces_list.append(_frame_face(image, crop_size, detector))
+        idx = np.arange(start, start + len(faces_list), dtype=np.int64)
+        pts = idx / float(item.fps) if item.fps else np.full(len(idx), np.nan)
+        faces, ok = _faces_from(faces_list, crop_size)
+        yield FrameBatch(idx, pts.astype(np.float64), faces, ok, None, np.zeros(len(idx), bool))
+
+
+def iter_frame_batches(item: VideoItem, batch_size: int, crop_size: int = CROP_SIZE, detector=None,
+                       with_audio: bool = True, window_s: float = AUDIO_WINDOW_S,
+                       sample_rate: int = SAMPLE_RATE) -> Iterator[FrameBatch]:
+    """Every frame of `item` once, in order, `batch_size` at a time (see the module docstring)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if item.frame_images is not None:
+        yield from _image_batches(item, batch_size, crop_size, detector)
+    elif item.video_path is not None:
+        yield from _video_batches(item, batch_size, crop_size, detector, with_audio,
+                                  window_samples(window_s, sample_rate), sample_rate)
+    else:
+        raise DataError(f"{item.video_id}: item has neither a video file nor frame images")

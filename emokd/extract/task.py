@@ -1,0 +1,265 @@
+"""The per-video extraction task (DESIGN §1, §5): probe, decode in batches, frozen encoders, write, commit.
+
+`extract_video` is what one Dask task runs. It opens the cache itself, writes one video group and
+returns a small summary dict (never frames), so the driver stays light. Encoders are loaded once per
+worker process (`load_encoders`, in extract_config.py, keeps them in a module-level cache keyed by
+the encoder settings).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emokd.errors import ConfigError, DataError, EmokdError
+from emokd.extract.timing import audio_ok_of, audio_windows, window_end_samples
+from emokd.extract.config import ExtractConfig
+from emokd.extract.encoders import Encoders, cache_arrays, fingerprint_settings, load_encoders
+from emokd.extract.faces import iter_frame_batches
+from emokd.extract.audio import load_audio
+from emokd.index.probe import probe_video
+
+log = logging.getLogger(__name__)
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+# Shared-trunk mode computes the trunk over the span of this many frames' windows at a time: memory
+# stays bounded on long videos, and each chunk costs one extra window length of trunk.
+AUDIO_CHUNK_FRAMES = 1024
+
+
+class _Collect(logging.Handler):
+    """Keeps the log records of one task so that the driver can write them to its log file."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+
+class StageClock:
+    """Seconds per stage of one task (probe, audio_in, audio_encode, faces_in, face_encode, write)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+def _source_identity(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    stat = os.stat(path)
+    return {"path": str(path), "size": int(stat.st_size), "mtime_ns": int(stat.st_mtime_ns)}
+
+
+def _to_float16(values: np.ndarray, what: str, video_id: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float32)
+    bad = ~np.isfinite(values) | (np.abs(values) > FLOAT16_MAX)
+    if bad.any():
+        raise DataError(f"{video_id}: {what} encoder gave {int(bad.sum())} values that are not finite "
+                        f"or exceed the float16 range of the cache")
+    return values.astype(np.float16)
+
+
+def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | None = None,
+                  overwrite: bool = False) -> dict:
+    """Extract one video into the cache and mark it complete; never raises for a bad video.
+
+    Returns {"video_id", "status": done|skipped|failed, "n_frames", "seconds", "error", "log",
+    "timings"}: "log" holds the task's log lines (the driver writes them to its log file), "timings"
+    the seconds per stage. `expected` is the driver's fingerprint settings: a worker whose encoder
+    weights differ (another machine, another file) refuses to write instead of mixing features.
+    `overwrite` redoes a video that is already complete.
+    """
+    from emokd.cache import FeatureCache
+
+    start = time.perf_counter()
+    collect = _Collect()
+    root = logging.getLogger("emokd")
+    if root.getEffectiveLevel() > logging.INFO:  # a fresh worker process logs warnings only
+        root.setLevel(logging.INFO)
+    root.addHandler(collect)
+    result = {"video_id": item.video_id, "status": "failed", "n_frames": 0, "seconds": 0.0,
+              "error": None, "log": collect.lines, "timings": {}}
+    try:
+        cache = FeatureCache.open(cache_url, mode="r+")
+        if not overwrite and cache.is_complete(item.video_id):
+            result["status"] = "skipped"
+            return result
+        encoders = load_encoders(cfg)
+        if expected is not None:
+            mine = fingerprint_settings(cfg, encoders)
+            differ = sorted(k for k in expected if expected[k] != mine.get(k))
+            if differ:
+                raise ConfigError(f"this worker's settings differ from the driver's in {differ}: "
+                                  "are the weights files the same on every machine?")
+        clock = StageClock()
+        result["timings"] = clock.seconds
+        result["n_frames"] = _extract_into(cache, item, cfg, encoders, clock, replace=overwrite)
+        result["status"] = "done"
+    except Exception as exc:  # one bad video must not stop the others (issue 4, item 3)
+        result["error"] = _describe(item, exc)
+        trace = "".join(traceback.format_tb(exc.__traceback__))
+        collect.lines.append(f"traceback (most recent call last):\n{trace}")  # into the driver's log file
+    finally:
+        root.removeHandler(collect)
+        result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def _describe(item, exc: Exception) -> str:
+    """The error as one line that names the file (once) and the video."""
+    where = str(item.video_path or item.crop_dir or item.video_id)
+    text = str(exc) if isinstance(exc, EmokdError) else f"{type(exc).__name__}: {exc}"
+    return text if where in text else f"{where}: {text}"
+
+
+@dataclass
+class _Probe:
+    n_frames: int
+    fps: float
+    pts: np.ndarray
+    pts_source: str
+    info: object | None  # the pipeline's VideoInfo when the item is a media file
+
+
+def _probe(item) -> _Probe:
+    if item.video_path is not None:
+        info = probe_video(item.video_path)
+        return _Probe(int(info.n_frames), float(info.fps), np.asarray(info.pts, np.float64),
+                      str(getattr(info, "pts_source", "")), info)
+    if item.frame_images:
+        n = len(item.frame_images)
+        if not item.fps and n > 1:
+            raise DataError(f"{item.video_id}: an image sequence of {n} frames needs fps")
+        fps = float(item.fps or 1.0)        # a still image: one frame at t = 0, any rate will do
+        return _Probe(n, fps, np.arange(n, dtype=np.float64) / fps, "fps" if item.fps else "still", None)
+    raise DataError(f"{item.video_id}: neither a video file nor frame images")
+
+
+def _face_source(item, wanted: str) -> str:
+    """Where this item's faces come from: crops, detector, whole-frame, or none (face_ok all False)."""
+    has_crops = (item.crop_dir is not None and Path(item.crop_dir).is_dir()) or item.face_boxes is not None
+    if wanted == "crops" or (wanted == "auto" and has_crops):
+        return "crops" if has_crops else "none"
+    return wanted if wanted != "auto" else "detector"
+
+
+def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: StageClock,
+                  replace: bool = False) -> int:
+    """Write one video's group: audio stage, face stage, labels, then the complete mark (last)."""
+    with clock("probe"):
+        probe = _probe(item)
+    n = probe.n_frames
+    if n < 1:
+        raise DataError(f"{item.video_id}: no frames decoded")
+    face_source = _face_source(item, cfg.face_source)
+    attrs = {
+        "fps": probe.fps, "n_frames": n, "source": _source_identity(item.video_path),
+        "pts_source": probe.pts_source, "face_source": face_source,
+        "dataset": item.dataset, "split": item.split,
+    }
+    with clock("write"):
+        writer = cache.begin_video(item.video_id, n, cache_arrays(encoders), attrs, replace=replace)
+        writer.write("pts", 0, probe.pts)
+    _audio_stage(item, probe, cfg, encoders, writer, clock)
+    n_faces = _face_stage(item, cfg, encoders, writer, face_source, n, clock)
+    if face_source != "none" and n_faces == 0:
+        log.warning("%s: no face in any of its %d frames (%s)", item.video_id, n, face_source)
+    labels = item.labels  # the cache fits label rows to n frames (extra dropped, absent missing)
+    with clock("write"):
+        cache.write_labels(item.video_id, *((labels.va, labels.expr, labels.au) if labels is not None
+                                            else (None, None, None)), split=item.split, dataset=item.dataset)
+        writer.commit()
+    return n
+
+
+def _audio_stage(item, probe: _Probe, cfg: ExtractConfig, encoders: Encoders, writer, clock) -> None:
+    """Audio features of every frame, in chunks of frames so memory stays bounded on long videos."""
+    n, dim = probe.n_frames, int(encoders.audio.output_dim)
+    with clock("audio_in"):
+        track = load_audio(item.video_path, probe.info, cfg.sample_rate) if probe.info is not None else None
+    if track is None or not track.has_audio:
+        writer.write("audio", 0, np.zeros((n, dim), np.float16))
+        writer.write("audio_ok", 0, np.zeros(n, bool))
+        if probe.info is not None:
+            log.info("%s: no audio track; audio features are zeros and audio_ok is False", item.video_id)
+        return
+    ends = np.asarray(window_end_samples(probe.info, cfg.sample_rate), np.int64)
+    shared = cfg.audio_mode == "shared-trunk"
+    if shared and not hasattr(encoders.audio, "encode_track"):
+        raise ConfigError(f"audio_mode shared-trunk: encoder {encoders.audio.name!r} has no encode_track; "
+                          "use --audio-mode per-window")
+    chunk = max(cfg.batch_size, AUDIO_CHUNK_FRAMES) if shared else cfg.batch_size
+    for start in range(0, n, chunk):
+        part = ends[start:start + chunk]
+        ok = audio_ok_of(track, part, cfg.window_samples)
+        if shared:
+            with clock("audio_encode"):
+                feats = encoders.audio.encode_track(track.signal, part, cfg.window_samples,
+                                                    batch_size=cfg.batch_size)
+        else:
+            with clock("audio_in"):
+                windows, _ = audio_windows(track, part, cfg.window_samples)
+            with clock("audio_encode"):
+                feats = encoders.audio.encode_numpy(windows)
+        with clock("write"):
+            writer.write("audio", start, _to_float16(feats, "audio", item.video_id))
+            writer.write("audio_ok", start, ok)
+
+
+def _face_stage(item, cfg: ExtractConfig, encoders: Encoders, writer, face_source: str, n: int,
+                clock) -> int:
+    dim = int(encoders.face.output_dim)
+    if face_source == "none":
+        writer.write("face", 0, np.zeros((n, dim), np.float16))
+        writer.write("face_ok", 0, np.zeros(n, bool))
+        return 0
+    detector = encoders.detector if face_source == "detector" else None
+    if face_source in ("detector", "whole-frame"):  # iter_frame_batches prefers crops when present
+        item = dataclasses.replace(item, crop_dir=None, face_boxes=None)
+    n_faces = written = 0
+    batches = iter_frame_batches(item, cfg.batch_size, crop_size=cfg.crop_size, detector=detector,
+                                 with_audio=False, window_s=cfg.window_s, sample_rate=cfg.sample_rate)
+    while True:
+        with clock("faces_in"):  # decoding, crop files or the detector
+            batch = next(batches, None)
+        if batch is None:
+            break
+        start = int(batch.index[0])
+        if not np.array_equal(batch.index, np.arange(start, start + len(batch.index))):
+            raise DataError(f"{item.video_id}: frame batches are not contiguous at frame {start}")
+        feats = np.zeros((len(batch.index), dim), np.float16)
+        ok = np.asarray(batch.face_ok, bool)
+        if ok.any():
+            with clock("face_encode"):
+                feats[ok] = _to_float16(encoders.face.encode_numpy(batch.faces[ok]), "face", item.video_id)
+        with clock("write"):
+            writer.write("face", start, feats)
+            writer.write("face_ok", start, ok)
+        n_faces += int(ok.sum())
+        written += len(batch.index)
+    if written < n:  # the decoder gave fewer frames than the container's packets: no face there
+        log.warning("%s: decoded %d of %d frames; frames %d..%d have face_ok False",
+                    item.video_id, written, n, written, n - 1)
+        writer.write("face", written, np.zeros((n - written, dim), np.float16))
+        writer.write("face_ok", written, np.zeros(n - written, bool))
+    elif written > n:
+        raise DataError(f"{item.video_id}: decoded {written} frames, the container said {n}")
+    return n_faces

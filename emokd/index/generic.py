@@ -1,0 +1,114 @@
+"""Generic datasets (not Aff-Wild2): a CSV or JSON manifest of videos (DESIGN §2).
+
+CSV: a header with `video` and optionally `crops`, `labels`, `id`, `split`, `dataset`; one row per
+video. JSON: a list of such objects (or {"items": [...]}). Relative paths are relative to the
+manifest file. `labels` is a per-frame label file (see `annotations.read_label_file`). Item ids are
+`<dataset>/<id>` (dataset defaults to "generic", id to the video's file stem).
+A JSON file written by `Manifest.save` is loaded as it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from emokd.errors import DataError
+from emokd.index.abaw import FrameLabels, read_label_file
+from emokd.index.crop_files import list_crops
+from emokd.index.manifest import Manifest, VideoItem, is_saved_manifest
+
+KEYS = ("video", "crops", "labels", "id", "split", "dataset")
+SPLITS = ("train", "validation", "test", "unlabelled")
+
+
+def _rows(path: Path) -> list[dict]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read manifest ({exc})") from exc
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        if not reader.fieldnames or "video" not in [f.strip() for f in reader.fieldnames]:
+            raise DataError(f"{path}:1: a generic CSV manifest needs a 'video' column")
+        return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from exc
+    if is_saved_manifest(data):
+        return data
+    rows = data.get("items", data.get("videos")) if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected a list of items (or {{\"items\": [...]}})")
+    return rows
+
+
+def _resolve(base: Path, value) -> Path | None:
+    if value in (None, ""):
+        return None
+    p = Path(str(value)).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def index_generic(path: str | Path, probe: bool = True) -> Manifest:
+    from emokd.index.probe import frame_count
+
+    path = Path(path)
+    rows = _rows(path)
+    if isinstance(rows, dict):
+        return Manifest.load(path)
+    items, problems, seen = [], [], set()
+    for number, row in enumerate(rows, start=2 if path.suffix.lower() == ".csv" else 1):
+        where = f"{path}:{number}" if path.suffix.lower() == ".csv" else f"{path}: item {number}"
+        if not isinstance(row, dict) or not row.get("video"):
+            problems.append(f"{where}: no 'video' given; skipped")
+            continue
+        unknown = sorted(set(row) - set(KEYS))
+        if unknown:
+            problems.append(f"{where}: unknown field(s) {unknown} ignored")
+        video = _resolve(path.parent, row["video"])
+        dataset = row.get("dataset") or "generic"
+        video_id = f"{dataset}/{row.get('id') or video.stem}"
+        if video_id in seen:
+            problems.append(f"{where}: duplicate id {video_id}; skipped")
+            continue
+        split = row.get("split") or "unlabelled"
+        if split not in SPLITS:
+            problems.append(f"{where}: split {split!r} is not one of {SPLITS}; using 'unlabelled'")
+            split = "unlabelled"
+        if not video.is_file():
+            problems.append(f"{where}: video {video} not found; skipped")
+            continue
+        n = None
+        if probe:
+            try:
+                n = frame_count(video)
+            except DataError as exc:
+                problems.append(f"{where}: {exc}")
+        crop_dir = _resolve(path.parent, row.get("crops"))
+        if crop_dir is not None and not crop_dir.is_dir():
+            problems.append(f"{where}: crop folder {crop_dir} not found; faces from the frames")
+            crop_dir = None
+        elif crop_dir is not None:
+            problems += list_crops(crop_dir)[1]
+        labels = _labels(_resolve(path.parent, row.get("labels")), n, where, problems)
+        seen.add(video_id)
+        items.append(VideoItem(video_id, video, crop_dir, labels, split, dataset, n_frames=n))
+    return Manifest(items, {}, problems, path.parent)
+
+
+def _labels(label_file: Path | None, n: int | None, where: str, problems: list[str]) -> FrameLabels | None:
+    if label_file is None:
+        return None
+    try:
+        labels, found = read_label_file(label_file)
+    except DataError as exc:
+        problems.append(f"{where}: {exc}")
+        return None
+    problems += found
+    if n is not None and labels.n != n:
+        if labels.n > n:
+            problems.append(f"{label_file}: {labels.n} label rows for {n} frames; the last {labels.n - n} ignored")
+        labels = labels.resized(n)
+    return labels

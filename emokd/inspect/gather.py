@@ -1,0 +1,128 @@
+"""Gather what `emokd inspect` draws for one cached video (see inspect_plot for the picture).
+
+Times and flags come from the cache (what training sees); the face crops and the waveform are
+produced again from the media by the same pipeline functions that extraction used (crop files, or
+the decoder + detector + alignment of one frame; audio decoded onto the video's clock), so the
+picture shows the inputs the encoders were given. Only the shown frames are detected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from emokd.constants import CROP_SIZE
+from emokd.errors import DataError
+from emokd.inspect.plot import InspectData, pick_frames
+
+
+def find_item(manifest, video_id: str):
+    """The manifest item of `video_id`, or DataError listing a few known ids."""
+    for item in manifest.items:
+        if item.video_id == video_id:
+            return item
+    known = ", ".join(sorted(i.video_id for i in manifest.items)[:8])
+    raise DataError(f"video '{video_id}' is not in the dataset (known: {known}...)")
+
+
+def item_from_cache(cache, video_id: str):
+    """A VideoItem rebuilt from the cache's record of the source file (no crops, no labels)."""
+    from emokd.index.manifest import VideoItem
+
+    attrs = cache.video_attrs(video_id)
+    source = (attrs.get("source") or {}).get("path")
+    if not source:
+        raise DataError(f"cache {cache.url}: video '{video_id}' records no source file; pass --dataset ROOT")
+    if attrs.get("face_source") == "crops":
+        raise DataError(f"cache {cache.url}: video '{video_id}' was extracted from crop files; pass "
+                        "--dataset ROOT so that inspect can find its cropped_aligned folder")
+    return VideoItem(video_id=video_id, video_path=Path(source), crop_dir=None, labels=None,
+                     split=attrs.get("split", "unlabelled"), dataset=attrs.get("dataset", "affwild2"))
+
+
+def read_crop_files(crop_dir: Path, frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crop files of the given 0-based frames through the pipeline's reader (00001.jpg = frame 0);
+    a gap or an unreadable file -> not ok."""
+    from emokd.extract.faces import load_crop
+
+    crops = np.zeros((len(frames), size, size, 3), np.uint8)
+    ok = np.zeros(len(frames), bool)
+    for j, k in enumerate(frames):
+        face = load_crop(Path(crop_dir), int(k), size)
+        if face is not None:
+            crops[j], ok[j] = face, True
+    return crops, ok
+
+
+def detector_crops(video_path: Path, n_frames: int, frames: np.ndarray, size: int, detector,
+                   batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Crops of the given frames by the extraction's own per-frame path (`crops.detect_face` on the
+    frames of `decode.decode_batches`); frames are decoded in order, only the shown ones detected."""
+    from emokd.extract.faces import detect_face
+    from emokd.extract.video import decode_batches
+
+    wanted = {int(k): j for j, k in enumerate(frames)}
+    crops = np.zeros((len(frames), size, size, 3), np.uint8)
+    ok = np.zeros(len(frames), bool)
+    last = int(frames.max()) if len(frames) else -1
+    for start, batch in decode_batches(Path(video_path), n_frames, batch_size):
+        for b, image in enumerate(batch):
+            j = wanted.get(start + b)
+            if j is not None:
+                face = detect_face(detector, image, size)
+                if face is not None:
+                    crops[j], ok[j] = face, True
+        if start + len(batch) > last:
+            break
+    return crops, ok
+
+
+def gather(cache, video_id: str, item=None, n_crops: int = 10, detector_weights=None,
+           crop_size: int | None = None) -> InspectData:
+    """InspectData for `video_id`: cache arrays + labels, crops and audio from the media file."""
+    from emokd.extract.audio import load_audio
+    from emokd.index.probe import probe_video
+
+    if not cache.is_complete(video_id):
+        some = ", ".join(cache.video_ids()[:8])
+        raise DataError(f"cache {cache.url}: no complete video '{video_id}' (complete: {some}...)")
+    attrs = cache.video_attrs(video_id)
+    arrays = cache.read_video(video_id, ["pts", "face_ok", "audio_ok"])
+    pts = np.asarray(arrays["pts"], np.float64)
+    n = len(pts)
+    item = item if item is not None else item_from_cache(cache, video_id)
+    size = int(crop_size or cache.settings.get("crop_size") or cache.config.get("crop_size") or CROP_SIZE)
+    notes = [f"face source: {attrs.get('face_source', '?')}", f"pts source: {attrs.get('pts_source', '?')}"]
+    frame_end = np.append(pts[1:], pts[-1] + 1.0 / float(attrs.get("fps") or 30.0)) if n else pts
+    signal = None
+    if item.video_path is not None:
+        if not Path(item.video_path).is_file():
+            raise DataError(f"{item.video_path}: source video of '{video_id}' not found; pass --dataset ROOT")
+        info = probe_video(item.video_path)
+        if int(info.n_frames) != n:
+            raise DataError(f"{item.video_path}: has {info.n_frames} frames, the cache holds {n} for "
+                            f"'{video_id}'; the file changed since extraction")
+        frame_end = np.asarray(info.frame_end, np.float64)
+        track = load_audio(item.video_path, info)
+        signal = np.asarray(track.signal, np.float32) if track.has_audio else None
+        if signal is None:
+            notes.append("no audio track")
+    shown = pick_frames(n, n_crops)
+    if attrs.get("face_source") == "crops" and item.crop_dir is not None:
+        crops, ok = read_crop_files(item.crop_dir, shown, size)
+    elif attrs.get("face_source") == "detector" and item.video_path is not None:
+        from emokd.models.face_detector import build_face_detector
+
+        crops, ok = detector_crops(item.video_path, n, shown, size, build_face_detector(detector_weights))
+    else:
+        crops, ok = np.zeros((len(shown), size, size, 3), np.uint8), np.zeros(len(shown), bool)
+        notes.append("no crops available")
+    labels = None
+    if cache.has_labels(video_id):
+        stored = cache.read_labels(video_id)
+        labels = {k: np.asarray(stored[k]) for k in ("va", "expr", "au")}
+        notes.append(f"labels: split {stored.get('split', '?')}")
+    return InspectData(video_id=video_id, pts=pts, frame_end=frame_end, crop_index=shown, crops=crops,
+                       crop_face_ok=ok, signal=signal, audio_ok=np.asarray(arrays["audio_ok"], bool),
+                       face_ok=np.asarray(arrays["face_ok"], bool), labels=labels, notes=notes)
