@@ -7,6 +7,7 @@ package (config, constants, errors, logs) import no area.
 """
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,5 +93,5 @@ def test_rule_checker_catches_a_wrong_way_import(tmp_path, monkeypatch):
     area = tmp_path / "emokd" / "cache"
     area.mkdir(parents=True)
     (area / "bad.py").write_text("import torch\nfrom emokd.train import loop\n")
-    monkeypatch.setattr(__import__(__name__), "PKG", tmp_path / "emokd")
+    monkeypatch.setattr(sys.modules[__name__], "PKG", tmp_path / "emokd")
     assert sorted(violations("cache")) == ["cache/bad.py imports emokd.train", "cache/bad.py imports torch"]

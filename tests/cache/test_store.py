@@ -152,7 +152,7 @@ KILLED_WRITER = textwrap.dedent("""
 
 def test_a_killed_writer_leaves_an_invisible_video_that_a_rerun_replaces(cache, tmp_path):
     write_video(cache, "done", video_values(12, seed=10))
-    script = KILLED_WRITER.format(tests=os.path.dirname(__file__), url=cache.url)
+    script = KILLED_WRITER.format(tests=os.path.dirname(os.path.dirname(__file__)), url=cache.url)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9 and "written" in proc.stdout, proc.stderr
     reader = FeatureCache.open(cache.url)

@@ -33,7 +33,7 @@ def test_cache_on_a_url(tmp_path, scheme):
 
 
 def _writer_process(url: str, ids: list[str]) -> None:
-    sys.path.insert(0, os.path.dirname(__file__))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
     cache = FeatureCache.open(url, mode="r+")
     for vid in ids:
         seed = int(vid.split("/")[-1])
