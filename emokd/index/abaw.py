@@ -20,6 +20,14 @@ FIELDS = {"VA": 2, "EXPR": 1, "AU": N_AU}
 MTL_FIELDS = 1 + 2 + 1 + N_AU          # image, valence, arousal, expression, 12 AUs
 TEST_LIST_HEADERS = ("image", "images", "video", "videos", "name", "names", "path", "file")
 
+# The ABAW release's folders and file names: the one place that spells them
+TASK_FOLDERS = {"VA": "VA_Estimation_Challenge", "EXPR": "EXPR_Classification_Challenge",
+                "AU": "AU_Detection_Challenge"}
+SPLIT_FOLDERS = {"train": "Train_Set", "validation": "Validation_Set"}
+MTL_FOLDER = "MTL_Challenge"
+MTL_FILES = {"train": "train_set.txt", "validation": "validation_set.txt"}
+TASK_HEADERS = {"VA": "valence,arousal", "EXPR": ",".join(EXPR_CLASSES), "AU": ",".join(AU_NAMES)}
+
 
 @dataclass
 class FrameLabels:
@@ -269,3 +277,19 @@ def read_label_file(path: str | Path) -> tuple[FrameLabels, list[str]]:
         labels.va[row] = np.where(va == VA_MISSING, np.nan, va)
         labels.expr[row], labels.au[row] = int(expr[0]), au
     return labels, problems
+
+
+def write_task_file(path: str | Path, task: str, values: np.ndarray, va_decimals: int = 4) -> Path:
+    """One per-task annotation file as ABAW publishes it: a header line, then line k = frame k,
+    missing values as the task's sentinel (VA -5, EXPR and AU -1)."""
+    path = Path(path)
+    values = np.asarray(values)
+    if task == "VA":
+        rows = ["-5,-5" if np.isnan(v).any() else f"{v[0]:.{va_decimals}f},{v[1]:.{va_decimals}f}" for v in values]
+    elif task == "EXPR":
+        rows = [str(int(v)) for v in values]
+    else:
+        rows = [",".join(str(int(x)) for x in v) for v in values]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([TASK_HEADERS[task]] + rows) + "\n")
+    return path

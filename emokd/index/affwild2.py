@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 from emokd.errors import DataError
-from emokd.index.abaw import FrameLabels, fit_to_frames, read_mtl_file, read_task_file, read_test_list, videos_of_test_list
+from emokd.index.abaw import TASK_FOLDERS, FrameLabels, fit_to_frames, read_mtl_file, read_task_file, read_test_list, videos_of_test_list
 from emokd.index.crop_files import list_crops
 from emokd.index.manifest import Manifest, VideoItem
 from emokd.index.probe import frame_count
@@ -26,9 +26,9 @@ from emokd.index.probe import frame_count
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
-TASK_FOLDERS = {"VA_Estimation_Challenge": "VA", "EXPR_Classification_Challenge": "EXPR",
-                "AU_Detection_Challenge": "AU"}
-SPLIT_FOLDERS = {"train_set": "train", "training_set": "train", "validation_set": "validation"}
+TASK_OF_FOLDER = {folder: task for task, folder in TASK_FOLDERS.items()}
+# split folder names, lower-cased, as they appear in the releases
+SPLIT_OF_FOLDER = {"train_set": "train", "training_set": "train", "validation_set": "validation"}
 CROP_ROOT = "cropped_aligned"
 PERSON_SUFFIX = re.compile(r"^(?P<video>.+)_(left|right)$")
 
@@ -61,8 +61,8 @@ def find_task_files(files: list[Path]) -> list[tuple[str, str, Path]]:
     """(task, split, file) of every per-task annotation file: <task folder>/<split folder>/<name>.txt."""
     out = []
     for path in files:
-        task = TASK_FOLDERS.get(path.parent.parent.name)
-        split = SPLIT_FOLDERS.get(path.parent.name.lower())
+        task = TASK_OF_FOLDER.get(path.parent.parent.name)
+        split = SPLIT_OF_FOLDER.get(path.parent.name.lower())
         if task and split and path.suffix.lower() == ".txt":
             out.append((task, split, path))
     return out
@@ -73,7 +73,7 @@ def find_list_files(files: list[Path]) -> tuple[list[tuple[str, Path]], list[Pat
     mtl, tests = [], []
     for path in files:
         parts = {p.lower() for p in path.parent.parts}
-        if path.suffix.lower() != ".txt" or parts & set(SPLIT_FOLDERS):
+        if path.suffix.lower() != ".txt" or parts & set(SPLIT_OF_FOLDER):
             continue
         name = path.name.lower()
         if "test" in name:

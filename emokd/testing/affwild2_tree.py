@@ -22,12 +22,9 @@ import numpy as np
 from PIL import Image
 
 from emokd.constants import AU_NAMES, EXPR_CLASSES
+from emokd.index.abaw import MTL_FILES, MTL_FOLDER, SPLIT_FOLDERS, TASK_FOLDERS, write_task_file
 from emokd.testing.videos import SyntheticVideo, draw_frame, make_video, square_crop, stable_seed
 
-TASK_FOLDERS = {"VA": "VA_Estimation_Challenge", "EXPR": "EXPR_Classification_Challenge",
-                "AU": "AU_Detection_Challenge"}
-SPLIT_FOLDERS = {"train": "Train_Set", "validation": "Validation_Set"}
-MTL_FILES = {"train": "train_set.txt", "validation": "validation_set.txt"}
 
 
 @dataclass
@@ -89,17 +86,6 @@ def _va_text(row) -> str:
     return "-5,-5" if np.isnan(row).any() else f"{row[0]:.3f},{row[1]:.3f}"
 
 
-def _write_task_file(path: Path, task: str, labels: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if task == "VA":
-        lines = ["valence,arousal"] + [_va_text(r) for r in labels["va"]]
-    elif task == "EXPR":
-        lines = [",".join(EXPR_CLASSES)] + [str(int(v)) for v in labels["expr"]]
-    else:
-        lines = [",".join(AU_NAMES)] + [",".join(str(int(v)) for v in r) for r in labels["au"]]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def write_affwild2_tree(root: str | Path, videos: list[TreeVideo] | None = None,
                         crop_size: int = 112) -> SyntheticTree:
     root = Path(root)
@@ -118,7 +104,8 @@ def write_affwild2_tree(root: str | Path, videos: list[TreeVideo] | None = None,
             labels = random_labels(name, n_lines)
             out.truth[name], out.written[name] = labels, {}
             for task, split in spec.splits.items():
-                _write_task_file(ann / TASK_FOLDERS[task] / SPLIT_FOLDERS[split] / f"{name}.txt", task, labels)
+                write_task_file(ann / TASK_FOLDERS[task] / SPLIT_FOLDERS[split] / f"{name}.txt", task,
+                                labels[task.lower()], va_decimals=3)
                 out.written[name][task] = split
             if spec.mtl:
                 out.mtl_rows[name] = {}
@@ -143,7 +130,7 @@ def write_affwild2_tree(root: str | Path, videos: list[TreeVideo] | None = None,
     header = "image,valence,arousal,expression," + ",".join(AU_NAMES)
     for split, lines in mtl_lines.items():
         if lines:
-            path = ann / "MTL_Challenge" / MTL_FILES[split]
+            path = ann / MTL_FOLDER / MTL_FILES[split]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("\n".join([header] + lines) + "\n")
     if test_lines:
