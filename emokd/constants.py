@@ -1,4 +1,4 @@
-"""Facts of the data and of the method, in one place (DESIGN.md §2-§6)."""
+"""Facts of the data and of the method, in one place (docs/datasets.md, docs/training.md)."""
 
 SAMPLE_RATE = 22050
 AUDIO_WINDOW_S = 10.0

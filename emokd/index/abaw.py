@@ -1,4 +1,4 @@
-"""Annotation files of Aff-Wild2 / ABAW (DESIGN §2) and generic per-frame label files.
+"""Annotation files of Aff-Wild2 / ABAW (docs/datasets.md) and generic per-frame label files.
 
 Every reader returns per-frame arrays with the missing values of docs/architecture.md (VA NaN,
 EXPR -1, AU -1) and a list of problems, each naming the file and line; a bad line leaves that

@@ -1,7 +1,6 @@
-"""`index_dataset`: an Aff-Wild2 / ABAW tree, a generic CSV/JSON manifest, a saved manifest, or a
-multi-database sources file (.yaml/.toml, read by `pipeline.datasets`) -> a Manifest.
+"""`index_affwild2`: an Aff-Wild2 / ABAW tree -> a Manifest.
 
-Aff-Wild2 (DESIGN §2): videos at any depth; `<X>_left` / `<X>_right` annotation names share the
+Aff-Wild2 (docs/datasets.md): videos at any depth; `<X>_left` / `<X>_right` annotation names share the
 video `<X>`; per-task files (VA, EXPR, AU; Train_Set / Validation_Set) and the MTL files are
 merged per frame (a frame keeps every label any file gives it; per-task files win over MTL on a
 disagreement, which is reported). Labels are fitted to the container's frame count: extra lines

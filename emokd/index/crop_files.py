@@ -1,7 +1,7 @@
-"""Face crops for one frame: from `cropped_aligned` files, a given box, a detector, or the whole frame.
+"""Crop files of a `cropped_aligned/<video>/` folder.
 
-Crop files are 1-based (`00001.jpg` is decoded frame 0, DESIGN §2); `crop_path` is the only place
-that converts. Every function returns uint8 RGB (size, size, 3) or None when there is no face.
+Crop files are 1-based: `00001.jpg` is decoded frame 0 and label line 1 (the Aff-Wild2 rule,
+docs/datasets.md); `crop_path` and `list_crops` are the only places that convert.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
-"""`index_dataset`: an Aff-Wild2 / ABAW tree, a generic CSV/JSON manifest, a saved manifest, or a
-multi-database sources file (.yaml/.toml, read by `pipeline.datasets`) -> a Manifest.
+"""`index_dataset`: whatever the user names as a dataset -> a Manifest.
 
-Aff-Wild2 (DESIGN §2): videos at any depth; `<X>_left` / `<X>_right` annotation names share the
-video `<X>`; per-task files (VA, EXPR, AU; Train_Set / Validation_Set) and the MTL files are
-merged per frame (a frame keeps every label any file gives it; per-task files win over MTL on a
-disagreement, which is reported). Labels are fitted to the container's frame count: extra lines
-are dropped with a problem naming the file, missing lines stay unlabelled. A bad file or line is
-a problem in `Manifest.problems`; the index of everything else completes.
+A folder is an Aff-Wild2 / ABAW tree (`emokd.index.affwild2`); a .csv/.json file a generic
+manifest or a saved one (`emokd.index.generic`); a .yaml/.toml file a multi-database sources file
+(`emokd.index.sources`). Formats: docs/datasets.md.
 """
 
 from __future__ import annotations

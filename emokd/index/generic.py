@@ -1,4 +1,4 @@
-"""Generic datasets (not Aff-Wild2): a CSV or JSON manifest of videos (DESIGN §2).
+"""Generic datasets (not Aff-Wild2): a CSV or JSON manifest of videos (docs/datasets.md).
 
 CSV: a header with `video` and optionally `crops`, `labels`, `id`, `split`, `dataset`; one row per
 video. JSON: a list of such objects (or {"items": [...]}). Relative paths are relative to the

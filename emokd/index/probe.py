@@ -1,4 +1,4 @@
-"""Probe a video's frame times and decode its audio onto the video's clock (DESIGN §3).
+"""Probe a video's frame times (docs/architecture.md, "time alignment").
 
 The video clock has t = 0 at the presentation time of frame 0. Frame times come from the
 container's packet timestamps (read with PyAV, demux only, no decoding), in presentation order,
@@ -6,10 +6,7 @@ which is the order decord returns frames in. AVI carries no usable presentation 
 are garbage there), so AVI, and any container whose timestamps are missing, duplicated or not
 increasing, falls back to k / fps; `VideoInfo.pts_source` says which was used and it is logged.
 
-Audio is decoded with PyAV (decord's AudioReader leaks), mixed to mono, resampled to 22050 Hz
-with soxr and shifted by the difference of the two streams' start times, so that sample 0 of
-`AudioTrack.signal` is video time 0. No audio track, an undecodable one, or one shorter than the
-video gives zeros there, and `has_audio` / `valid_start` / `n_valid` say which samples are real.
+Audio is decoded by `emokd.extract.audio` onto the same clock.
 """
 
 from __future__ import annotations

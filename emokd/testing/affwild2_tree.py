@@ -1,4 +1,4 @@
-"""A small Aff-Wild2 / ABAW-style dataset written from generated videos (DESIGN §2).
+"""A small Aff-Wild2 / ABAW-style dataset written from generated videos (layout: docs/datasets.md).
 
 Layout written under `root`:
 

@@ -1,4 +1,4 @@
-"""Generated test videos whose frames and audio encode their own time (DESIGN §3).
+"""Generated test videos whose frames and audio encode their own time, so alignment can be tested to the frame and the sample.
 
 Every frame carries its index as a 3 x 8 grid of black/white blocks (16 index bits plus an
 8-bit check) over the top 60 % of the picture's centre square; `read_frame_index` reads it back

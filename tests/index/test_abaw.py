@@ -1,4 +1,4 @@
-"""Annotation file formats (DESIGN §2): headers, sentinels, bad lines, MTL rows, test lists, label CSVs."""
+"""Annotation file formats: headers, sentinels, bad lines, MTL rows, test lists, label CSVs."""
 
 import numpy as np
 import pytest
