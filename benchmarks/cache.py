@@ -27,8 +27,6 @@ ENCODERS = [{"name": "fer_default", "kind": "face", "output_dim": 256, "layer": 
              "weights_sha256": "0" * 64},
             {"name": "soundnet8", "kind": "audio", "output_dim": 1000, "layer": "conv8", "input_spec": {},
              "weights_sha256": "1" * 64}]
-ARRAYS = {"face": (256, "float16"), "audio": (1000, "float16"), "face_ok": (None, bool),
-          "audio_ok": (None, bool), "pts": (None, "float64")}
 
 
 def make_values(n: int) -> dict:
@@ -41,7 +39,7 @@ def make_values(n: int) -> dict:
 def write(cache: FeatureCache, vid: str, values: dict, batch: int, naive: bool) -> float:
     n = len(values["pts"])
     start_time = time.perf_counter()
-    writer = cache.begin_video(vid, n, ARRAYS, {"fps": 30.0})
+    writer = cache.begin_video(vid, n, {"fps": 30.0})
     for start in range(0, n, batch):
         for name, array in values.items():
             if naive:

@@ -1,4 +1,4 @@
-"""FeatureCache: the Zarr v3 feature cache of DESIGN §5 (layout in docs/cache_format.md).
+"""FeatureCache: the Zarr v3 feature cache (layout in docs/cache_format.md).
 
     cache.zarr/        attrs: emokd_cache (format tag), schema_version, fingerprint, settings,
                        encoders, config, created
@@ -7,7 +7,8 @@
       soft/<run>/<key>/ teacher soft labels (soft.py)
       failures/<key>/  the failure log (failures.py)
 
-<key> is the escaped video id (keys.py). Readers see only complete videos.
+<key> is the escaped video id (keys.py); the arrays of a video are those of schema.py. Readers see
+only complete videos.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from emokd.cache import soft as _soft
 from emokd.cache.beside import BesideFeatures
 from emokd.cache.fingerprint import array_name, compute_fingerprint, differences, fingerprint_inputs
 from emokd.cache.keys import decode_key, encode_key
+from emokd.cache.schema import feature_dims, video_arrays
 from emokd.cache.writer import RESERVED_ATTRS, STATUS_COMPLETE, STATUS_WRITING, VideoWriter, create_frame_array, now_utc
 
 FORMAT_TAG = "emokd feature cache"
@@ -79,6 +81,7 @@ class FeatureCache(BesideFeatures):
         """
         inputs = fingerprint_inputs(settings, encoders)
         fingerprint = compute_fingerprint(inputs)
+        video_arrays(encoders)  # refuse records whose arrays could never be written, before writing
         if not overwrite and location.exists(url, storage_options):
             existing = cls._existing(url, fingerprint, inputs, storage_options)
             if existing is not None:
@@ -94,8 +97,22 @@ class FeatureCache(BesideFeatures):
         return cls(url, root, writable=True, storage_options=storage_options)
 
     @classmethod
-    def _existing(cls, url, fingerprint: str, inputs: dict, storage_options) -> FeatureCache | None:
-        """The cache at `url` if its fingerprint matches; None if `url` may be (re)created; else CacheError."""
+    def complete_under(cls, url: str | Path, settings: dict, encoders: list[dict], overwrite: bool = False,
+                       storage_options: dict | None = None) -> set[str]:
+        """The videos that `create(url, settings, ..., encoders, overwrite)` would find complete,
+        without writing anything (a dry run): empty when there is nothing at `url` yet or
+        `overwrite` would start again; the CacheError `create` would raise when it would refuse."""
+        if overwrite or not location.exists(url, storage_options):
+            return set()
+        inputs = fingerprint_inputs(settings, encoders)
+        existing = cls._existing(url, compute_fingerprint(inputs), inputs, storage_options, mode="r")
+        return set() if existing is None else set(existing.video_ids())
+
+    @classmethod
+    def _existing(cls, url, fingerprint: str, inputs: dict, storage_options,
+                  mode: str = "r+") -> FeatureCache | None:
+        """The cache at `url` (opened with `mode`) if its fingerprint matches; None if `url` may be
+        (re)created; else CacheError."""
         if not location.has_zarr_root(url, storage_options):
             if location.is_local(url) and location.is_empty_dir(url):
                 return None
@@ -113,7 +130,7 @@ class FeatureCache(BesideFeatures):
             raise CacheError(f"{url}: the existing cache was made with different settings:\n  "
                              + "\n  ".join(lines)
                              + "\nUse --overwrite to delete it and start again, or choose a new cache path.")
-        return cls.open(url, mode="r+", storage_options=storage_options)
+        return cls.open(url, mode=mode, storage_options=storage_options)
 
     @classmethod
     def open(cls, url: str | Path, mode: str = "r", storage_options: dict | None = None) -> FeatureCache:
@@ -157,7 +174,7 @@ class FeatureCache(BesideFeatures):
     @property
     def feature_dims(self) -> dict[str, int]:
         """Feature array name -> width, e.g. {"face": 256, "audio": 1000}."""
-        return {record["array"]: int(record["output_dim"]) for record in self.encoders}
+        return feature_dims(self.encoders)
 
     # ---- videos --------------------------------------------------------------------------------
     @property
@@ -213,26 +230,17 @@ class FeatureCache(BesideFeatures):
             raise CacheError(f"{self.url}: video {video_id!r} has no array(s) {missing}")
         return {name: group[name][...] for name in names}
 
-    def begin_video(self, video_id: str, n_frames: int, arrays: dict[str, tuple],
-                    attrs: dict | None = None, replace: bool = False) -> VideoWriter:
-        """Create the video's group with its arrays sized up front; returns its VideoWriter.
+    def begin_video(self, video_id: str, n_frames: int, attrs: dict | None = None, *,
+                    replace: bool = False) -> VideoWriter:
+        """Create the video's group with its arrays (schema.py) sized up front; returns its VideoWriter.
 
-        `arrays`: name -> (dim or None, dtype). Every encoder's array must be declared with its
-        output dim and float16. A stale incomplete group is removed first; a complete one is kept
-        unless `replace=True`.
+        A stale incomplete group is removed first; a complete one is kept unless `replace=True`.
         """
         self._require_writable(f"write video {video_id!r}")
         n_frames = int(n_frames)
         if n_frames < 1:
             raise CacheError(f"video {video_id!r}: n_frames must be at least 1, got {n_frames}")
-        dims = self.feature_dims
-        absent = sorted(set(dims) - set(arrays))
-        if absent:
-            raise CacheError(f"video {video_id!r}: encoder array(s) {absent} not declared")
-        for name, (dim, dtype) in arrays.items():
-            if name in dims and (dim != dims[name] or np.dtype(dtype) != np.float16):
-                raise CacheError(f"video {video_id!r}: array {name!r} declared ({dim}, {np.dtype(dtype)}), "
-                                 f"the cache's encoder record says ({dims[name]}, float16)")
+        arrays = video_arrays(self.encoders)
         key = encode_key(video_id)
         if self.is_complete(video_id) and not replace:
             raise CacheError(f"{self.url}: video {video_id!r} is already complete (pass replace=True to redo it)")
@@ -241,12 +249,10 @@ class FeatureCache(BesideFeatures):
         group = self._videos.create_group(key, attributes={
             **user_attrs, "video_id": video_id, "n_frames": n_frames, "status": STATUS_WRITING,
             "started": now_utc(), "writer": uuid.uuid4().hex})
-        encoders = {record["array"]: record for record in self.encoders}
-        for name, (dim, dtype) in arrays.items():
-            record = encoders.get(name)
-            create_frame_array(group, name, n_frames, dim, dtype, attributes=None if record is None else
-                               {"encoder": record["name"], "layer": record.get("layer")})
-        return VideoWriter(group, video_id, n_frames, arrays, set(dims),
+        for spec in arrays.values():
+            create_frame_array(group, spec.name, n_frames, spec.dim, spec.dtype, attributes=spec.attributes())
+        return VideoWriter(group, video_id, n_frames, list(arrays),
+                           {spec.name for spec in arrays.values() if spec.is_feature},
                            on_commit=lambda vid: _failures.clear_failure(self.root, vid))
 
     def delete_video(self, video_id: str) -> None:

@@ -1,9 +1,8 @@
 """`emokd cache verify`: every defect of a cache, one line each.
 
-Checked: incomplete videos; per video, each encoder array's shape (n_frames, output_dim) and
-float16 dtype against the encoder records, NaN/inf in features, face_ok/audio_ok (bool) and pts
-(float64, finite, non-decreasing); labels (shapes, dtypes, value ranges, split, orphans);
-soft labels (complete, n_frames rows, finite).
+Checked: incomplete videos; per video, every array of schema.py (shape and dtype, from the cache's
+encoder records), NaN/inf in features, pts finite and non-decreasing, the rows of any extra array;
+labels (shapes, dtypes, value ranges, split, orphans); soft labels (complete, n_frames rows, finite).
 """
 
 from __future__ import annotations
@@ -13,10 +12,9 @@ import zarr
 
 from emokd.cache.keys import decode_key
 from emokd.cache.labels import GROUP as LABELS, SPLITS, check_label_values
+from emokd.cache.schema import ArraySpec, video_arrays
 from emokd.cache.soft import GROUP as SOFT
 from emokd.cache.writer import STATUS_COMPLETE
-
-PER_FRAME = {"face_ok": np.dtype(bool), "audio_ok": np.dtype(bool), "pts": np.dtype(np.float64)}
 
 
 def _non_finite(array: zarr.Array) -> tuple[int, int | None]:
@@ -44,19 +42,16 @@ def _check_array(where: str, group: zarr.Group, name: str, shape: tuple, dtype: 
     return problems
 
 
-def _check_video(vid: str, group: zarr.Group, dims: dict[str, int]) -> list[str]:
+def _check_video(vid: str, group: zarr.Group, arrays: dict[str, ArraySpec]) -> list[str]:
     where = f"video {vid!r}"
     n = int(group.attrs.get("n_frames", -1))
     problems = []
-    for name, dim in dims.items():
-        found = _check_array(where, group, name, (n, dim), np.dtype(np.float16))
-        problems += found
-        if name in group and group[name].dtype.kind == "f":
+    for name, spec in arrays.items():
+        problems += _check_array(where, group, name, spec.shape(n), spec.dtype)
+        if spec.is_feature and name in group and group[name].dtype.kind == "f":
             count, first = _non_finite(group[name])
             if count:
                 problems.append(f"{where}: array {name!r} has {count} NaN/inf value(s), first at frame {first}")
-    for name, dtype in PER_FRAME.items():
-        problems += _check_array(where, group, name, (n,), dtype)
     if "pts" in group and group["pts"].shape == (n,):
         pts = group["pts"][...]
         if not np.isfinite(pts).all():
@@ -64,7 +59,7 @@ def _check_video(vid: str, group: zarr.Group, dims: dict[str, int]) -> list[str]
         elif n > 1 and (np.diff(pts) < 0).any():
             problems.append(f"{where}: pts decreases at frame {int(np.flatnonzero(np.diff(pts) < 0)[0]) + 1}")
     for name, array in group.arrays():
-        if name not in dims and name not in PER_FRAME and array.shape[:1] != (n,):
+        if name not in arrays and array.shape[:1] != (n,):
             problems.append(f"{where}: array {name!r} has {array.shape[0]} rows, the video has {n} frames")
     return problems
 
@@ -109,7 +104,7 @@ def _check_soft(root: zarr.Group, frames: dict[str, int]) -> list[str]:
 
 def verify_cache(cache) -> list[str]:
     problems = []
-    dims = cache.feature_dims
+    arrays = video_arrays(cache.encoders)
     frames: dict[str, int] = {}
     unfinished: set[str] = set()
     videos = cache.root["videos"]
@@ -121,7 +116,7 @@ def verify_cache(cache) -> list[str]:
             unfinished.add(vid)
             continue
         frames[vid] = int(group.attrs.get("n_frames", -1))
-        problems += _check_video(vid, group, dims)
+        problems += _check_video(vid, group, arrays)
     if LABELS in cache.root:
         for key, group in cache.root[LABELS].groups():
             vid = group.attrs.get("video_id", decode_key(key))

@@ -1,6 +1,6 @@
 """Writing one video's arrays: sized up front, chunked along frames, committed last.
 
-One task writes one video group, so no chunk is ever shared between writers (DESIGN §5). The
+One task writes one video group, so no chunk is ever shared between writers. The
 writer buffers rows per chunk and sends a chunk to the store once every row of it has been
 written, so that batches smaller than a chunk never cost a read-modify-write of the chunk. The
 group's `status` is "writing" until `commit()`, which first checks that every row of every array
@@ -60,16 +60,16 @@ def create_frame_array(group: zarr.Group, name: str, n_frames: int, dim: int | N
 class VideoWriter:
     """Fills the arrays of one video group; `commit()` marks it complete. Not thread-safe."""
 
-    def __init__(self, group: zarr.Group, video_id: str, n_frames: int, specs: dict[str, tuple],
+    def __init__(self, group: zarr.Group, video_id: str, n_frames: int, names: list[str],
                  feature_names: set[str], on_commit=None):
         self.group = group
         self.video_id = video_id
         self.n_frames = n_frames
         self._feature_names = feature_names
-        self._arrays = {name: group[name] for name in specs}
-        self._written = {name: np.zeros(n_frames, dtype=bool) for name in specs}
+        self._arrays = {name: group[name] for name in names}
+        self._written = {name: np.zeros(n_frames, dtype=bool) for name in names}
         self._buffers: dict[tuple[str, int], np.ndarray] = {}
-        self._flushed: dict[str, set[int]] = {name: set() for name in specs}
+        self._flushed: dict[str, set[int]] = {name: set() for name in names}
         self._on_commit = on_commit
         self.token = group.attrs.get("writer")
         self.committed = False

@@ -1,4 +1,4 @@
-"""The Dask driver of `emokd extract-features` (DESIGN §7): one task per video, resumable.
+"""The Dask driver of `emokd extract-features`: one task per video, resumable (docs/scaling.md).
 
 A LocalCluster of N single-threaded worker processes by default, or any existing cluster by address.
 The driver submits small task descriptions (a VideoItem, the cache URL, the config) and receives small
@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from emokd.config import to_dict
-from emokd.errors import CacheError, EmokdError
+from emokd.errors import EmokdError
 from emokd.logs import file_log
 from emokd.extract.config import ExtractConfig
 from emokd.extract.encoders import fingerprint_settings, load_encoders
@@ -75,30 +75,9 @@ def prepare_cache(items: list, cache_url: str, cfg: ExtractConfig, overwrite: bo
                                     overwrite=overwrite)
         complete = set(cache.video_ids())
     else:
-        complete = _complete_in_existing(cache_url, settings, records, overwrite)
+        complete = FeatureCache.complete_under(cache_url, settings, records, overwrite=overwrite)
     todo = [item for item in items if item.video_id not in complete]
     return cache, Plan(todo, sorted(complete & set(ids)), settings, records)
-
-
-def _complete_in_existing(cache_url: str, settings: dict, records: list[dict], overwrite: bool) -> set[str]:
-    """Dry run: the complete videos of an existing cache, or CacheError if its settings differ."""
-    from emokd.cache import FeatureCache
-    from emokd.cache.fingerprint import compute_fingerprint, differences, fingerprint_inputs
-
-    try:
-        existing = FeatureCache.open(cache_url, mode="r")
-    except CacheError:
-        return set()  # nothing there yet (or not a cache: the real run says so)
-    inputs = fingerprint_inputs(settings, records)
-    if compute_fingerprint(inputs) == existing.fingerprint:
-        return set(existing.video_ids())
-    if overwrite:
-        return set()
-    stored = {"schema_version": existing.schema_version, "settings": existing.settings,
-              "encoders": {r["array"]: {k: v for k, v in r.items() if k != "array"} for r in existing.encoders}}
-    lines = differences(stored, inputs)
-    raise CacheError(f"{cache_url}: the existing cache was made with different settings:\n  "
-                     + "\n  ".join(lines) + "\nUse --overwrite to replace it, or choose a new cache path.")
 
 
 @contextlib.contextmanager

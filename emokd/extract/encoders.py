@@ -1,4 +1,4 @@
-"""Extraction settings and the frozen encoders of one worker process (issue 4).
+"""Extraction settings and the frozen encoders of one worker process.
 
 `ExtractConfig` is what `emokd extract-features` resolves from defaults, a config file and flags.
 `fingerprint_settings` is every value of it that changes feature values: the cache hashes it.
@@ -7,10 +7,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from dataclasses import dataclass
 
 from emokd.extract.config import ExtractConfig
 
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -21,7 +25,6 @@ class Encoders:
 
 
 _LOADED: dict[tuple, Encoders] = {}
-LOAD_COUNT = {"builds": 0}  # how many times this process built encoders (tests: once per worker)
 
 
 def _encoder_key(cfg: ExtractConfig, device: str) -> tuple:
@@ -38,6 +41,7 @@ def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
     device = device or cfg.device
     key = _encoder_key(cfg, device)
     if key not in _LOADED:
+        started = time.perf_counter()
         torch.set_num_threads(1)
         face = build_encoder(cfg.face_encoder, weights=cfg.face_weights, layer=cfg.face_layer, device=device)
         audio = build_encoder(cfg.audio_encoder, weights=cfg.audio_weights, layer=cfg.audio_layer,
@@ -49,13 +53,9 @@ def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
             detector = build_face_detector(cfg.detector_weights, device=device)
         _LOADED.clear()  # one configuration per worker process at a time
         _LOADED[key] = Encoders(face, audio, detector)
-        LOAD_COUNT["builds"] += 1
+        log.info("built encoders %s + %s on %s in %.1f s (process %d)", cfg.face_encoder, cfg.audio_encoder,
+                 device, time.perf_counter() - started, os.getpid())
     return _LOADED[key]
-
-
-def encoder_builds() -> int:
-    """How many times this process built encoders (once per worker process in a healthy run)."""
-    return LOAD_COUNT["builds"]
 
 
 def detector_record(detector) -> dict | None:
@@ -79,13 +79,3 @@ def fingerprint_settings(cfg: ExtractConfig, encoders: Encoders) -> dict:
         "audio_mode": cfg.audio_mode,
     }
 
-
-def cache_arrays(encoders: Encoders) -> dict:
-    """The per-video arrays of DESIGN §5, as `FeatureCache.begin_video` wants them."""
-    return {
-        "face": (int(encoders.face.output_dim), "float16"),
-        "audio": (int(encoders.audio.output_dim), "float16"),
-        "face_ok": (None, "bool"),
-        "audio_ok": (None, "bool"),
-        "pts": (None, "float64"),
-    }

@@ -22,7 +22,7 @@ import numpy as np
 from emokd.errors import ConfigError, DataError, EmokdError
 from emokd.extract.timing import audio_ok_of, audio_windows, window_end_samples
 from emokd.extract.config import ExtractConfig
-from emokd.extract.encoders import Encoders, cache_arrays, fingerprint_settings, load_encoders
+from emokd.extract.encoders import Encoders, fingerprint_settings, load_encoders
 from emokd.extract.faces import iter_frame_batches
 from emokd.extract.audio import load_audio
 from emokd.index.probe import probe_video
@@ -176,7 +176,7 @@ def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: St
         "dataset": item.dataset, "split": item.split,
     }
     with clock("write"):
-        writer = cache.begin_video(item.video_id, n, cache_arrays(encoders), attrs, replace=replace)
+        writer = cache.begin_video(item.video_id, n, attrs, replace=replace)
         writer.write("pts", 0, probe.pts)
     _audio_stage(item, probe, cfg, encoders, writer, clock)
     n_faces = _face_stage(item, cfg, encoders, writer, face_source, n, clock)

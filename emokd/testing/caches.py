@@ -66,10 +66,7 @@ def write_synthetic_cache(url: str, spec: SyntheticSpec | None = None) -> Featur
         va, expr, au = labels_of(z)
         face_ok = rng.random(n) >= spec.no_face
         face[~face_ok] = 0
-        writer = cache.begin_video(vid, n, {"face": (spec.face_dim, np.float16),
-                                            "audio": (spec.audio_dim, np.float16),
-                                            "face_ok": (None, bool), "audio_ok": (None, bool),
-                                            "pts": (None, np.float64)}, {"fps": 30.0})
+        writer = cache.begin_video(vid, n, {"fps": 30.0})  # arrays sized from the encoder records
         writer.write("face", 0, face)
         writer.write("audio", 0, audio)
         writer.write("face_ok", 0, face_ok)

@@ -72,9 +72,7 @@ def latent_sequence(n: int, k: int, drift: float, rng: np.random.Generator) -> n
 
 def _write_item(cache: FeatureCache, vid: str, face: np.ndarray) -> None:
     n = len(face)
-    writer = cache.begin_video(vid, n, {"face": (face.shape[1], np.float16), "audio": (1, np.float16),
-                                        "face_ok": (None, bool), "audio_ok": (None, bool),
-                                        "pts": (None, np.float64)}, {"fps": 25.0})
+    writer = cache.begin_video(vid, n, {"fps": 25.0})  # arrays sized from the encoder records
     writer.write("face", 0, face)
     writer.write("audio", 0, np.zeros((n, 1), np.float16))
     writer.write("face_ok", 0, np.ones(n, bool))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cache_support import ARRAYS, ENCODERS, SETTINGS, video_values, write_video
+from cache_support import ENCODERS, SETTINGS, video_values, write_video
 from emokd.cache import FeatureCache
 from emokd.errors import CacheError
 
@@ -88,7 +88,7 @@ def test_interrupted_soft_labels_are_invisible(cache):
 
 
 def test_failure_log_survives_reopen_and_clears_on_success(cache):
-    writer = cache.begin_video("bad/video", 3, ARRAYS)
+    writer = cache.begin_video("bad/video", 3)
     writer.write("face", 0, np.zeros((3, 8)))
     cache.write_labels("bad/video", expr=[1, 2, 3], split="train")
     cache.record_failure("bad/video", "corrupt.mp4: no frames decoded")

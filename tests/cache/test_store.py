@@ -4,11 +4,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cache_support import ARRAYS, ENCODERS, SETTINGS, video_values, write_video
+from cache_support import ARRAY_SPECS, ENCODERS, SETTINGS, video_values, write_video
 from emokd.cache import FeatureCache, decode_key, encode_key
 from emokd.cache import writer as video_writer
 from emokd.cache.fingerprint import compute_fingerprint, differences, fingerprint_inputs
@@ -41,9 +42,9 @@ def test_written_video_reads_back_exactly_with_attrs(cache):
     reader = FeatureCache.open(cache.url)
     assert reader.video_ids() == ["afew_va/001"]
     got = reader.read_video("afew_va/001")
-    assert set(got) == set(ARRAYS)
+    assert set(got) == set(ARRAY_SPECS) == set(values)
     for name, array in values.items():
-        assert got[name].dtype == np.dtype(ARRAYS[name][1]), name
+        assert got[name].dtype == ARRAY_SPECS[name].dtype, name
         np.testing.assert_array_equal(got[name], array)
     attrs = reader.video_attrs("afew_va/001")
     assert attrs["status"] == "complete" and attrs["n_frames"] == 50 and attrs["fps"] == 25.0
@@ -71,7 +72,7 @@ def test_unaligned_out_of_order_and_repeated_writes_land_exactly(cache, monkeypa
     monkeypatch.setattr(video_writer, "CHUNK_TARGET_BYTES", 8 * 16)
     monkeypatch.setattr(video_writer, "MIN_CHUNK_ROWS", 8)
     values = video_values(43, seed=4)
-    writer = cache.begin_video("v", 43, ARRAYS)
+    writer = cache.begin_video("v", 43)
     assert cache.root["videos/v/face"].chunks == (8, 8)
     for start in reversed(range(0, 43, 5)):
         for name, array in values.items():
@@ -85,7 +86,7 @@ def test_unaligned_out_of_order_and_repeated_writes_land_exactly(cache, monkeypa
 
 def test_commit_refuses_unwritten_rows_and_bad_writes(cache):
     values = video_values(10, seed=5)
-    writer = cache.begin_video("v", 10, ARRAYS)
+    writer = cache.begin_video("v", 10)
     for name, array in values.items():
         writer.write(name, 0, array[:10] if name != "audio" else array[:6])
     with pytest.raises(CacheError, match=r"audio: frames 6\.\.9 \(4 of 10\)"):
@@ -103,15 +104,19 @@ def test_commit_refuses_unwritten_rows_and_bad_writes(cache):
         writer.write("labels", 0, np.zeros(3))
 
 
-def test_begin_video_checks_declared_arrays_against_encoder_records(cache):
-    with pytest.raises(CacheError, match=r"'face' declared \(16, float16\).*\(8, float16\)"):
-        cache.begin_video("v", 5, {**ARRAYS, "face": (16, "float16")})
-    with pytest.raises(CacheError, match=r"'audio' declared \(5, float32\)"):
-        cache.begin_video("v", 5, {**ARRAYS, "audio": (5, "float32")})
-    with pytest.raises(CacheError, match=r"encoder array\(s\) \['audio'\] not declared"):
-        cache.begin_video("v", 5, {k: v for k, v in ARRAYS.items() if k != "audio"})
+def test_begin_video_sizes_its_arrays_from_the_encoder_records(cache):
+    writer = cache.begin_video("v", 5, {"fps": 30.0})
+    group = cache.root["videos/v"]
+    shapes = {name: (array.shape, str(array.dtype)) for name, array in group.arrays()}
+    assert shapes == {"face": ((5, 8), "float16"), "audio": ((5, 5), "float16"), "face_ok": ((5,), "bool"),
+                      "audio_ok": ((5,), "bool"), "pts": ((5,), "float64")}
+    assert dict(group["audio"].attrs) == {"encoder": "soundnet8", "layer": "conv8"}
+    assert dict(group["pts"].attrs) == {} and group["pts"].metadata.dimension_names == ("frame",)
+    assert sorted(writer.missing_rows()) == sorted(shapes)
     with pytest.raises(CacheError, match="at least 1"):
-        cache.begin_video("v", 0, ARRAYS)
+        cache.begin_video("v", 0)
+    with pytest.raises(TypeError):  # the arrays come from the cache: an old-style call is refused
+        cache.begin_video("v", 5, {"face": (8, "float16")}, {"fps": 30.0})
 
 
 def test_uncommitted_video_is_invisible_and_begin_again_starts_clean(cache):
@@ -123,26 +128,26 @@ def test_uncommitted_video_is_invisible_and_begin_again_starts_clean(cache):
     assert reader.video_ids(include_incomplete=True) == ["v"]
     with pytest.raises(CacheError, match="incomplete"):
         reader.read_video("v")
-    extra = {**ARRAYS, "stale_only": (None, "float32")}
-    cache.begin_video("w", 4, extra)  # a stale group with an array the redo will not have
+    stale = cache.begin_video("w", 4)  # a stale group with an array the redo will not have
+    video_writer.create_frame_array(stale.group, "stale_only", 4, None, "float32")
     fresh = {k: v[:4] for k, v in video_values(4, seed=7).items()}
     write_video(cache, "w", fresh)
-    assert set(cache.read_video("w")) == set(ARRAYS)
+    assert set(cache.read_video("w")) == set(ARRAY_SPECS)
     np.testing.assert_array_equal(cache.read_video("w")["audio"], fresh["audio"])
     with pytest.raises(CacheError, match="already complete"):
-        cache.begin_video("w", 4, ARRAYS)
-    cache.begin_video("w", 4, ARRAYS, replace=True)
+        cache.begin_video("w", 4)
+    cache.begin_video("w", 4, replace=True)
     assert cache.video_ids() == []
 
 
 KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})
-    from cache_support import video_values, ARRAYS
+    from cache_support import video_values
     from emokd.cache import FeatureCache
     cache = FeatureCache.open({url!r}, mode="r+")
     values = video_values(4000, seed=9)
-    writer = cache.begin_video("killed/video", 4000, ARRAYS)
+    writer = cache.begin_video("killed/video", 4000)
     for name, array in values.items():
         writer.write(name, 0, array[:3000])
     print("written", flush=True)
@@ -186,6 +191,29 @@ def test_changed_settings_are_refused_naming_each_with_both_values(cache):
     assert "crop_size" not in text and "encoders.audio" not in text
 
 
+def test_complete_under_answers_what_create_would_find_and_writes_nothing(cache, tmp_path):
+    write_video(cache, "done", video_values(5, seed=15))
+    write_video(cache, "half", video_values(5, seed=16), commit=False)
+    before = sorted(p.relative_to(cache.url) for p in Path(cache.url).rglob("*"))
+    assert FeatureCache.complete_under(cache.url, {**SETTINGS, "window_s": 10}, ENCODERS) == {"done"}
+    assert FeatureCache.complete_under(cache.url, SETTINGS, ENCODERS, overwrite=True) == set()
+    assert FeatureCache.complete_under(tmp_path / "nothing.zarr", SETTINGS, ENCODERS) == set()
+    (tmp_path / "empty").mkdir()
+    assert FeatureCache.complete_under(tmp_path / "empty", SETTINGS, ENCODERS) == set()
+    changed = {**SETTINGS, "window_s": 5.0}
+    with pytest.raises(CacheError) as dry:
+        FeatureCache.complete_under(cache.url, changed, ENCODERS)
+    with pytest.raises(CacheError) as real:
+        FeatureCache.create(cache.url, changed, {}, ENCODERS)
+    assert str(dry.value) == str(real.value)  # the same refusal, in the same words
+    assert "settings.window_s: cache has 10, requested 5" in str(dry.value)
+    assert sorted(p.relative_to(cache.url) for p in Path(cache.url).rglob("*")) == before
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("mine")
+    with pytest.raises(CacheError, match="exists and is not an emokd cache"):
+        FeatureCache.complete_under(tmp_path / "folder", SETTINGS, ENCODERS)
+
+
 def test_fingerprint_covers_schema_version_and_new_settings():
     base = fingerprint_inputs(SETTINGS, ENCODERS)
     newer = fingerprint_inputs(SETTINGS, ENCODERS, schema_version=base["schema_version"] + 1)
@@ -214,7 +242,7 @@ def test_open_refuses_what_is_not_a_cache(tmp_path, cache):
     with pytest.raises(CacheError, match="exists and is not an emokd cache"):
         FeatureCache.create(tmp_path / "folder", SETTINGS, {}, ENCODERS)
     with pytest.raises(CacheError, match="opened read-only"):
-        FeatureCache.open(cache.url, mode="r").begin_video("v", 3, ARRAYS)
+        FeatureCache.open(cache.url, mode="r").begin_video("v", 3)
     cache.root.attrs["schema_version"] = 0
     with pytest.raises(CacheError, match="schema version 0"):
         FeatureCache.open(cache.url)

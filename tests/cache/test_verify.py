@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cache_support import ARRAYS, ENCODERS, SETTINGS, video_values, write_video
+from cache_support import ENCODERS, SETTINGS, video_values, write_video
 from emokd.cache import FeatureCache
 
 
@@ -65,7 +65,7 @@ def test_decreasing_pts_is_found(cache):
 
 def test_info_counts_videos_frames_labels_and_bytes(cache):
     cache.record_failure("broken", "broken.mp4: moov atom not found")
-    cache.begin_video("half", 3, ARRAYS)
+    cache.begin_video("half", 3)
     info = FeatureCache.open(cache.url).info()
     assert info["videos"] == 2 and info["frames"] == 14
     assert info["incomplete"] == ["half"]

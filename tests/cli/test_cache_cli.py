@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cache_support import ARRAYS, ENCODERS, SETTINGS, video_values, write_video
+from cache_support import ENCODERS, SETTINGS, video_values, write_video
 from emokd.cache import FeatureCache
 from emokd.cache.relabel import relabel
 from emokd.cli import main
@@ -31,7 +31,7 @@ def run(*args):
 
 def test_info_text_and_json(cache):
     cache.record_failure("broken", "broken.mp4: no frames decoded")
-    cache.begin_video("half", 4, ARRAYS)
+    cache.begin_video("half", 4)
     cache.write_soft("teacher-1", "vid_a", {"expr": np.zeros((10, 8), np.float32)})
     result = run("cache", "info", cache.url)
     assert result.exit_code == 0, result.output
@@ -50,7 +50,7 @@ def test_verify_exit_status(cache):
     result = run("cache", "verify", cache.url)
     assert result.exit_code == 0 and "ok: 2 complete video(s), no defect" in result.output
     cache.root["videos/vid_a/face"][4, 1] = np.nan
-    cache.begin_video("half", 4, ARRAYS)
+    cache.begin_video("half", 4)
     result = CliRunner().invoke(main, ["cache", "verify", cache.url])
     assert result.exit_code == 1
     assert "video 'vid_a': array 'face' has 1 NaN/inf value(s), first at frame 4" in result.output

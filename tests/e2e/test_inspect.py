@@ -23,8 +23,6 @@ ENCODERS = [
      "input_spec": {"sample_rate": 22050, "window_s": 10.0}, "weights_sha256": "b" * 64},
 ]
 SETTINGS = {"crop_size": 32, "sample_rate": 22050, "window_s": 10.0}
-ARRAYS = {"face": (4, "float16"), "audio": (3, "float16"), "face_ok": (None, "bool"),
-          "audio_ok": (None, "bool"), "pts": (None, "float64")}
 
 
 def test_pick_frames_spreads_evenly_with_both_ends():
@@ -62,8 +60,8 @@ def cached_video(tmp_path):
             Image.fromarray(np.full((40, 40, 3), 5 * k, np.uint8)).save(crop_dir / f"{k + 1:05d}.jpg", quality=100)
     cache = FeatureCache.create(tmp_path / "c.zarr", SETTINGS, {}, ENCODERS)
     for vid, face_source in (("clip", "crops"), ("clip_plain", "none")):
-        writer = cache.begin_video(vid, 45, ARRAYS, {"fps": 30.0, "n_frames": 45, "face_source": face_source,
-                                                     "source": {"path": str(video.path)}})
+        writer = cache.begin_video(vid, 45, {"fps": 30.0, "n_frames": 45, "face_source": face_source,
+                                             "source": {"path": str(video.path)}})
         writer.write("pts", 0, info.pts)
         writer.write("face", 0, np.zeros((45, 4), np.float16))
         writer.write("audio", 0, np.zeros((45, 3), np.float16))
