@@ -9,7 +9,7 @@ Measured per clip, one process and N processes each working on its own copy of t
                  soxr, probing included)
 - inputs/crops:  iter_frame_batches with a cropped_aligned folder: crop JPEGs + audio windows
                  (the video's pixels are not decoded at all: that is the Aff-Wild2 case)
-The goal of the issue: producing inputs costs at most 1.3x plain decoding (ratio <= 1.3).
+The goal: producing inputs costs at most 1.3x plain decoding (ratio <= 1.3).
 """
 
 from __future__ import annotations

@@ -5,13 +5,14 @@
     and passed alone through SoundNet; one .npy per frame for audio and for each face crop; a
     merged image-window .npy per frame; at training time every sample np.load()s its two files.
     Two departures, both in the reference's favour or neutral: the same torch encoders as emokd
-    (fer_default, soundnet8; the reference ran Keras models), and frames in the first 10 s are kept
+    (fer_pyemotion, soundnet8; the reference ran Keras models), and frames in the first 10 s are kept
     with zero padding (the reference dropped them) so both sides do the same number of frames.
 (b) emokd: `emokd extract-features` (1 worker, then 2) into the Zarr cache; training loads the
     cache into memory once and gathers batches by index.
 
-Both sides train the same network (emokd.models.multitask.MultitaskNet) with the same MTL loss
-for one epoch over the same labelled frames in the same batch order; only the data path differs.
+Both sides train the same network (emokd.train.recipes.jeong2022.net.MultitaskNet) with the same
+MTL loss for one epoch over the same labelled frames in the same batch order; only the data path
+differs.
 
     .venv/bin/python benchmarks/reference_vs_emokd.py [--clips 3] [--seconds 5] [--keep DIR]
 """

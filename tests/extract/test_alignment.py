@@ -1,4 +1,4 @@
-"""Frame-exact and sample-exact alignment on generated videos (DESIGN §3, issue 3 "Must show").
+"""Frame-exact and sample-exact alignment on generated videos (rules: docs/datasets.md, "Time alignment").
 
 Frames draw their own index; audio has a one-sample click at the start of every frame's display
 interval (video time k / fps), so the exclusive end of frame k's audio window must be the click of

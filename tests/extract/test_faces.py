@@ -27,7 +27,7 @@ def collect(item, batch_size=8, **kwargs):
 
 
 def test_crop_00001_is_frame_0_is_label_line_1(tree):
-    """The chain of DESIGN §2: crop 00001.jpg <-> decoded frame 0 <-> label line 1."""
+    """Aff-Wild2's numbering: crop 00001.jpg <-> decoded frame 0 <-> label line 1 (docs/datasets.md)."""
     assert crop_path(Path("x"), 0).name == "00001.jpg"
     item = index_dataset(tree.root).by_id()["vid_a"]
     batches, got = collect(item, 8)

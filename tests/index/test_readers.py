@@ -193,7 +193,7 @@ def test_index_sources_merges_shared_items_per_frame(tmp_path):
         '[[sources]]\nname = "affectnet"\nkind = "affectnet"\nroot = "affectnet"\ntasks = ["VA"]\n')
     from emokd.index.dataset import index_dataset
 
-    manifest = index_dataset(tmp_path / "sources.toml")        # the pipeline's entry point hands it over
+    manifest = index_dataset(tmp_path / "sources.toml")        # the index's entry point hands it over
     a = {it.video_id: it for it in manifest.items}["affectnet/1/a"]
     assert a.labels.expr.tolist() == [4] and a.labels.va.tolist() == [[0.5, -0.25]]
     assert len(manifest.items) == 2
@@ -259,7 +259,7 @@ def test_index_sources_affwild2_shared_videos_carry_both_labels(tmp_path):
 
 
 def test_still_and_clip_items_through_the_frame_reader(tmp_path):
-    """The pipeline reads these items: a still is one face crop from its box, without audio."""
+    """Extraction reads these items: a still is one face crop from its box, without audio."""
     from PIL import Image
 
     from emokd.extract.faces import iter_frame_batches
