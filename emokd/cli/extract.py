@@ -26,9 +26,11 @@ from emokd.errors import DataError
 @click.option("--dry-run", is_flag=True, help="Show what would be extracted; write nothing.")
 @click.option("--overwrite", is_flag=True,
               help="Delete whatever is at --cache and start again (needed when its settings differ).")
-@click.option("--face-encoder", help="Face encoder name (see `emokd weights list`).")
+@click.option("--face-encoder",
+              help="Face encoder: fer_pyemotion (default, PyEmotion 1.0.0's CNN) or fer_drer (needs "
+                   "--face-weights); `emokd weights list` shows them (docs/encoders.md).")
 @click.option("--face-weights", type=click.Path(exists=True), help="Weights file of the face encoder.")
-@click.option("--audio-encoder", help="Audio encoder name.")
+@click.option("--audio-encoder", help="Audio encoder (default soundnet8).")
 @click.option("--audio-weights", type=click.Path(exists=True), help="Weights file of the audio encoder.")
 @click.option("--audio-layer", help="Audio encoder layer (default conv8).")
 @click.option("--audio-mode", type=click.Choice(["per-window", "shared-trunk"]),

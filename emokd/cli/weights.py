@@ -12,7 +12,10 @@ def weights_group() -> None:
 
 @weights_group.command("list")
 def list_assets() -> None:
-    """Show every asset, where it comes from and whether it is present and verified."""
+    """Show the encoders, then every asset, where it comes from and whether it is present and verified."""
+    from emokd.models.encoder import list_encoders
+
+    click.echo(f"encoders: {', '.join(list_encoders())} (docs/encoders.md)")
     click.echo(f"store: {store.emokd_home() / 'weights'}")
     for name, asset in store.ASSETS.items():
         state = "ok" if store.is_present(name) else "missing"

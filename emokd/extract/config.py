@@ -30,7 +30,7 @@ def default_audio_mode() -> str:
 class ExtractConfig:
     """Everything `emokd extract-features` needs. Fields marked runtime never change feature values."""
 
-    face_encoder: str = "fer_default"
+    face_encoder: str = "fer_pyemotion"
     face_weights: str | None = None
     face_layer: str | None = None
     audio_encoder: str = "soundnet8"

@@ -29,7 +29,7 @@ _LOADED: dict[tuple, Encoders] = {}
 
 def _encoder_key(cfg: ExtractConfig, device: str) -> tuple:
     return (cfg.face_encoder, cfg.face_weights, cfg.face_layer, cfg.audio_encoder, cfg.audio_weights,
-            cfg.audio_layer, cfg.face_source, cfg.detector_weights, device)
+            cfg.audio_layer, cfg.window_s, cfg.face_source, cfg.detector_weights, device)
 
 
 def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
@@ -45,7 +45,7 @@ def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
         torch.set_num_threads(1)
         face = build_encoder(cfg.face_encoder, weights=cfg.face_weights, layer=cfg.face_layer, device=device)
         audio = build_encoder(cfg.audio_encoder, weights=cfg.audio_weights, layer=cfg.audio_layer,
-                              device=device)
+                              device=device, window_s=cfg.window_s)
         detector = None
         if cfg.face_source in ("auto", "detector"):
             from emokd.models.face_detector import build_face_detector

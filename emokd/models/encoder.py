@@ -3,12 +3,14 @@
 An encoder is built only from real weights: `build_encoder(name)` takes the pinned default
 from the weights store, or a user's file; a network whose weights were never loaded refuses
 to encode (WeightsError), so random weights can never pass for pretrained ones.
+Encoders and their weights: docs/encoders.md.
 """
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -16,33 +18,55 @@ import torch
 from emokd.errors import WeightsError
 from emokd.models.weights import sha256_file
 
-_REGISTRY: dict[str, Callable[..., "FrozenEncoder"]] = {}
+# Encoder name -> "module:Class"; the class is imported only when that encoder is built, and its
+# `name` attribute is this same key. To add an encoder: write its module (a FrozenEncoder
+# subclass with a `from_weights` classmethod) and add one line here.
+ENCODERS: dict[str, str] = {
+    "fer_drer": "emokd.models.fer_drer:DrerEncoder",
+    "fer_pyemotion": "emokd.models.fer_pyemotion:FerPyEmotionEncoder",
+    "soundnet8": "emokd.models.soundnet:SoundNet8Encoder",
+}
 
-
-def register_encoder(name: str):
-    """Class decorator: the class's `from_weights(weights, layer, device)` builds encoder `name`."""
-    def wrap(cls):
-        _REGISTRY[name] = cls.from_weights
-        return cls
-    return wrap
+# Old name -> current name: still accepted (with a FutureWarning) in emokd 0.1.x, removed in 0.2.
+RENAMED_ENCODERS: dict[str, str] = {"fer_default": "fer_pyemotion"}
 
 
 def list_encoders() -> list[str]:
-    _import_builtin()
-    return sorted(_REGISTRY)
+    return sorted(ENCODERS)
+
+
+def encoder_name(name: str) -> str:
+    """The current registry name for `name` (an old name warns and maps to its new one)."""
+    if name in RENAMED_ENCODERS:
+        new = RENAMED_ENCODERS[name]
+        warnings.warn(f"encoder '{name}' is now called '{new}'; the old name will stop working in the next "
+                      f"version: write face_encoder: {new} (or --face-encoder {new})", FutureWarning,
+                      stacklevel=2)
+        return new
+    if name not in ENCODERS:
+        raise WeightsError(f"unknown encoder '{name}'; known: {list_encoders()}")
+    return name
+
+
+def encoder_class(name: str) -> type[FrozenEncoder]:
+    module, _, attr = ENCODERS[encoder_name(name)].partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def build_encoder(name: str, weights: str | Path | None = None, layer: str | None = None,
-                  device: str | torch.device = "cpu") -> "FrozenEncoder":
-    """weights=None -> the pinned default from the store (missing -> WeightsError, never random)."""
-    _import_builtin()
-    if name not in _REGISTRY:
-        raise WeightsError(f"unknown encoder '{name}'; known: {sorted(_REGISTRY)}")
-    return _REGISTRY[name](weights=weights, layer=layer, device=device)
+                  device: str | torch.device = "cpu", window_s: float | None = None) -> FrozenEncoder:
+    """weights=None -> the pinned default from the store (missing -> WeightsError, never random).
 
-
-def _import_builtin() -> None:
-    from emokd.models import fer_default, fer_drer, soundnet  # noqa: F401  (they register themselves)
+    `window_s`: the audio window (seconds) an audio encoder is run with, so its record tells it;
+    None keeps the encoder's default. Face encoders take no window.
+    """
+    cls = encoder_class(name)
+    options = {}
+    if window_s is not None:
+        if cls.kind != "audio":
+            raise WeightsError(f"encoder '{cls.name}' is a {cls.kind} encoder: it takes no audio window_s")
+        options["window_s"] = float(window_s)
+    return cls.from_weights(weights=weights, layer=layer, device=device, **options)
 
 
 class FrozenEncoder(torch.nn.Module):
@@ -56,6 +80,11 @@ class FrozenEncoder(torch.nn.Module):
         super().__init__()
         self.weights_sha256: str | None = None
         self.weights_file: str | None = None
+
+    @classmethod
+    def from_weights(cls, weights=None, layer=None, device="cpu") -> FrozenEncoder:
+        """The encoder with its weights loaded (`build_encoder` calls this)."""
+        raise NotImplementedError
 
     def mark_loaded(self, path: str | Path) -> None:
         """Record the identity of the weights just loaded; only then may the encoder run."""

@@ -1,4 +1,4 @@
-"""MTCNN face detection with 5 landmarks, in plain torch (no torchvision), DESIGN §4.
+"""MTCNN face detection with 5 landmarks, in plain torch (no torchvision; docs/encoders.md).
 
 Three cascaded nets (emokd/models/mtcnn_nets.py) with facenet-pytorch 2.6.0's weights:
 P-Net over an image pyramid proposes 12x12-cell boxes, R-Net (24x24 crops) and O-Net (48x48

@@ -25,7 +25,7 @@ from torch import nn
 
 from emokd.errors import WeightsError
 from emokd.models import keras_h5
-from emokd.models.encoder import FrozenEncoder, faces_to_tensor, register_encoder
+from emokd.models.encoder import FrozenEncoder, faces_to_tensor
 from emokd.models.state import load_checked, torch_load_safely, unwrap_state_dict
 
 CARDINALITY = 32
@@ -91,7 +91,6 @@ def state_from_keras(net: nn.Module, path: Path) -> dict[str, np.ndarray]:
     return state
 
 
-@register_encoder("fer_drer")
 class DrerEncoder(FrozenEncoder):
     name = "fer_drer"
     kind = "face"
@@ -107,7 +106,7 @@ class DrerEncoder(FrozenEncoder):
     def from_weights(cls, weights=None, layer=None, device="cpu") -> "DrerEncoder":
         if weights is None:
             raise WeightsError("fer_drer: no public weights exist for the DRER backbone; pass your own file "
-                               "(torch state dict or Keras HDF5) as weights, or use the encoder 'fer_default'")
+                               "(torch state dict or Keras HDF5) as weights, or use the encoder 'fer_pyemotion'")
         if layer not in (None, "gap"):
             raise WeightsError(f"fer_drer: unknown layer '{layer}'; the only embedding is 'gap' (512-d)")
         path = Path(weights)

@@ -24,7 +24,7 @@ from torch import nn
 from emokd.constants import AUDIO_WINDOW_S, SAMPLE_RATE
 from emokd.errors import WeightsError
 from emokd.models import keras_h5
-from emokd.models.encoder import FrozenEncoder, register_encoder
+from emokd.models.encoder import FrozenEncoder
 from emokd.models.state import load_checked, torch_load_safely, unwrap_state_dict
 from emokd.models.weights import asset_path
 
@@ -181,7 +181,6 @@ def load_soundnet_weights(net: SoundNet8, path: str | Path) -> None:
     load_checked(net, state, path)
 
 
-@register_encoder("soundnet8")
 class SoundNet8Encoder(FrozenEncoder):
     name = "soundnet8"
     kind = "audio"
@@ -196,9 +195,11 @@ class SoundNet8Encoder(FrozenEncoder):
         self.net = SoundNet8()
 
     @classmethod
-    def from_weights(cls, weights=None, layer=None, device="cpu") -> "SoundNet8Encoder":
+    def from_weights(cls, weights=None, layer=None, device="cpu",
+                     window_s: float = AUDIO_WINDOW_S) -> "SoundNet8Encoder":
+        """`window_s`: the window extraction runs with, as the record (input_spec) tells it."""
         path = Path(weights) if weights is not None else asset_path("soundnet8")
-        encoder = cls(layer or "conv8")
+        encoder = cls(layer or "conv8", window_s)
         load_soundnet_weights(encoder.net, path)
         encoder.mark_loaded(path)
         return encoder.to(device)

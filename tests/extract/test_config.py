@@ -16,7 +16,7 @@ def test_defaults_and_resolved_audio_mode():
     from emokd.models.soundnet import SOUNDNET_DEFAULT_MODE
 
     cfg = ExtractConfig().resolved()
-    assert (cfg.face_encoder, cfg.audio_encoder, cfg.audio_layer) == ("fer_default", "soundnet8", "conv8")
+    assert (cfg.face_encoder, cfg.audio_encoder, cfg.audio_layer) == ("fer_pyemotion", "soundnet8", "conv8")
     assert (cfg.crop_size, cfg.sample_rate, cfg.window_s, cfg.batch_size) == (112, 22050, 10.0, 64)
     assert cfg.audio_mode == {"trunk": "shared-trunk", "window": "per-window"}[SOUNDNET_DEFAULT_MODE]
     assert cfg.window_samples == 220500
@@ -113,6 +113,20 @@ def test_fingerprint_settings_hold_every_feature_setting(encoders):
     from dataclasses import replace
     assert fingerprint_settings(replace(cfg, workers=4, batch_size=8, device="cpu"), encoders) == settings
     assert fingerprint_settings(replace(cfg, window_s=5.0), encoders)["window_s"] == 5.0
+
+
+def test_audio_record_tells_the_window_extraction_runs_with(encoders):
+    from dataclasses import replace
+
+    from emokd.extract.encoders import fingerprint_settings, load_encoders
+
+    cfg = ExtractConfig().resolved()
+    # the default window records 10 s, as before the record followed the config (same fingerprint)
+    assert encoders.audio.record()["input_spec"] == {"sample_rate": 22050, "window_s": 10.0, "scale": 256.0}
+    longer = replace(cfg, window_s=12.0)
+    settings = fingerprint_settings(longer, load_encoders(longer))
+    assert settings["audio_encoder"]["input_spec"]["window_s"] == settings["window_s"] == 12.0
+    assert load_encoders(cfg).audio.record()["input_spec"]["window_s"] == 10.0  # rebuilt, not the 12 s one
 
 
 def test_task_records_a_failure_instead_of_raising(tmp_path, encoders):

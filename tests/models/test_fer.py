@@ -1,4 +1,4 @@
-"""Face encoders: fer_default with PyEmotion's real checkpoint, fer_drer with user-style weight files."""
+"""Face encoders: fer_pyemotion with PyEmotion's real checkpoint, fer_drer with user-style weight files."""
 
 import h5py
 import numpy as np
@@ -7,30 +7,24 @@ import torch
 from PIL import Image
 
 from emokd.errors import WeightsError
-from emokd.models.encoder import build_encoder, list_encoders
+from emokd.models.encoder import build_encoder
 from emokd.models.face_align import align_face
 from emokd.models.face_detector import build_face_detector
-from emokd.models.fer_default import CLASSES, grey_48
+from emokd.models.fer_pyemotion import CLASSES, grey_48
 from emokd.models.fer_drer import DrerEncoder
 from emokd.models.weights import asset_path, fetch
 
 
 @pytest.fixture(scope="module")
 def fer():
-    return build_encoder("fer_default")
-
-
-def test_registry_names_the_encoders():
-    assert list_encoders() == ["fer_default", "fer_drer", "soundnet8"]
-    with pytest.raises(WeightsError, match="unknown encoder 'vgg'"):
-        build_encoder("vgg")
+    return build_encoder("fer_pyemotion")
 
 
 def test_smiling_astronaut_is_happy(fer):
     """The real checkpoint on a real smiling face (detected and aligned by our MTCNN)."""
     image = np.asarray(Image.open(fetch("photo_astronaut")["photo_astronaut"]).convert("RGB"))
     face = align_face(image, build_face_detector().detect(image).landmarks[0], 112)
-    logits = build_encoder("fer_default", layer="logits").encode_numpy(face[None])[0]
+    logits = build_encoder("fer_pyemotion", layer="logits").encode_numpy(face[None])[0]
     assert CLASSES[int(np.argmax(logits))] == "Happy"
     embedding = fer.encode_numpy(face[None])
     assert embedding.shape == (1, 256) and embedding.dtype == np.float32
@@ -38,7 +32,7 @@ def test_smiling_astronaut_is_happy(fer):
     # the logits are the last Linear applied to exactly this embedding
     head = fer.net.linear[2]
     np.testing.assert_allclose(logits, embedding[0] @ head.weight.numpy().T + head.bias.numpy(), rtol=1e-5, atol=1e-4)
-    assert fer.record() == {"name": "fer_default", "kind": "face", "output_dim": 256, "layer": "embedding",
+    assert fer.record() == {"name": "fer_pyemotion", "kind": "face", "output_dim": 256, "layer": "embedding",
                             "input_spec": {"size": 48, "channels": 1},
                             "weights_sha256": "d2789940007ee6175130fefd3ed9a523a1afa4475fbdafbf64f2948db6c29537"}
 
@@ -63,15 +57,15 @@ def test_pyemotion_checkpoint_errors_name_file_and_key(tmp_path, monkeypatch):
     original = asset_path("fer_pyemotion")
     (tmp_path / "cut.pkl").write_bytes(original.read_bytes()[:100_000])
     with pytest.raises(WeightsError, match=r"cut.pkl: not a readable PyTorch weights file"):
-        build_encoder("fer_default", weights=tmp_path / "cut.pkl")
+        build_encoder("fer_pyemotion", weights=tmp_path / "cut.pkl")
     state = torch.load(original, weights_only=True, map_location="cpu")["network"]
     del state["linear.2.bias"]
     torch.save({"network": state}, tmp_path / "partial.pkl")
     with pytest.raises(WeightsError, match=r"partial.pkl: wrong architecture: missing key 'linear.2.bias'"):
-        build_encoder("fer_default", weights=tmp_path / "partial.pkl")
+        build_encoder("fer_pyemotion", weights=tmp_path / "partial.pkl")
     monkeypatch.setenv("EMOKD_HOME", str(tmp_path / "empty"))
     with pytest.raises(WeightsError, match="emokd weights fetch fer_pyemotion"):
-        build_encoder("fer_default")
+        build_encoder("fer_pyemotion")
 
 
 @pytest.fixture(scope="module")

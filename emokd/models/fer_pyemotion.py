@@ -1,4 +1,5 @@
-"""The out-of-the-box face encoder: PyEmotion 1.0.0's 7-class expression CNN, our own module.
+"""Encoder `fer_pyemotion`, the default face encoder: PyEmotion 1.0.0's 7-class expression CNN,
+in our own module (weights asset `fer_pyemotion`; docs/encoders.md).
 
 The checkpoint `main_model.pkl` (a torch pickle holding {'network': state dict, 'optimizer', ...})
 is read with torch.load(weights_only=True): tensors only, PyEmotion is never imported.
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emokd.errors import WeightsError
-from emokd.models.encoder import FrozenEncoder, faces_to_tensor, register_encoder
+from emokd.models.encoder import FrozenEncoder, faces_to_tensor
 from emokd.models.state import load_checked, torch_load_safely, unwrap_state_dict
 from emokd.models.weights import asset_path
 
@@ -62,22 +63,21 @@ def grey_48(faces: torch.Tensor) -> torch.Tensor:
     return (grey / 255.0 - 0.5) / 0.5
 
 
-@register_encoder("fer_default")
-class PyEmotionEncoder(FrozenEncoder):
-    name = "fer_default"
+class FerPyEmotionEncoder(FrozenEncoder):
+    name = "fer_pyemotion"
     kind = "face"
 
     def __init__(self, layer: str = "embedding") -> None:
         super().__init__()
         if layer not in LAYERS:
-            raise WeightsError(f"fer_default: unknown layer '{layer}'; choose one of {list(LAYERS)}")
+            raise WeightsError(f"{self.name}: unknown layer '{layer}'; choose one of {list(LAYERS)}")
         self.layer = layer
         self.output_dim = 256 if layer == "embedding" else len(CLASSES)
         self.input_spec = {"size": INPUT_SIZE, "channels": 1}
         self.net = ExpressionCNN()
 
     @classmethod
-    def from_weights(cls, weights=None, layer=None, device="cpu") -> "PyEmotionEncoder":
+    def from_weights(cls, weights=None, layer=None, device="cpu") -> "FerPyEmotionEncoder":
         path = Path(weights) if weights is not None else asset_path("fer_pyemotion")
         encoder = cls(layer or "embedding")
         load_checked(encoder.net, unwrap_state_dict(torch_load_safely(path), path), path)
