@@ -20,17 +20,18 @@ import torch
 from emokd.train.data import load_frame_data
 from emokd.train.loop import train
 from emokd.train.metrics import chance_metrics
+from emokd.train.recipes.jeong2022.recipe import Jeong2022
 from emokd.train.runs import RunDir
 from emokd.testing.caches import SyntheticSpec, write_synthetic_cache
 from emokd.train.config import TrainConfig
 
 SMALL = {"lstm_hidden": 32, "extractor": [64, 32], "heads": [32], "discriminator": [16], "dropout": 0.1}
-KEYS = ("ccc_v", "ccc_a", "f1_expr", "f1_au", "p_mtl")
+KEYS = Jeong2022.metric_keys
 
 
 def best(run: str) -> dict:
     rows = RunDir(run).read_metrics()
-    row = max(rows, key=lambda r: float(r["p_mtl"]))
+    row = max(rows, key=lambda r: float(r[Jeong2022.score_key]))
     return {k: float(row[k]) for k in KEYS}
 
 

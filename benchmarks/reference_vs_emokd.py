@@ -190,10 +190,10 @@ def mtl_loss(out: dict, b: dict) -> torch.Tensor:
 
 def train_epoch(get_batch, order: list, batch_size: int, dims: dict) -> tuple[float, float]:
     """(epoch seconds, seconds spent getting batches) for one pass over `order`."""
-    from emokd.train.recipes.jeong2022.net import MultitaskNet
+    from emokd.train.recipes.jeong2022.net import Jeong2022NetConfig, MultitaskNet
 
     torch.manual_seed(0)
-    net = MultitaskNet(dims["face"], dims["audio"])
+    net = MultitaskNet(Jeong2022NetConfig(dims["face"], dims["audio"], window=IMG_WINDOW, stride=IMG_STRIDE))
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     data_s = 0.0
     t0 = time.perf_counter()

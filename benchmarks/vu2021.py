@@ -33,11 +33,12 @@ from emokd.cache.store import FeatureCache
 from emokd.train.data import load_frame_data
 from emokd.train.loop import train
 from emokd.train.config import TrainConfig
+from emokd.train.recipes.vu2021.recipe import Vu2021
 from emokd.testing.multidb_cache import MultiDbSpec, write_multidb_cache
 
 SETS = {"expr_datasets": ["expr_db"], "va_datasets": ["va_db"], "expr_va_datasets": ["both_db"]}
 NET = {"hidden": [64, 32], "dropout": 0.2, "gru_hidden": 32}
-KEYS = ("ccc_v", "ccc_a", "ccc_va", "f1_expr", "acc_expr", "expr_score", "score")
+KEYS = Vu2021.metric_keys
 
 
 def run(cache: str, out: Path, name: str, args, seed: int, teacher: str | None = None, **options) -> dict:

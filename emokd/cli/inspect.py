@@ -9,26 +9,6 @@ import click
 COMMANDS: list = []
 
 
-def _run_predictions(run: Path, cache, video_id: str) -> dict:
-    """Per-frame predictions of a trained run's best checkpoint for one cached video: va, expr
-    (class index) and AU probabilities; no-face frames filled from the nearest earlier face frame,
-    as in `emokd predict`."""
-    import numpy as np
-
-    from emokd.train.data import load_frame_data
-    from emokd.train.evaluate import predict_split
-    from emokd.train.runs import load_trained
-
-    recipe, model, ckpt = load_trained(run, device="cpu")
-    data = load_frame_data(cache, None, ckpt["dims"]["window"], ckpt["stride"], video_ids=[video_id])
-    _, raw = predict_split(model, recipe, data, None)
-    decided = recipe.decode(raw)
-    out = {k: np.asarray(decided[k]) for k in ("va", "expr") if k in decided}
-    if "au" in raw:
-        out["au"] = 1.0 / (1.0 + np.exp(-np.asarray(raw["au"], np.float64)))
-    return out
-
-
 @click.command("inspect")
 @click.argument("video_id")
 @click.option("--cache", "cache_path", required=True, type=click.Path(),
@@ -52,6 +32,7 @@ def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_w
     from emokd.cache import FeatureCache
     from emokd.inspect.gather import find_item, gather
     from emokd.inspect.plot import render_inspect
+    from emokd.inspect.predictions import run_predictions
 
     cache = FeatureCache.open(cache_path)
     item = None
@@ -59,7 +40,7 @@ def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_w
         from emokd.index.dataset import index_dataset
 
         item = find_item(index_dataset(dataset), video_id)
-    predictions = _run_predictions(Path(run), cache, video_id) if run is not None else None
+    predictions = run_predictions(Path(run), cache, video_id) if run is not None else None
     data = gather(cache, video_id, item=item, n_crops=n_crops, detector_weights=detector_weights)
     if predictions is not None:
         data.predictions, data.prediction_name = predictions, Path(run).name

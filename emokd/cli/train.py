@@ -29,7 +29,7 @@ DEVICES = click.Choice(["auto", "cpu", "cuda"])
 @click.option("--stride", type=int, help="Frames between window positions (default 10).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 def train_from_cache(config_file, resume, **flags):
-    """Train a teacher or a student from a feature cache (DESIGN §6, Algorithm 1).
+    """Train a teacher or a student from a feature cache (docs/training.md).
 
     Writes config.yaml, metrics.csv, best.pt, last.pt, curves.png and train.log to --out. A
     teacher's predictions for every cached frame are then stored in the cache's soft-label area,
@@ -55,14 +55,16 @@ def train_from_cache(config_file, resume, **flags):
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=2048, show_default=True)
 def evaluate(run, cache, split, checkpoint, device, batch_size):
-    """Score RUN on a split: CCC-V, CCC-A, F1-EXPR, F1-AU and P_MTL over the whole set.
+    """Score RUN on a split with its recipe's metrics over the whole set (jeong2022: CCC-V, CCC-A,
+    F1-EXPR, F1-AU, P_MTL; vu2021: CCC-V, CCC-A, F1-EXPR, accuracy and its score).
 
     Prints them and saves RUN/eval_<split>.json.
     """
     from emokd.train.evaluate import evaluate_run
+    from emokd.train.recipes.base import recipe_class
 
     result = evaluate_run(run, cache, split, device, checkpoint, batch_size)
-    for key in ("ccc_v", "ccc_a", "f1_expr", "f1_au", "p_mtl"):
+    for key in recipe_class(result["recipe"]).metric_keys:
         click.echo(f"{key:8s} {result[key]:.4f}")
     click.echo(f"saved {run}/eval_{split}.json ({result['n_frames']} frames)")
 
@@ -77,9 +79,10 @@ def evaluate(run, cache, split, checkpoint, device, batch_size):
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=2048, show_default=True)
 def predict(run, cache, test_list, out, checkpoint, device, batch_size):
-    """Write an ABAW submission file (image,valence,arousal,expression,aus) for a test list.
+    """Write an ABAW MTL submission file (image,valence,arousal,expression,aus) for a test list.
 
-    Frames without a usable face take the nearest earlier prediction.
+    Frames without a usable face take the nearest earlier prediction. The run's recipe must
+    predict all three tasks (jeong2022 does; vu2021 has no AU head).
     """
     from emokd.train.predict import write_submission
 

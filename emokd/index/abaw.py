@@ -217,12 +217,45 @@ def read_mtl_file(path: str | Path) -> tuple[dict[str, FrameLabels], list[str]]:
     return out, problems
 
 
+def _test_list_entries(path: Path) -> list[tuple[int, str]]:
+    """(1-based line number, first field) of each non-empty line of a test list, header skipped."""
+    lines = [(number, line.strip()) for number, line in enumerate(_lines(path), start=1)]
+    if lines and lines[0][1].split(",")[0].lower() in TEST_LIST_HEADERS:
+        lines = lines[1:]
+    return [(number, line.split(",")[0]) for number, line in lines if line]
+
+
 def read_test_list(path: str | Path) -> list[str]:
     """Entries of a test list (image paths `video/NNNNN.jpg` or video names), header skipped."""
-    lines = [line.strip() for line in _lines(Path(path))]
-    if lines and lines[0].split(",")[0].lower() in TEST_LIST_HEADERS:
-        lines = lines[1:]
-    return [line.split(",")[0] for line in lines if line]
+    return [entry for _, entry in _test_list_entries(Path(path))]
+
+
+def frame_of_entry(entry: str) -> tuple[str, int] | None:
+    """`video/NNNNN.jpg` -> (video, NNNNN - 1): crop 00001.jpg is frame 0. None when the entry is not
+    a frame path with NNNNN >= 1 (a bare video name, say)."""
+    match = FRAME_OF_IMAGE.match(entry.replace("\\", "/"))
+    if not match or int(match.group("num")) < 1:
+        return None
+    return match.group("video"), int(match.group("num")) - 1
+
+
+def read_test_frames(path: str | Path) -> list[tuple[str, str, int]]:
+    """(entry as listed, video id, 0-based frame index) per entry of a test list of frame paths
+    (an ABAW submission has one row per entry). A first line that is no frame path is a header;
+    DataError naming the line of any other entry that is not `<video>/NNNNN.jpg` with NNNNN >= 1,
+    or for a list without entries."""
+    path = Path(path)
+    out = []
+    for number, entry in _test_list_entries(path):
+        frame = frame_of_entry(entry)
+        if frame is None and number == 1:
+            continue                    # a header line of another name than TEST_LIST_HEADERS
+        if frame is None:
+            raise DataError(f"{path}:{number}: {entry!r} is not <video>/<NNNNN>.jpg with NNNNN >= 1")
+        out.append((entry, *frame))
+    if not out:
+        raise DataError(f"{path}: the test list has no image lines after its header")
+    return out
 
 
 def videos_of_test_list(entries: list[str]) -> list[str]:

@@ -35,7 +35,8 @@ class InspectData:
     audio_ok: np.ndarray | None = None    # (n,) bool per frame
     face_ok: np.ndarray | None = None     # (n,) bool per frame
     labels: dict | None = None            # va (n,2) NaN, expr (n,) -1, au (n,12) -1
-    predictions: dict | None = None       # va (n,2), expr (n,) int, au (n,12) probabilities or 0/1
+    predictions: dict | None = None       # the tasks a run predicts: va (n,2), expr (n,) int,
+                                          # au (n,12) probabilities or 0/1 (any may be absent)
     prediction_name: str = "prediction"
     notes: list[str] = field(default_factory=list)
 

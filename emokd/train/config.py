@@ -15,7 +15,7 @@ class TrainConfig:
     out: str = ""                        # run directory
     role: str = "teacher"                # "teacher" | "student"
     teacher: str | None = None           # teacher run directory (students)
-    recipe: str = "jeong2022"            # see emokd/train/recipe.py RECIPES
+    recipe: str = "jeong2022"            # see emokd/train/recipes/base.py RECIPES
     recipe_options: dict = field(default_factory=dict)   # the recipe's Config fields
     epochs: int = 20
     batch_size: int = 256

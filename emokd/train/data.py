@@ -1,4 +1,4 @@
-"""Training data from the cache: loaded into memory once, gathered by index (DESIGN §5, §6).
+"""Training data from the cache: loaded into memory once, gathered by index (docs/training.md).
 
 Every video of the requested splits is read once into frame-major arrays (features as float16),
 videos laid end to end; a sample is a global frame id. A batch gathers, with one tensor index,
@@ -87,7 +87,9 @@ class FrameData:
 
     @property
     def dims(self) -> dict[str, int]:
-        return {"face": int(self.face.shape[1]), "audio": int(self.audio.shape[1]), "window": self.window}
+        """What a network is built for: embedding widths and the window it reads (`Recipe.net_config`)."""
+        return {"face": int(self.face.shape[1]), "audio": int(self.audio.shape[1]), "window": self.window,
+                "stride": self.stride}
 
     def memory_bytes(self) -> int:
         tensors = [self.face, self.audio, self._va_t, self._va_m, self._expr_t, self._expr_m,
@@ -129,7 +131,7 @@ class FrameData:
 
     def batch(self, idx: np.ndarray | torch.Tensor, stream: str | None = None,
               dataset: str | None = None) -> dict:
-        """Gather a batch (see `recipe.py` for its keys) on `self.device`."""
+        """Gather a batch (see `recipes/base.py` for its keys) on `self.device`."""
         i = torch.as_tensor(idx, dtype=torch.long, device=self.device)
         batch = {
             "face": self.face[self.window_index(i)].float(),

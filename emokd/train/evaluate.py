@@ -1,6 +1,6 @@
 """Whole-set predictions and metrics, shared by the loop (validation), `emokd evaluate` and soft labels.
 
-Metrics are computed once over every labelled frame of the split (DESIGN §6). Frames without a
+Metrics are computed once over every labelled frame of the split, never per batch. Frames without a
 face get the prediction of the nearest earlier frame with a face, as ABAW submissions do.
 """
 
@@ -14,6 +14,7 @@ import torch
 
 from emokd.cache.store import FeatureCache
 from emokd.train.data import FrameData, fill_from_earlier, load_frame_data
+from emokd.errors import ConfigError
 from emokd.train.recipes.base import Recipe
 from emokd.train.runs import BEST, RunDir, load_trained
 from emokd.train.config import resolve_device
@@ -52,20 +53,25 @@ def predict_split(model, recipe: Recipe, data: FrameData, split: str,
 
 def evaluate_split(model, recipe: Recipe, data: FrameData, split: str,
                    batch_size: int = 2048) -> dict[str, float]:
+    """The recipe's validation metrics (exactly its `metric_keys`) over every frame of the split."""
     idx, raw = predict_split(model, recipe, data, split, batch_size)
-    return recipe.metrics(raw, data.labels_of(idx))
+    metrics = recipe.metrics(raw, data.labels_of(idx))
+    if set(metrics) != set(recipe.metric_keys):
+        raise ConfigError(f"recipe {recipe.name}: metrics returned {sorted(metrics)}, its metric_keys "
+                          f"declare {sorted(recipe.metric_keys)}")
+    return metrics
 
 
 def evaluate_run(run: str | Path, cache_url: str, split: str = "validation", device: str = "auto",
                  which: str = BEST, batch_size: int = 2048) -> dict[str, float]:
-    """Metrics of a run's checkpoint on a split of a cache; saved as eval_<split>.json in the run."""
+    """Metrics of a run's checkpoint on a split of a cache; saved as eval_<split>.json in the run.
+    The recipe's `metric_keys` say which keys of the result are metrics."""
     dev = resolve_device(device)
     recipe, model, ckpt = load_trained(run, which, dev)
-    dims = ckpt["dims"]
     cache = FeatureCache.open(cache_url)
-    data = load_frame_data(cache, [split], dims["window"], ckpt["stride"], device=dev)
+    data = load_frame_data(cache, [split], model.config.window, model.config.stride, device=dev)
     metrics = evaluate_split(model, recipe, data, split, batch_size)
-    result = {"run": str(run), "checkpoint": which, "epoch": ckpt["epoch"], "cache": cache_url,
-              "split": split, "n_frames": int(data.n_frames), **metrics}
+    result = {"run": str(run), "checkpoint": which, "epoch": ckpt["epoch"], "recipe": recipe.name,
+              "cache": cache_url, "split": split, "n_frames": int(data.n_frames), **metrics}
     (RunDir(run).file(f"eval_{split}.json")).write_text(json.dumps(result, indent=2))
     return result

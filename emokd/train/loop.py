@@ -23,12 +23,12 @@ from tqdm.auto import tqdm
 
 from emokd.cache.store import FeatureCache
 from emokd.config import to_dict
-from emokd.errors import DataError
+from emokd.errors import ConfigError, DataError
 from emokd.logs import file_log
 from emokd.train.data import load_frame_data
 from emokd.train.evaluate import evaluate_split
 from emokd.train.recipes.base import EpochState, build_recipe
-from emokd.train.runs import BEST, LAST, LOG, RunDir
+from emokd.train.runs import BEST, LAST, LOG, RunDir, net_config_of
 from emokd.train.soft_labels import ensure_soft_labels, export_soft_labels
 from emokd.train.config import TrainConfig, resolve_device
 
@@ -74,6 +74,10 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
     start = 0
     if resume:
         ckpt = run.load_checkpoint(LAST, device)
+        if net_config_of(ckpt, run.file(LAST)) != to_dict(model.config):
+            raise ConfigError(f"{run.file(LAST)}: its network {net_config_of(ckpt, run.file(LAST))} differs from "
+                              f"the one this config and cache build ({to_dict(model.config)}); resume with "
+                              "the run's own config.yaml and cache")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = EpochState.from_dict(ckpt["state"])
@@ -89,7 +93,7 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
     def checkpoint(epoch: int) -> dict:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state.to_dict(),
                 "epoch": epoch, "recipe": cfg.recipe, "recipe_options": to_dict(recipe.config),
-                "dims": data.dims, "stride": cfg.stride, "config": to_dict(cfg), "soft_run": soft_run,
+                "net_config": to_dict(model.config), "config": to_dict(cfg), "soft_run": soft_run,
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
@@ -135,7 +139,7 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
         if state.stop:
             log.info("early stop: %d epochs without improvement of %s", state.patience, recipe.score_key)
 
-    run.plot()
+    run.plot((*recipe.metric_keys, *recipe.curve_keys))
     summary = {"run": str(run.path), "best_epoch": state.best_epoch, "best_score": state.best.get("score"),
                "score_key": recipe.score_key, "soft_run": soft_run, "epochs_run": state.epoch + 1}
     if cfg.role == "teacher" and cfg.export_soft and run.file(BEST).is_file():

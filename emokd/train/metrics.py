@@ -1,4 +1,4 @@
-"""ABAW metrics over a whole evaluation set (DESIGN §6), numpy only.
+"""ABAW metrics over a whole evaluation set (docs/training.md), numpy only.
 
 Never averaged per batch (the reference code did, which made an AU absent from one batch or a
 batch holding one expression class score 0 and drag the mean down).

@@ -1,4 +1,4 @@
-"""The PNG of a run's curves: losses per task and validation metrics per epoch."""
+"""The PNG of a run's curves: losses per task and the recipe's metrics per epoch."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-METRIC_KEYS = ("ccc_v", "ccc_a", "f1_expr", "f1_au", "p_mtl", "disc_acc")
-
-
 def _values(rows: list[dict], key: str) -> list[float]:
     return [float(r[key]) if r.get(key) not in (None, "") else float("nan") for r in rows]
 
 
-def plot_curves(rows: list[dict], path: Path) -> Path:
+def plot_curves(rows: list[dict], path: Path, curves: tuple[str, ...]) -> Path:
+    """Left: every `loss_*` column (log scale); right: the columns `curves`, in that order."""
     epochs = [int(r["epoch"]) for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for key in rows[0]:
@@ -24,7 +22,7 @@ def plot_curves(rows: list[dict], path: Path) -> Path:
             left.plot(epochs, _values(rows, key), marker="o", label=key)
     left.set(title="training losses", xlabel="epoch", yscale="log")
     left.legend(fontsize=8)
-    for key in METRIC_KEYS:
+    for key in curves:
         if key in rows[0]:
             right.plot(epochs, _values(rows, key), marker="o", label=key)
     right.set(title="validation", xlabel="epoch")

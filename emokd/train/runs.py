@@ -1,7 +1,8 @@
 """The run directory: config.yaml, metrics.csv, best.pt / last.pt, curves.png, train.log.
 
 Checkpoints hold everything needed to rebuild the model without the cache (recipe name and options,
-model dims) and to continue exactly (optimiser, epoch state, torch RNG). They are written to a
+the network's whole config `net_config`: dims, window, stride, widths) and to continue exactly
+(optimiser, epoch state, torch RNG). They are written to a
 temporary file and renamed, so a kill never leaves a half-written last.pt.
 """
 
@@ -63,10 +64,12 @@ class RunDir:
             writer.writerows(rows)
         os.replace(tmp, self.file(METRICS))
 
-    def plot(self) -> Path | None:
+    def plot(self, curves: tuple[str, ...]) -> Path | None:
+        """curves.png: training losses, and the metrics.csv columns `curves` (a recipe's metric
+        and curve keys)."""
         from emokd.train.plots import plot_curves
         rows = self.read_metrics()
-        return plot_curves(rows, self.file(PLOT)) if rows else None
+        return plot_curves(rows, self.file(PLOT), curves) if rows else None
 
     # ---- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self, name: str, payload: dict) -> None:
@@ -87,11 +90,20 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def net_config_of(ckpt: dict, path: str | Path) -> dict:
+    """The network config stored in a checkpoint; DataError for a checkpoint without one."""
+    if "net_config" not in ckpt:
+        raise DataError(f"{path}: checkpoint holds no network config (written by an older emokd); "
+                        "train the run again")
+    return ckpt["net_config"]
+
+
 def load_trained(run: str | Path, which: str = BEST,
                  device: str | torch.device = "cpu") -> tuple[Recipe, torch.nn.Module, dict]:
-    """(recipe, model in eval mode on `device`, checkpoint) of a run, from its checkpoint alone."""
+    """(recipe, model in eval mode on `device`, checkpoint) of a run, from its checkpoint alone;
+    the model's window and stride are `model.config.window` / `.stride`."""
     ckpt = RunDir(run).load_checkpoint(which, device)
     recipe = build_recipe(ckpt["recipe"], ckpt["recipe_options"])
-    model = recipe.build_model(ckpt["dims"])
+    model = recipe.rebuild_model(net_config_of(ckpt, RunDir(run).file(which)))
     model.load_state_dict(ckpt["model"])
     return recipe, model.to(device).eval(), ckpt

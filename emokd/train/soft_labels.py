@@ -62,7 +62,7 @@ def export_soft_labels(cache_url: str, run: str | Path, device: str = "auto",
         return name, 0
     recipe, model, ckpt = load_trained(run, BEST, dev)
     for start in range(0, len(todo), VIDEOS_PER_CHUNK):
-        data = load_frame_data(cache, None, ckpt["dims"]["window"], ckpt["stride"], device=dev,
+        data = load_frame_data(cache, None, model.config.window, model.config.stride, device=dev,
                                video_ids=todo[start:start + VIDEOS_PER_CHUNK])
         for v, vid in enumerate(data.video_ids):
             s, n = int(data.video_start[v]), int(data.video_len[v])

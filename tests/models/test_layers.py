@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from emokd.models.layers import GradientReversal, reverse_gradient
-from emokd.train.recipes.jeong2022.net import MultitaskNet
+from emokd.train.recipes.jeong2022.net import Jeong2022NetConfig, MultitaskNet
 
 
 def test_identity_forward_and_reversed_backward():
@@ -18,8 +18,8 @@ def test_identity_forward_and_reversed_backward():
 
 def _extractor_grads(coefficient: float) -> list[torch.Tensor]:
     torch.manual_seed(0)
-    net = MultitaskNet(6, 4, lstm_hidden=8, extractor=(16, 12), heads=(8,), discriminator=(8,),
-                       dropout=0.5, grl_coefficient=coefficient).double()
+    net = MultitaskNet(Jeong2022NetConfig(6, 4, window=3, stride=1, lstm_hidden=8, extractor=(16, 12), heads=(8,),
+                                          discriminator=(8,), dropout=0.5, grl_coefficient=coefficient)).double()
     net.eval()                  # dropout off, BatchNorm on running stats: a deterministic function
     torch.manual_seed(1)
     face, audio = torch.randn(5, 3, 6).double(), torch.randn(5, 4).double()
@@ -46,9 +46,11 @@ def test_discriminator_itself_gets_the_plain_gradient():
     net = GradientReversal(0.5)
     assert "coefficient=0.5" in repr(net)
     torch.manual_seed(0)
-    a = MultitaskNet(6, 4, lstm_hidden=8, extractor=(8,), heads=(8,), discriminator=(8,), grl_coefficient=1.0)
+    a = MultitaskNet(Jeong2022NetConfig(6, 4, 3, 1, lstm_hidden=8, extractor=(8,), heads=(8,), discriminator=(8,),
+                                        grl_coefficient=1.0))
     torch.manual_seed(0)
-    b = MultitaskNet(6, 4, lstm_hidden=8, extractor=(8,), heads=(8,), discriminator=(8,), grl_coefficient=-1.0)
+    b = MultitaskNet(Jeong2022NetConfig(6, 4, 3, 1, lstm_hidden=8, extractor=(8,), heads=(8,), discriminator=(8,),
+                                        grl_coefficient=-1.0))
     for net_ in (a, b):
         net_.eval()
         out = net_(torch.ones(2, 3, 6), torch.ones(2, 4))

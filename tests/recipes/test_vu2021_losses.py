@@ -88,7 +88,7 @@ def test_va_loss_ground_truth_only():
 
 def test_network_masks_padding_and_shapes():
     torch.manual_seed(0)
-    net = Vu2021Net(8, Vu2021NetConfig(hidden=(16,), gru_hidden=4)).eval()
+    net = Vu2021Net(Vu2021NetConfig(face_dim=8, window=5, stride=1, hidden=(16,), gru_hidden=4)).eval()
     x = torch.randn(2, 5, 8)
     mask = torch.tensor([[0, 0, 0, 0, 1], [1, 1, 1, 1, 1]], dtype=torch.bool)
     out = net(x, mask)
@@ -97,7 +97,7 @@ def test_network_masks_padding_and_shapes():
     x2 = x.clone()
     x2[0, :4] = 1000.0                                    # whatever sits in masked positions is ignored
     assert torch.allclose(net(x2, mask)["expr"][0], out["expr"][0], atol=1e-6)
-    frame_only = Vu2021Net(8, Vu2021NetConfig(hidden=(16,), temporal=False)).eval()
+    frame_only = Vu2021Net(Vu2021NetConfig(face_dim=8, window=5, stride=1, hidden=(16,), temporal=False)).eval()
     a = frame_only(x)["expr"]
     x3 = x.clone()
     x3[:, :4] = 0.0

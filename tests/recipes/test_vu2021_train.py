@@ -1,6 +1,7 @@
 """Recipe vu2021 end to end through the shared loop and the CLI, on a small multi-database cache."""
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -11,8 +12,11 @@ from click.testing import CliRunner
 
 from emokd.cache.store import FeatureCache
 from emokd.cli import main
+from emokd.inspect.plot import InspectData, render_inspect
+from emokd.inspect.predictions import run_predictions
 from emokd.train.loop import train
 from emokd.train.config import TrainConfig
+from emokd.train.recipes.vu2021.recipe import Vu2021
 from emokd.testing.multidb_cache import LatentWorld, MultiDbSpec, write_multidb_cache
 
 SPEC = MultiDbSpec(expr_stills=30, both_stills=16, va_clips=3, clip_frames=20, val_videos=2, val_frames=60)
@@ -82,3 +86,52 @@ def test_synthetic_multidb_cache_matches_its_ground_truth(runs):
     z = np.zeros((1, SPEC.latent_dim))
     va, expr = world.labels(z)
     assert va.tolist() == [[0.0, 0.0]] and 0 <= int(expr[0]) < 7
+
+
+def test_run_holds_only_the_metrics_the_recipe_declares(runs):
+    run = runs["root"] / "teacher"
+    header = open(run / "metrics.csv").readline().strip().split(",")
+    for key in Vu2021.metric_keys:
+        assert key in header, key
+    assert "f1_au" not in header and "p_mtl" not in header          # no AU head: nothing to fill in
+    assert (run / "curves.png").is_file()
+    ckpt = torch.load(run / "best.pt", weights_only=False)
+    assert ckpt["net_config"]["face_dim"] == SPEC.face_dim
+    assert (ckpt["net_config"]["window"], ckpt["net_config"]["stride"]) == (3, 2)
+
+
+def test_evaluate_prints_the_recipes_metrics(runs):
+    run = runs["root"] / "teacher"
+    result = CliRunner().invoke(main, ["evaluate", str(run), "--cache", runs["url"], "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    printed = [line.split()[0] for line in result.output.splitlines()[:-1]]
+    assert printed == list(Vu2021.metric_keys)
+    saved = json.loads((run / "eval_validation.json").read_text())
+    best = next(r for r in csv.DictReader(open(run / "metrics.csv")) if int(r["epoch"]) == saved["epoch"])
+    for key in Vu2021.metric_keys:
+        assert saved[key] == pytest.approx(float(best[key]), abs=1e-5), key
+    assert "f1_au" not in saved and "p_mtl" not in saved
+
+
+def test_predict_refuses_an_mtl_submission_without_aus(runs, tmp_path):
+    test_list = tmp_path / "test.txt"
+    test_list.write_text("image\ntarget/001/00001.jpg\n")
+    out = tmp_path / "sub.txt"
+    result = CliRunner().invoke(main, ["predict", str(runs["root"] / "teacher"), "--cache", runs["url"],
+                                       "--test-list", str(test_list), "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: recipe vu2021 predicts VA, EXPR only: an ABAW MTL submission needs VA, EXPR, AU (AU missing)"]
+    assert not out.exists()
+
+
+def test_inspect_draws_the_tasks_the_run_predicts(runs, tmp_path):
+    cache = FeatureCache.open(runs["url"])
+    predictions = run_predictions(runs["root"] / "teacher", cache, "target/001")
+    assert sorted(predictions) == ["expr", "va"]
+    assert predictions["va"].shape == (60, 2) and predictions["expr"].shape == (60,)
+    assert ((predictions["expr"] >= 0) & (predictions["expr"] < 7)).all()
+    n = 60
+    data = InspectData("target/001", np.arange(n) / 30, np.arange(1, n + 1) / 30, np.array([0, n - 1]),
+                       np.zeros((2, 8, 8, 3), np.uint8), np.array([True, True]), predictions=predictions)
+    assert render_inspect(data, tmp_path / "p.png").is_file()

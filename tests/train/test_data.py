@@ -26,7 +26,7 @@ def test_forward_fill_and_prediction_fill():
 def test_load_matches_the_cache_and_fills_no_face_frames(cache):
     c, spec = cache
     data = load_frame_data(c, None, window=3, stride=2)
-    assert data.n_frames == 3 * 40 and data.dims == {"face": 4, "audio": 3, "window": 3}
+    assert data.n_frames == 3 * 40 and data.dims == {"face": 4, "audio": 3, "window": 3, "stride": 2}
     assert data.video_split == ["train", "train", "validation"]
     assert data.face.dtype == torch.float16
     for v, vid in enumerate(data.video_ids):

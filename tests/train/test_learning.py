@@ -14,9 +14,12 @@ from emokd.cli import main
 from emokd.errors import ConfigError
 from emokd.train import soft_labels
 from emokd.train.data import load_frame_data
+from emokd.train.evaluate import evaluate_split
 from emokd.train.loop import train
 from emokd.train.metrics import chance_metrics
 from emokd.train.predict import HEADER
+from emokd.train.recipes.jeong2022.recipe import Jeong2022
+from emokd.train.runs import load_trained
 from emokd.testing.caches import SyntheticSpec, write_synthetic_cache
 from emokd.train.config import TrainConfig, resolve_device
 
@@ -65,7 +68,10 @@ def test_run_directory_contents(teacher):
                 "p_mtl", "disc_acc", "gamma_VA", "gamma_EXPR", "gamma_AU", "gamma_MTL", "delta"):
         assert col in header, col
     ckpt = torch.load(run / "best.pt", weights_only=False)
-    assert ckpt["dims"] == {"face": 16, "audio": 8, "window": 3}
+    assert ckpt["net_config"] == {"face_dim": 16, "audio_dim": 8, "window": 3, "stride": 2, "lstm_hidden": 32,
+                                  "extractor": [64, 32], "heads": [32], "discriminator": [16], "dropout": 0.0,
+                                  "grl_coefficient": 1.0, "n_expr": 8, "n_au": 12, "n_tasks": 3}
+    assert "dims" not in ckpt and "stride" not in ckpt          # the net config is the one record of them
     assert ckpt["config"]["role"] == "teacher" and ckpt["recipe"] == "jeong2022"
     assert teacher["summary"]["soft_videos_written"] == 8
 
@@ -102,9 +108,41 @@ def test_evaluate_cli_reproduces_the_best_epoch(teacher):
     assert result.exit_code == 0, result.output
     saved = json.loads((teacher["run"] / "eval_validation.json").read_text())
     best = best_row(teacher["run"])
-    for key in ("ccc_v", "ccc_a", "f1_expr", "f1_au", "p_mtl"):
+    assert saved["recipe"] == "jeong2022"
+    for key in ("ccc_v", "ccc_a", "ccc_va", "f1_expr", "f1_au", "p_mtl"):
         assert saved[key] == pytest.approx(float(best[key]), abs=1e-5)
         assert f"{key:8s} {saved[key]:.4f}" in result.output
+    assert len(result.output.splitlines()) == len(Jeong2022.metric_keys) + 1    # the metrics, then "saved"
+
+
+def test_a_checkpoint_without_its_network_config_is_a_one_line_error(teacher, tmp_path):
+    old = tmp_path / "old_run"
+    old.mkdir()
+    for name in ("config.yaml", "metrics.csv"):
+        (old / name).write_bytes((teacher["run"] / name).read_bytes())
+    ckpt = torch.load(teacher["run"] / "best.pt", weights_only=False)
+    del ckpt["net_config"]
+    ckpt["dims"] = {"face": 16, "audio": 8, "window": 3}           # what a checkpoint held before
+    torch.save(ckpt, old / "best.pt")
+    result = CliRunner().invoke(main, ["evaluate", str(old), "--cache", teacher["url"], "--device", "cpu"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {old / 'best.pt'}: checkpoint holds no network config (written by an older emokd); "
+        "train the run again"]
+
+
+def test_load_trained_rebuilds_the_network_from_the_checkpoint_alone(teacher, tmp_path):
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "best.pt").write_bytes((teacher["run"] / "best.pt").read_bytes())   # no config.yaml, no cache
+    recipe, model, _ = load_trained(moved)
+    assert recipe.name == "jeong2022" and not model.training
+    assert (model.config.window, model.config.stride, model.config.lstm_hidden) == (3, 2, 32)
+    data = load_frame_data(teacher["cache"], ["validation"], model.config.window, model.config.stride)
+    best = best_row(teacher["run"])
+    metrics = evaluate_split(model, recipe, data, "validation")
+    assert list(metrics) == ["ccc_v", "ccc_a", "f1_expr", "f1_au", "p_mtl", "ccc_va"]   # metrics.csv order
+    assert metrics["p_mtl"] == pytest.approx(float(best["p_mtl"]), abs=1e-5)
 
 
 def test_predict_writes_a_submission_with_earlier_fill(teacher, tmp_path):

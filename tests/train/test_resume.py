@@ -6,11 +6,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 import yaml
 from click.testing import CliRunner
 
 from emokd.cli import main
+from emokd.errors import ConfigError
 from emokd.train.loop import train
 from emokd.testing.caches import SyntheticSpec, write_synthetic_cache
 from emokd.train.config import TrainConfig
@@ -53,3 +55,13 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert a["epoch"] == b["epoch"] == 5
     for key in b["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+def test_resume_with_another_network_is_refused(tmp_path):
+    url = str(tmp_path / "cache.zarr")
+    write_synthetic_cache(url, SyntheticSpec(n_videos=2, frames_per_video=60, face_dim=8, audio_dim=4))
+    settings = dict(cache=url, out=str(tmp_path / "run"), batch_size=32, window=3, stride=2, device="cpu",
+                    export_soft=False, recipe_options=OPTIONS)
+    train(TrainConfig(epochs=1, **settings))
+    with pytest.raises(ConfigError, match=r"last.pt: its network .*'window': 3.* differs from the one this config"):
+        train(TrainConfig(epochs=2, **{**settings, "window": 4}), resume=True)

@@ -1,1 +1,1 @@
-"""Training recipes (see `emokd/train/recipe.py` for the interface and how to add one)."""
+"""Training recipes (see `emokd/train/recipes/base.py` for the interface and how to add one)."""

@@ -3,7 +3,18 @@
 A recipe is a configuration plus its losses, not a copy of the training loop. The shared code
 (`data.py` loads the cache into memory and gathers batches, `loop.py` runs epochs and optimiser
 steps, `runs.py` writes the run directory and checkpoints, `soft_labels.py` stores a teacher's
-outputs, `evaluate.py`/`predict.py` score and export) calls a recipe only through the methods below.
+outputs, `evaluate.py`/`predict.py` score and export, `emokd inspect` draws predictions) calls a
+recipe only through the declarations and methods below, and never names a task or a metric itself.
+
+What a recipe declares it produces (class attributes):
+    tasks        the ABAW tasks its network predicts, a subset of ("VA", "EXPR", "AU");
+                 `probabilities` and `decode` return exactly those, keyed "va" / "expr" / "au"
+    metric_keys  what `metrics` returns, in the order to show them (`emokd evaluate`, curves.png)
+    score_key    the one of `metric_keys` that selects best.pt and stops early
+    curve_keys   per-epoch training values (loss parts that are not losses) drawn next to the metrics
+    Net          its network class: built from one frozen config dataclass (`Net.Config`, holding
+                 the cache dims, window and stride too), kept as `model.config` and stored whole in
+                 checkpoints, so a run is rebuilt from its checkpoint alone
 
 The loop, per epoch:
 
@@ -11,7 +22,7 @@ The loop, per epoch:
         total = sum(recipe.loss(recipe.forward(model, b), b, state)[0] for b in step)
         optimiser.zero_grad(); total.backward(); optimiser.step()
     raw = predict every frame of the validation videos with recipe.forward + recipe.soft_outputs
-    metrics = recipe.metrics(raw, labels)               # must hold recipe.score_key
+    metrics = recipe.metrics(raw, labels)               # exactly recipe.metric_keys
     recipe.end_epoch(state, metrics)                    # patience counters, state.stop
 
 A `Batch` (built by `FrameData.batch`) is a dict on the training device:
@@ -26,9 +37,9 @@ A `Batch` (built by `FrameData.batch`) is a dict on the training device:
     dataset: str | None                           the cache's dataset name when a stream is per dataset
 
 To add a recipe:
-  1. write `emokd/train/recipes/<name>.py` with a dataclass of its hyper-parameters and a `Recipe`
-     subclass setting `name`, `Config`, `score_key` and implementing the abstract methods (its network
-     goes in `emokd/models`, its extra loss terms in its own module);
+  1. write `emokd/train/recipes/<name>/recipe.py` with a dataclass of its hyper-parameters and a
+     `Recipe` subclass setting the declarations above and implementing the abstract methods (its
+     network in `<name>/net.py`, its extra loss terms in `<name>/losses.py`);
   2. register it: add `"<name>": "emokd.train.recipes.<name>.recipe:<ClassName>"` to `RECIPES`;
   3. users pick it with `recipe: <name>` in the config file (or `--recipe`), its options under
      `recipe_options:`; `--role student --teacher RUN` gives its `loss` the teacher outputs in
@@ -49,7 +60,7 @@ import torch
 from torch import nn
 
 from emokd.config import from_dict
-from emokd.errors import ConfigError
+from emokd.errors import ConfigError, EmokdError
 
 if TYPE_CHECKING:  # pragma: no cover
     from emokd.train.data import FrameData
@@ -88,22 +99,41 @@ class EpochState:
         return cls(**data)
 
 
+class MissingTasksError(EmokdError):
+    """A recipe is asked for a task its network does not predict (e.g. AUs for an MTL submission)."""
+
+
 class Recipe(abc.ABC):
     name: ClassVar[str]
     Config: ClassVar[type]          # dataclass of the recipe's hyper-parameters (`recipe_options`)
-    score_key: ClassVar[str]        # validation metric for best.pt and early stopping, e.g. "p_mtl"
+    Net: ClassVar[type[nn.Module]]  # its network: Net(Net.Config(...)), the config kept as .config
+    tasks: ClassVar[tuple[str, ...]]        # ABAW tasks it predicts, e.g. ("VA", "EXPR", "AU")
+    metric_keys: ClassVar[tuple[str, ...]]  # validation metrics `metrics` returns, display order
+    score_key: ClassVar[str]        # the metric for best.pt and early stopping, e.g. "p_mtl"
+    curve_keys: ClassVar[tuple[str, ...]] = ()   # training values drawn with the metrics
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
 
+    # ---- the network ------------------------------------------------------------------------
     @abc.abstractmethod
+    def net_config(self, dims: dict[str, int]) -> Any:
+        """The network's frozen config for `dims` = {"face": D_face, "audio": D_audio, "window": T,
+        "stride": frames between window positions} of the data it will see."""
+
     def build_model(self, dims: dict[str, int]) -> nn.Module:
-        """A fresh network; `dims` = {"face": D_face, "audio": D_audio, "window": T} from the cache."""
+        """A fresh network for `dims` (see `net_config`)."""
+        return self.Net(self.net_config(dims))
+
+    def rebuild_model(self, net_config: dict) -> nn.Module:
+        """The network described by a checkpoint's stored `net_config` (a plain dict)."""
+        return self.Net(from_dict(self.Net.Config, dict(net_config), where=".net_config"))
 
     def forward(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         """Model outputs for a batch; override when the network takes other inputs."""
         return model(batch["face"], batch["audio"])
 
+    # ---- training ---------------------------------------------------------------------------
     @abc.abstractmethod
     def train_steps(self, data: FrameData, split: str, batch_size: int,
                     rng: np.random.Generator) -> Iterator[list[Batch]]:
@@ -117,24 +147,48 @@ class Recipe(abc.ABC):
 
     @abc.abstractmethod
     def soft_outputs(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-frame raw outputs to keep (B, k) float: stored as soft labels and scored by `metrics`."""
+        """Per-frame raw outputs to keep (B, k) float: stored as soft labels, scored by `metrics`,
+        read by `probabilities` and `decode`."""
+
+    # ---- what the raw outputs mean ----------------------------------------------------------
+    @abc.abstractmethod
+    def probabilities(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Raw outputs -> per task of `tasks` only: va (n, 2) valence/arousal, expr (n, n_classes)
+        class probabilities, au (n, 12) activation probabilities."""
 
     @abc.abstractmethod
     def decode(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Raw outputs -> ABAW decisions: va (n, 2) float, expr (n,) int class id, au (n, 12) 0/1."""
+        """Raw outputs -> ABAW decisions, per task of `tasks` only: va (n, 2) float, expr (n,) int
+        class id, au (n, 12) 0/1."""
 
+    @abc.abstractmethod
     def metrics(self, raw: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
-        """Validation metrics over the whole set; must contain `score_key`."""
-        from emokd.train.metrics import abaw_metrics
+        """Validation metrics over the whole set: exactly `metric_keys`."""
 
-        d = self.decode(raw)
-        return abaw_metrics(d["va"], d["expr"], d["au"], labels["va"], labels["expr"], labels["au"])
+    def require_tasks(self, needed: tuple[str, ...], purpose: str) -> None:
+        """MissingTasksError, naming the recipe and the missing tasks, unless it predicts `needed`."""
+        missing = [t for t in needed if t not in self.tasks]
+        if missing:
+            raise MissingTasksError(f"recipe {self.name} predicts {', '.join(self.tasks)} only: {purpose} "
+                                    f"needs {', '.join(needed)} ({', '.join(missing)} missing)")
 
     def end_epoch(self, state: EpochState, metrics: dict[str, float]) -> dict[str, float]:
         """Update `state` after validation (patience, stop); return extra per-epoch values to log."""
         state.track(metrics, {"score": self.score_key})
         state.stop = state.stale.get("score", 0) >= state.patience
         return {}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (n, k) logits in float64 (for `probabilities`)."""
+    x = np.asarray(logits, np.float64)
+    x = np.exp(x - x.max(1, keepdims=True))
+    return x / x.sum(1, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Element-wise logistic function in float64 (for `probabilities`)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
 
 
 RECIPES: dict[str, str] = {

@@ -1,10 +1,10 @@
-"""Loss terms of DESIGN §6, each masked to the samples that carry the label.
+"""Loss terms of jeong2022 beyond supervision (docs/training.md).
 
-Supervision: VA 1 - CCC (mean over valence and arousal), EXPR cross entropy, AU binary cross
-entropy. Distillation against a fixed teacher: VA 1 - CCC(student, teacher); EXPR and AU on
+Distillation against a fixed teacher: VA 1 - CCC(student, teacher); EXPR and AU on
 temperature-softened outputs with the *teacher* as the target and the *student* as the prediction
 (the reference code passed them the other way round, which trains the target instead of the
 prediction and gives a different value). Task classification: cross entropy of the discriminator.
+Supervision terms are in `emokd.train.losses`.
 
 A term with no usable sample returns a zero that keeps the graph (so `backward` still works).
 """

@@ -1,36 +1,57 @@
-"""The trainable multitask network of DESIGN §6 (Jeong et al. 2022).
+"""The trainable multitask network of Jeong et al. 2022 (docs/training.md).
 
 image-embedding window (B, T, D_face) -> LSTM -> last hidden state, concatenated with the frame's
 audio embedding (B, D_audio) -> extractor dense blocks -> shared feature, read by
   * task heads: VA (2, tanh), EXPR (8 logits), AU (12 logits; sigmoid lives in the loss),
   * GRL -> task discriminator -> 3 logits (which task a batch came from: VA, EXPR, AU).
-Every width is a constructor argument, so tests build tiny nets and the dims come from the cache.
+Every width is a field of `Jeong2022NetConfig`, so tests build tiny nets and the dims come from the
+cache; the config (with the window and stride of the data the net reads) is stored whole in
+checkpoints and is all that is needed to rebuild the network.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from emokd.constants import N_AU, N_EXPR, TASKS
 from emokd.models.layers import GradientReversal, dense_stack
 
 
+@dataclass(frozen=True)
+class Jeong2022NetConfig:
+    face_dim: int                      # D_face of the cache's image embeddings
+    audio_dim: int                     # D_audio of its audio embeddings
+    window: int                        # frames in the image-embedding window
+    stride: int                        # frames between window positions
+    lstm_hidden: int = 512
+    extractor: tuple[int, ...] = (1024, 512)
+    heads: tuple[int, ...] = (256, 128)
+    discriminator: tuple[int, ...] = (64, 32)
+    dropout: float = 0.5
+    grl_coefficient: float = 1.0
+    n_expr: int = N_EXPR
+    n_au: int = N_AU
+    n_tasks: int = len(TASKS)          # classes of the task discriminator
+
+
 class MultitaskNet(nn.Module):
-    def __init__(self, face_dim: int, audio_dim: int, *, n_expr: int = 8, n_au: int = 12,
-                 n_tasks: int = 3, lstm_hidden: int = 512, extractor: Sequence[int] = (1024, 512),
-                 heads: Sequence[int] = (256, 128), discriminator: Sequence[int] = (64, 32),
-                 dropout: float = 0.5, grl_coefficient: float = 1.0):
+    Config = Jeong2022NetConfig
+
+    def __init__(self, config: Jeong2022NetConfig):
         super().__init__()
-        self.lstm = nn.LSTM(face_dim, lstm_hidden, batch_first=True)
-        self.extractor, feature_dim = dense_stack(lstm_hidden + audio_dim, extractor, dropout)
+        self.config = c = config
+        self.lstm = nn.LSTM(c.face_dim, c.lstm_hidden, batch_first=True)
+        self.extractor, feature_dim = dense_stack(c.lstm_hidden + c.audio_dim, c.extractor, c.dropout)
         self.feature_dim = feature_dim
-        self.va_head = self._head(feature_dim, heads, dropout, 2)
-        self.expr_head = self._head(feature_dim, heads, dropout, n_expr)
-        self.au_head = self._head(feature_dim, heads, dropout, n_au)
-        self.grl = GradientReversal(grl_coefficient)
-        self.discriminator = self._head(feature_dim, discriminator, dropout, n_tasks)
+        self.va_head = self._head(feature_dim, c.heads, c.dropout, 2)
+        self.expr_head = self._head(feature_dim, c.heads, c.dropout, c.n_expr)
+        self.au_head = self._head(feature_dim, c.heads, c.dropout, c.n_au)
+        self.grl = GradientReversal(c.grl_coefficient)
+        self.discriminator = self._head(feature_dim, c.discriminator, c.dropout, c.n_tasks)
 
     @staticmethod
     def _head(n_in: int, widths: Sequence[int], dropout: float, n_out: int) -> nn.Sequential:

@@ -1,4 +1,4 @@
-"""Jeong, Oh, Lim (ABAW 2022): multitask teacher/student with a GRL task discriminator (DESIGN §6).
+"""Jeong, Oh, Lim (ABAW 2022): multitask teacher/student with a GRL task discriminator.
 
 Streams (Algorithm 1): each round takes one batch of VA-, EXPR-, AU- and MTL-labelled frames (MTL =
 frames carrying all three labels), one optimiser step per batch. For the batch of task i:
@@ -24,13 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emokd.constants import N_AU, N_EXPR, TASKS, TRAIN_TASKS
+from emokd.constants import TASKS, TRAIN_TASKS
 from emokd.errors import ConfigError
-from emokd.train.recipes.jeong2022.net import MultitaskNet
 from emokd.train import losses
-from emokd.train.recipes.jeong2022 import losses as kd_losses
 from emokd.train.data import TASK_ID, FrameData, stream_batches
-from emokd.train.recipes.base import Batch, EpochState, Recipe
+from emokd.train.metrics import abaw_metrics
+from emokd.train.recipes.base import Batch, EpochState, Recipe, sigmoid, softmax
+from emokd.train.recipes.jeong2022 import losses as kd_losses
+from emokd.train.recipes.jeong2022.net import Jeong2022NetConfig, MultitaskNet
 
 TRACKED = {"VA": "ccc_va", "EXPR": "f1_expr", "AU": "f1_au", "MTL": "p_mtl"}
 
@@ -56,7 +57,11 @@ class Jeong2022Config:
 class Jeong2022(Recipe):
     name = "jeong2022"
     Config = Jeong2022Config
+    Net = MultitaskNet
+    tasks = TASKS
+    metric_keys = ("ccc_v", "ccc_a", "ccc_va", "f1_expr", "f1_au", "p_mtl")
     score_key = "p_mtl"
+    curve_keys = ("disc_acc",)          # training accuracy of the task discriminator
 
     def __init__(self, config: Jeong2022Config | None = None):
         super().__init__(config)
@@ -64,12 +69,12 @@ class Jeong2022(Recipe):
             raise ConfigError(f"recipe_options.delta_schedule: {self.config.delta_schedule!r}; "
                               "use 'constant' or 'linear'")
 
-    def build_model(self, dims: dict[str, int]) -> MultitaskNet:
+    def net_config(self, dims: dict[str, int]) -> Jeong2022NetConfig:
         c = self.config
-        return MultitaskNet(dims["face"], dims["audio"], n_expr=N_EXPR, n_au=N_AU, n_tasks=len(TASKS),
-                            lstm_hidden=c.lstm_hidden, extractor=c.extractor, heads=c.heads,
-                            discriminator=c.discriminator, dropout=c.dropout,
-                            grl_coefficient=c.grl_coefficient)
+        return Jeong2022NetConfig(face_dim=dims["face"], audio_dim=dims["audio"], window=dims["window"],
+                                  stride=dims["stride"], lstm_hidden=c.lstm_hidden, extractor=tuple(c.extractor),
+                                  heads=tuple(c.heads), discriminator=tuple(c.discriminator), dropout=c.dropout,
+                                  grl_coefficient=c.grl_coefficient)
 
     def train_steps(self, data: FrameData, split: str, batch_size: int,
                     rng: np.random.Generator) -> Iterator[list[Batch]]:
@@ -129,13 +134,18 @@ class Jeong2022(Recipe):
     def soft_outputs(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"va": outputs["va"], "expr": outputs["expr"], "au": outputs["au"]}
 
+    def probabilities(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"va": np.asarray(raw["va"], np.float32), "expr": softmax(raw["expr"]), "au": sigmoid(raw["au"])}
+
     def decode(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"va": np.asarray(raw["va"], np.float32),
                 "expr": np.asarray(raw["expr"]).argmax(1).astype(np.int64),
                 "au": (np.asarray(raw["au"]) > 0).astype(np.int64)}   # sigmoid(logit) > 0.5
 
     def metrics(self, raw: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
-        m = super().metrics(raw, labels)
+        """The ABAW metrics and P_MTL (`abaw_metrics`), and the mean VA CCC its gamma tracks."""
+        d = self.decode(raw)
+        m = abaw_metrics(d["va"], d["expr"], d["au"], labels["va"], labels["expr"], labels["au"])
         m["ccc_va"] = (m["ccc_v"] + m["ccc_a"]) / 2
         return m
 

@@ -1,4 +1,4 @@
-"""Losses of the vu2021 recipe (Vu et al. 2021; DESIGN §9).
+"""Losses of the vu2021 recipe (Vu et al. 2021; docs/vu2021.md).
 
 - Expressions: cross entropy over 7 classes.
 - Valence/arousal, per dimension: cross entropy over 20 bins + (1 - CCC) of the softmax

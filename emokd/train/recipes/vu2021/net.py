@@ -9,6 +9,9 @@ expectation over the bin centres (`VABins`).
 Input windows end at the labelled frame (index -1). Positions without a face, or padding before
 the start of a short item (a still image is a window of one real frame), are masked: their
 features are zeroed and the mask is given to the GRU as one more input channel.
+
+`Vu2021NetConfig` (with the window and stride of the data the net reads) is stored whole in
+checkpoints and is all that is needed to rebuild the network.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from torch import nn
 from emokd.train.recipes.vu2021.bins import VABins
 
 
-@dataclass
+@dataclass(frozen=True)
 class Vu2021NetConfig:
+    face_dim: int                          # D_face of the cache's image embeddings
+    window: int                            # frames in the image-embedding window
+    stride: int                            # frames between window positions
     hidden: tuple[int, ...] = (512, 256)   # frame-level dense blocks
     dropout: float = 0.3
     temporal: bool = True                  # bidirectional GRU over the window (the paper's CNN+GRU)
@@ -32,13 +38,14 @@ class Vu2021NetConfig:
 
 
 class Vu2021Net(nn.Module):
-    def __init__(self, input_dim: int, config: Vu2021NetConfig | None = None):
+    Config = Vu2021NetConfig
+
+    def __init__(self, config: Vu2021NetConfig):
         super().__init__()
-        self.config = config = config or Vu2021NetConfig()
-        self.input_dim = input_dim
+        self.config = config
         self.bins = VABins(config.va_bins)
         layers: list[nn.Module] = []
-        width = input_dim
+        width = config.face_dim
         for size in config.hidden:
             layers += [nn.Linear(width, size), nn.LayerNorm(size), nn.ReLU(), nn.Dropout(config.dropout)]
             width = size

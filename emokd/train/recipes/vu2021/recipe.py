@@ -1,4 +1,4 @@
-"""Vu, Beurton-Aimar (ABAW 2021): multitask, multi-database teacher/student (DESIGN §9).
+"""Vu, Beurton-Aimar (ABAW 2021): multitask, multi-database teacher/student (docs/vu2021.md).
 
 Training sets (config, not code): EXPR (frames with an expression label), VA (frames with a
 valence/arousal label) and EXPR_VA (frames with both: the "combination task"), each drawn from
@@ -28,7 +28,7 @@ from emokd.train.recipes.vu2021.net import Vu2021Net, Vu2021NetConfig
 from emokd.train.recipes.vu2021 import sampling as sampling
 from emokd.train.data import FrameData
 from emokd.train.metrics import ccc, expr_f1
-from emokd.train.recipes.base import Batch, EpochState, Recipe
+from emokd.train.recipes.base import Batch, EpochState, Recipe, softmax
 from emokd.train.recipes.vu2021.losses import Vu2021LossConfig, expr_loss, va_loss
 
 SETS = ("EXPR", "VA", "EXPR_VA")
@@ -57,6 +57,9 @@ class Vu2021Config:
 class Vu2021(Recipe):
     name = "vu2021"
     Config = Vu2021Config
+    Net = Vu2021Net
+    tasks = ("VA", "EXPR")              # no AU head
+    metric_keys = ("ccc_v", "ccc_a", "ccc_va", "f1_expr", "acc_expr", "expr_score", "score")
     score_key = "score"
 
     def __init__(self, config: Vu2021Config | None = None):
@@ -70,11 +73,11 @@ class Vu2021(Recipe):
         self.bins = VABins(c.va_bins)
         self.loss_config = Vu2021LossConfig(c.temperature, c.gt_weight, c.kd_weight, c.ccc_weight)
 
-    def build_model(self, dims: dict[str, int]) -> Vu2021Net:
+    def net_config(self, dims: dict[str, int]) -> Vu2021NetConfig:
         c = self.config
-        return Vu2021Net(dims["face"], Vu2021NetConfig(hidden=tuple(c.hidden), dropout=c.dropout,
-                                                       temporal=c.temporal, gru_hidden=c.gru_hidden,
-                                                       n_expr=sampling.N_CLASSES, va_bins=c.va_bins))
+        return Vu2021NetConfig(face_dim=dims["face"], window=dims["window"], stride=dims["stride"],
+                               hidden=tuple(c.hidden), dropout=c.dropout, temporal=c.temporal,
+                               gru_hidden=c.gru_hidden, n_expr=sampling.N_CLASSES, va_bins=c.va_bins)
 
     def forward(self, model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         return model(batch["face"])
@@ -129,15 +132,16 @@ class Vu2021(Recipe):
     def soft_outputs(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"expr": outputs["expr"], "va_logits": outputs["va_logits"].flatten(1), "va": outputs["va"]}
 
+    def probabilities(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"va": np.asarray(raw["va"], np.float32), "expr": softmax(raw["expr"])}
+
     def decode(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        n = len(raw["expr"])
         return {"va": np.asarray(raw["va"], np.float32),
-                "expr": np.asarray(raw["expr"]).argmax(1).astype(np.int64),
-                "au": np.zeros((n, 12), np.int64)}   # this recipe has no AU head
+                "expr": np.asarray(raw["expr"]).argmax(1).astype(np.int64)}
 
     def metrics(self, raw: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
         """CCC of V and A; EXPR macro F1 over the 7 classes, accuracy and the paper's
-        0.67 F1 + 0.33 accuracy; score = mean CCC + that EXPR score. f1_au and p_mtl are NaN."""
+        0.67 F1 + 0.33 accuracy; score = mean CCC + that EXPR score."""
         return vu2021_metrics(self.decode(raw), labels)
 
 
@@ -152,5 +156,4 @@ def vu2021_metrics(decoded: dict[str, np.ndarray], labels: dict[str, np.ndarray]
     acc = float((pred == true).mean()) if m.any() else float("nan")
     expr_score = 0.67 * f1 + 0.33 * acc
     return {"ccc_v": ccc_v, "ccc_a": ccc_a, "ccc_va": (ccc_v + ccc_a) / 2, "f1_expr": f1, "acc_expr": acc,
-            "expr_score": expr_score, "score": (ccc_v + ccc_a) / 2 + expr_score,
-            "f1_au": float("nan"), "p_mtl": float("nan")}   # no AU head: not scored
+            "expr_score": expr_score, "score": (ccc_v + ccc_a) / 2 + expr_score}
