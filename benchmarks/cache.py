@@ -23,7 +23,7 @@ import numpy as np
 from emokd.cache import FeatureCache
 from emokd.cache.location import size_on_disk
 
-ENCODERS = [{"name": "fer_default", "kind": "face", "output_dim": 256, "layer": "fc", "input_spec": {},
+ENCODERS = [{"name": "fer_pyemotion", "kind": "face", "output_dim": 256, "layer": "fc", "input_spec": {},
              "weights_sha256": "0" * 64},
             {"name": "soundnet8", "kind": "audio", "output_dim": 1000, "layer": "conv8", "input_spec": {},
              "weights_sha256": "1" * 64}]

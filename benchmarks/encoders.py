@@ -108,9 +108,9 @@ def main() -> None:
         for device in devices:
             big = device == "cuda"
             sizes = {"soundnet8": [1, 4, 16] + ([64] if big else []),
-                     "fer_default": [1, 32, 256] + ([1024] if big else []),
+                     "fer_pyemotion": [1, 32, 256] + ([1024] if big else []),
                      "fer_drer": [1, 32, 128] + ([512] if big else [])}
-            for name, weights in (("soundnet8", None), ("fer_default", None), ("fer_drer", drer_file)):
+            for name, weights in (("soundnet8", None), ("fer_pyemotion", None), ("fer_drer", drer_file)):
                 batches = sizes[name][1:] if args.quick else sizes[name]
                 bench_encoder(name, build_encoder(name, weights=weights, device=device), batches, device,
                               args.min_time)

@@ -228,7 +228,7 @@ def main() -> None:
     from emokd.train.data import load_frame_data
 
     t0 = time.perf_counter()
-    face_enc, audio_enc = build_encoder("fer_default"), build_encoder("soundnet8")
+    face_enc, audio_enc = build_encoder("fer_pyemotion"), build_encoder("soundnet8")
     load_s = time.perf_counter() - t0
     ref = reference_extract(root, work, frames, face_enc, audio_enc)
     ref["seconds"] += load_s

@@ -5,7 +5,7 @@ import numpy as np
 from emokd.cache.schema import video_arrays
 
 ENCODERS = [
-    {"name": "fer_default", "kind": "face", "output_dim": 8, "layer": "fc1",
+    {"name": "fer_pyemotion", "kind": "face", "output_dim": 8, "layer": "fc1",
      "input_spec": {"size": 48, "channels": 1}, "weights_sha256": "a" * 64},
     {"name": "soundnet8", "kind": "audio", "output_dim": 5, "layer": "conv8",
      "input_spec": {"sample_rate": 22050, "window_s": 10.0}, "weights_sha256": "b" * 64},

@@ -15,7 +15,7 @@ def test_arrays_of_a_video_are_the_documented_format():
         ("face", (10, 8), np.dtype("float16")), ("audio", (10, 5), np.dtype("float16")),
         ("face_ok", (10,), np.dtype(bool)), ("audio_ok", (10,), np.dtype(bool)),
         ("pts", (10,), np.dtype("float64"))]
-    assert arrays["face"].attributes() == {"encoder": "fer_default", "layer": "fc1"}
+    assert arrays["face"].attributes() == {"encoder": "fer_pyemotion", "layer": "fc1"}
     assert arrays["pts"].attributes() is None and not arrays["pts"].is_feature and arrays["audio"].is_feature
     assert feature_dims(ENCODERS) == {"face": 8, "audio": 5}
     assert FEATURE_DTYPE == np.float16 and list(FRAME_ARRAYS) == ["face_ok", "audio_ok", "pts"]

@@ -51,7 +51,7 @@ def test_written_video_reads_back_exactly_with_attrs(cache):
     assert attrs["source"] == {"path": "x.mp4", "size": 9} and attrs["video_id"] == "afew_va/001"
     assert reader.n_frames("afew_va/001") == 50
     face = reader.root["videos/afew_va~2F001/face"]
-    assert dict(face.attrs) == {"encoder": "fer_default", "layer": "fc1"}
+    assert dict(face.attrs) == {"encoder": "fer_pyemotion", "layer": "fc1"}
     assert face.metadata.dimension_names == ("frame", "face_dim") and face.compressors == ()
     assert reader.feature_dims == {"face": 8, "audio": 5}
     assert reader.config == {"workers": 2, "batch_size": 64}

@@ -71,7 +71,7 @@ def test_info_counts_videos_frames_labels_and_bytes(cache):
     assert info["incomplete"] == ["half"]
     assert info["failures"] == {"broken": "broken.mp4: moov atom not found"}
     assert info["feature_dims"] == {"face": 8, "audio": 5}
-    assert [e["name"] for e in info["encoders"]] == ["fer_default", "soundnet8"]
+    assert [e["name"] for e in info["encoders"]] == ["fer_pyemotion", "soundnet8"]
     assert info["labels"] == {"train": {"videos": 1, "frames": 10, "va": 10, "expr": 7, "au": 0},
                               "validation": {"videos": 1, "frames": 4, "va": 0, "expr": 0, "au": 4}}
     # features: 14 frames x (8 + 5) float16 + 2 bools + 1 float64 = 14 x 36 bytes, plus metadata

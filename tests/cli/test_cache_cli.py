@@ -36,7 +36,7 @@ def test_info_text_and_json(cache):
     result = run("cache", "info", cache.url)
     assert result.exit_code == 0, result.output
     assert "videos       2 complete, 16 frames" in result.output
-    assert "face       fer_default layer fc1 -> 8-d" in result.output
+    assert "face       fer_pyemotion layer fc1 -> 8-d" in result.output
     assert "incomplete   1: half" in result.output and "broken: broken.mp4: no frames decoded" in result.output
     data = json.loads(run("cache", "info", cache.url, "--json").output)
     assert data["videos"] == 2 and data["frames"] == 16 and data["incomplete"] == ["half"]
