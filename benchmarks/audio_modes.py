@@ -1,7 +1,8 @@
 """SoundNet over a video's audio track: exact per-window mode vs shared-trunk mode, side by side.
 
 Per frame k (fps frames a second) the 10 s window ends at the end of frame k. The exact mode
-encodes every window on its own; the shared mode computes conv1..pool2 once over the track
+(`encode_track(..., "per-window")`) encodes every window on its own; the shared mode
+(`encode_track(..., "shared-trunk")`) computes conv1..pool2 once over the track
 (emokd/models/soundnet_track.py). Printed: frames/s of both and their ratio, and how far the
 1000-d conv8 vectors differ (cosine, relative L2, max relative difference, top-1 agreement).
 
@@ -115,13 +116,13 @@ def main() -> None:
     ends = np.round(np.arange(1, n_frames + 1) / args.fps * SAMPLE_RATE).astype(np.int64)
     window = int(AUDIO_WINDOW_S * SAMPLE_RATE)
     encoder = build_encoder("soundnet8", device=args.device)
-    encoder.encode_track(signal[: 2 * window], ends[:4], window)          # warm-up
+    encoder.encode_track(signal[: 2 * window], ends[:4], window, "shared-trunk")  # warm-up
     subset = np.arange(0, n_frames, args.exact_every)
     rates, outputs = {}, {}
-    for mode, run, frames in (("shared", encoder.encode_track, np.arange(n_frames)),
-                              ("exact", encoder.encode_track_windows, subset)):
+    for mode, track_mode, frames in (("shared", "shared-trunk", np.arange(n_frames)),
+                                     ("exact", "per-window", subset)):
         start, cpu_start = time.perf_counter(), time.process_time()
-        outputs[mode] = run(signal, ends[frames], window)
+        outputs[mode] = encoder.encode_track(signal, ends[frames], window, track_mode)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         rates[mode] = (time.perf_counter() - start, len(frames), time.process_time() - cpu_start)
@@ -141,7 +142,7 @@ def main() -> None:
     # the shared mode moves each window start onto the 256-sample grid; the exact mode run on those
     # moved windows separates what the move itself changes from what the shared edges change
     rounded = (np.floor((ends[subset] - window) / 256 + 0.5).astype(np.int64) * 256 + window)
-    moved = encoder.encode_track_windows(signal, rounded, window)
+    moved = encoder.encode_track(signal, rounded, window, "per-window")
     rows = {"shared vs exact": compare(outputs["exact"], outputs["shared"][subset]),
             "shared vs exact on the rounded windows (edges only)": compare(moved, outputs["shared"][subset]),
             "exact vs exact moved <= 128 samples (rounding only)": compare(outputs["exact"], moved)}

@@ -4,10 +4,10 @@
 
 Measured per clip, one process and N processes each working on its own copy of the clip:
 - decode:        decord, every frame in order, batches of 32 (the baseline)
-- inputs/frame:  iter_frame_batches without crops: decode (decord scales to the crop's short side)
-                 + centre-square face (112 x 112) + 10 s audio window per frame (PyAV audio decode,
-                 soxr, probing included)
-- inputs/crops:  iter_frame_batches with a cropped_aligned folder: crop JPEGs + audio windows
+- inputs/frame:  probe_item + iter_face_batches without crops: decode (decord scales to the crop's
+                 short side) + centre-square face (112 x 112), and a 10 s audio window per frame
+                 (load_audio: PyAV audio decode, soxr; audio_windows), as the extraction task cuts them
+- inputs/crops:  the same with a cropped_aligned folder: crop JPEGs + audio windows
                  (the video's pixels are not decoded at all: that is the Aff-Wild2 case)
 The goal: producing inputs costs at most 1.3x plain decoding (ratio <= 1.3).
 """
@@ -28,8 +28,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from emokd.extract.faces import iter_frame_batches  # noqa: E402
+from emokd.extract.audio import load_audio  # noqa: E402
+from emokd.extract.faces import iter_face_batches  # noqa: E402
+from emokd.extract.timing import probe_item, window_end_samples, window_samples  # noqa: E402
 from emokd.index.manifest import VideoItem  # noqa: E402
+from emokd.models.audio_windows import audio_windows  # noqa: E402
 from emokd.testing.videos import draw_frame, make_video, square_crop  # noqa: E402
 
 SIZES = {"360p": (640, 360), "720p": (1280, 720)}
@@ -48,9 +51,13 @@ def run_decode(path: str) -> int:
 
 def run_inputs(path: str, crop_dir: str | None) -> int:
     item = VideoItem("bench", Path(path), None if crop_dir is None else Path(crop_dir), None, "unlabelled")
+    probe = probe_item(item)
+    track = load_audio(item.video_path, probe.info)
+    ends, window = window_end_samples(probe.info), window_samples()
     n = 0
-    for batch in iter_frame_batches(item, BATCH):
-        assert batch.audio is not None and batch.faces.shape[1] == 112
+    for batch in iter_face_batches(item, probe, BATCH):
+        audio = audio_windows(track.signal, ends[batch.index], window)
+        assert audio.shape == (len(batch.index), window) and batch.faces.shape[1] == 112
         n += len(batch.index)
     return n
 

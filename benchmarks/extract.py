@@ -42,7 +42,7 @@ def make_clips(root: Path, clips: int, seconds: float):
 
 def encoders_alone(items, cfg, encoders) -> tuple[float, dict]:
     """Seconds spent in the encoders on preloaded inputs, the way the task batches them."""
-    from emokd.extract.timing import window_end_samples, audio_windows
+    from emokd.extract.timing import audio_features, window_end_samples
     from emokd.extract.faces import load_crop
     from emokd.extract.audio import load_audio
     from emokd.index.probe import probe_video
@@ -60,12 +60,10 @@ def encoders_alone(items, cfg, encoders) -> tuple[float, dict]:
             encoders.face.encode_numpy(faces[lo:lo + cfg.batch_size])
         parts["face"] += time.perf_counter() - t
         t = time.perf_counter()
-        if cfg.audio_mode == "shared-trunk":
-            encoders.audio.encode_track(track.signal, ends, cfg.window_samples, batch_size=cfg.batch_size)
-        else:
-            for lo in range(0, len(ends), cfg.batch_size):
-                windows, _ = audio_windows(track, ends[lo:lo + cfg.batch_size], cfg.window_samples)
-                encoders.audio.encode_numpy(windows)
+        step = len(ends) if cfg.audio_mode == "shared-trunk" else cfg.batch_size
+        for lo in range(0, len(ends), step):
+            audio_features(encoders.audio, track, ends[lo:lo + step], cfg.window_samples, cfg.audio_mode,
+                           cfg.batch_size)
         parts["audio"] += time.perf_counter() - t
         frames += len(faces)
     return frames / sum(parts.values()), parts

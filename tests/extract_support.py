@@ -89,10 +89,10 @@ def assert_same_cache(a, b, video_ids=None) -> None:
         assert la["split"] == lb["split"]
 
 
-def dies_on_solo(item, cache_url, cfg, expected=None, overwrite=False):
+def dies_on_solo(item, cache_url, cfg, expected=None):
     """An extraction task whose worker process dies (as if killed for memory) on video "solo"."""
     if item.video_id == "solo":
         os._exit(1)
     from emokd.extract.task import extract_video
 
-    return extract_video(item, cache_url, cfg, expected, overwrite)
+    return extract_video(item, cache_url, cfg, expected)

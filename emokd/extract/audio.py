@@ -1,10 +1,11 @@
-"""Probe a video's frame times and decode its audio onto the video's clock (DESIGN §3).
+"""Decode a video's audio onto the video's clock (docs/architecture.md).
 
-The video clock has t = 0 at the presentation time of frame 0. Frame times come from the
-container's packet timestamps (read with PyAV, demux only, no decoding), in presentation order,
-which is the order decord returns frames in. AVI carries no usable presentation times (decord's
-are garbage there), so AVI, and any container whose timestamps are missing, duplicated or not
-increasing, falls back to k / fps; `VideoInfo.pts_source` says which was used and it is logged.
+The video clock has t = 0 at the presentation time of frame 0. Frame times come from
+`emokd.index.probe.probe_video`: the container's packet timestamps (PyAV, demux only, no
+decoding), in presentation order, which is the order decord returns frames in. AVI carries no
+usable presentation times (decord's are garbage there), so AVI, and any container whose
+timestamps are missing, duplicated or not increasing, falls back to k / fps;
+`VideoInfo.pts_source` says which was used and it is logged.
 
 Audio is decoded with PyAV (decord's AudioReader leaks), mixed to mono, resampled to 22050 Hz
 with soxr and shifted by the difference of the two streams' start times, so that sample 0 of

@@ -1,5 +1,8 @@
 """The face of every frame of one item, in order, in batches (uint8 RGB crops + face_ok).
 
+`iter_face_batches` takes the item's probe (`emokd.extract.timing.probe_item`, done once per item
+by the task) for the frame count and times, so a video is demuxed once, not once per stage.
+
 Faces come, in this order of preference, from
 1. crop files (`item.crop_dir`, 1-based names: `00001.jpg` is decoded frame 0, see
    `emokd.index.crop_files`): the video's pixels are then never decoded;
@@ -22,14 +25,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from emokd.constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
+from emokd.constants import CROP_SIZE
 from emokd.errors import DataError
-from emokd.extract.audio import AudioTrack, load_audio
-from emokd.extract.timing import audio_windows, window_end_samples, window_samples
+from emokd.extract.timing import ItemProbe
 from emokd.extract.video import decode_batches, scaled_size
 from emokd.index.crop_files import crop_path
 from emokd.index.manifest import VideoItem
-from emokd.index.probe import probe_video
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +109,12 @@ def detect_face(detector, image: np.ndarray, size: int) -> np.ndarray | None:
     return box_crop(image, (x1, y1, x2 - x1, y2 - y1), size, margin=0.2)
 
 
-
-
 @dataclass
-class FrameBatch:
+class FaceBatch:
     index: np.ndarray           # int64 (B,) 0-based frame indices, contiguous
-    pts: np.ndarray             # float64 (B,) s on the video clock (NaN for stills without fps)
+    pts: np.ndarray             # float64 (B,) s on the video clock: the probe's frame times
     faces: np.ndarray           # uint8 (B, crop, crop, 3) RGB; zeros where face_ok is False
     face_ok: np.ndarray         # bool (B,)
-    audio: np.ndarray | None    # float32 (B, window) or None (with_audio=False, image sequences)
-    audio_ok: np.ndarray        # bool (B,)
 
 
 def _faces_from(frames: list[np.ndarray | None], size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -133,38 +130,33 @@ def _frame_face(image: np.ndarray, size: int, detector) -> np.ndarray | None:
     return detect_face(detector, image, size) if detector is not None else whole_frame(image, size)
 
 
-def _video_batches(item: VideoItem, batch_size: int, crop_size: int, detector, with_audio: bool,
-                   window: int, sample_rate: int) -> Iterator[FrameBatch]:
-    info = probe_video(item.video_path)
-    if info.pts_source != "container":
-        log.info("%s: frame times from %s", item.video_path, info.pts_source)
-    ends = window_end_samples(info, sample_rate)
-    track: AudioTrack | None = load_audio(item.video_path, info, sample_rate) if with_audio else None
+def _video_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int,
+                   detector) -> Iterator[FaceBatch]:
+    info = probe.info
     crop_dir = item.crop_dir if item.crop_dir is not None and Path(item.crop_dir).is_dir() else None
     if item.crop_dir is not None and crop_dir is None:
         log.warning("%s: crop folder %s not found; using %s", item.video_id, item.crop_dir,
                     "the detector" if detector is not None else "the whole frame")
 
-    def batch(start: int, faces_list: list) -> FrameBatch:
+    def batch(start: int, faces_list: list) -> FaceBatch:
         idx = np.arange(start, start + len(faces_list), dtype=np.int64)
         faces, ok = _faces_from(faces_list, crop_size)
-        audio, audio_ok = (audio_windows(track, ends[idx], window) if track is not None
-                           else (None, np.zeros(len(idx), bool)))
-        return FrameBatch(idx, info.pts[idx].copy(), faces, ok, audio, audio_ok)
+        return FaceBatch(idx, probe.pts[idx].copy(), faces, ok)
 
     if crop_dir is not None:
-        for start in range(0, info.n_frames, batch_size):
-            stop = min(start + batch_size, info.n_frames)
+        for start in range(0, probe.n_frames, batch_size):
+            stop = min(start + batch_size, probe.n_frames)
             yield batch(start, [load_crop(crop_dir, k, crop_size) for k in range(start, stop)])
         return
     # whole-frame faces only need the centre square at crop size: let the decoder scale
     size = scaled_size(info.width, info.height, crop_size) if detector is None and info.width and info.height \
         else None
-    for start, frames in decode_batches(item.video_path, info.n_frames, batch_size, size):
+    for start, frames in decode_batches(item.video_path, probe.n_frames, batch_size, size):
         yield batch(start, [_frame_face(frame, crop_size, detector) for frame in frames])
 
 
-def _image_batches(item: VideoItem, batch_size: int, crop_size: int, detector) -> Iterator[FrameBatch]:
+def _image_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int,
+                   detector) -> Iterator[FaceBatch]:
     paths = list(item.frame_images)
     boxes = None if item.face_boxes is None else np.asarray(item.face_boxes, np.float64)
     if boxes is not None and len(boxes) != len(paths):
@@ -182,21 +174,19 @@ def _image_batches(item: VideoItem, batch_size: int, crop_size: int, detector) -
             else:
                 faces_list.append(_frame_face(image, crop_size, detector))
         idx = np.arange(start, start + len(faces_list), dtype=np.int64)
-        pts = idx / float(item.fps) if item.fps else np.full(len(idx), np.nan)
         faces, ok = _faces_from(faces_list, crop_size)
-        yield FrameBatch(idx, pts.astype(np.float64), faces, ok, None, np.zeros(len(idx), bool))
+        yield FaceBatch(idx, probe.pts[idx].copy(), faces, ok)
 
 
-def iter_frame_batches(item: VideoItem, batch_size: int, crop_size: int = CROP_SIZE, detector=None,
-                       with_audio: bool = True, window_s: float = AUDIO_WINDOW_S,
-                       sample_rate: int = SAMPLE_RATE) -> Iterator[FrameBatch]:
-    """Every frame of `item` once, in order, `batch_size` at a time (see the module docstring)."""
+def iter_face_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int = CROP_SIZE,
+                      detector=None) -> Iterator[FaceBatch]:
+    """The face of every frame of `item` once, in order, `batch_size` at a time (see the module
+    docstring); `probe` is `probe_item(item)`."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if item.frame_images is not None:
-        yield from _image_batches(item, batch_size, crop_size, detector)
+        yield from _image_batches(item, probe, batch_size, crop_size, detector)
     elif item.video_path is not None:
-        yield from _video_batches(item, batch_size, crop_size, detector, with_audio,
-                                  window_samples(window_s, sample_rate), sample_rate)
+        yield from _video_batches(item, probe, batch_size, crop_size, detector)
     else:
         raise DataError(f"{item.video_id}: item has neither a video file nor frame images")

@@ -1,9 +1,10 @@
-"""The per-video extraction task (DESIGN §1, §5): probe, decode in batches, frozen encoders, write, commit.
+"""The per-video extraction task: probe, decode in batches, frozen encoders, write, commit.
 
 `extract_video` is what one Dask task runs. It opens the cache itself, writes one video group and
 returns a small summary dict (never frames), so the driver stays light. Encoders are loaded once per
-worker process (`load_encoders`, in extract_config.py, keeps them in a module-level cache keyed by
-the encoder settings).
+worker process (`load_encoders`, in emokd/extract/encoders.py, keeps them in a module-level cache
+keyed by the encoder settings). A complete video is skipped; the driver's --overwrite starts the
+cache afresh instead.
 """
 
 from __future__ import annotations
@@ -14,18 +15,16 @@ import logging
 import os
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from emokd.errors import ConfigError, DataError, EmokdError
-from emokd.extract.timing import audio_ok_of, audio_windows, window_end_samples
+from emokd.extract.audio import load_audio
 from emokd.extract.config import ExtractConfig
 from emokd.extract.encoders import Encoders, fingerprint_settings, load_encoders
-from emokd.extract.faces import iter_frame_batches
-from emokd.extract.audio import load_audio
-from emokd.index.probe import probe_video
+from emokd.extract.faces import iter_face_batches
+from emokd.extract.timing import ItemProbe, audio_features, audio_ok, probe_item, window_end_samples
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +76,13 @@ def _to_float16(values: np.ndarray, what: str, video_id: str) -> np.ndarray:
     return values.astype(np.float16)
 
 
-def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | None = None,
-                  overwrite: bool = False) -> dict:
+def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | None = None) -> dict:
     """Extract one video into the cache and mark it complete; never raises for a bad video.
 
     Returns {"video_id", "status": done|skipped|failed, "n_frames", "seconds", "error", "log",
     "timings"}: "log" holds the task's log lines (the driver writes them to its log file), "timings"
     the seconds per stage. `expected` is the driver's fingerprint settings: a worker whose encoder
     weights differ (another machine, another file) refuses to write instead of mixing features.
-    `overwrite` redoes a video that is already complete.
     """
     from emokd.cache import FeatureCache
 
@@ -99,7 +96,7 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
               "error": None, "log": collect.lines, "timings": {}}
     try:
         cache = FeatureCache.open(cache_url, mode="r+")
-        if not overwrite and cache.is_complete(item.video_id):
+        if cache.is_complete(item.video_id):
             result["status"] = "skipped"
             return result
         encoders = load_encoders(cfg)
@@ -111,9 +108,9 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
                                   "are the weights files the same on every machine?")
         clock = StageClock()
         result["timings"] = clock.seconds
-        result["n_frames"] = _extract_into(cache, item, cfg, encoders, clock, replace=overwrite)
+        result["n_frames"] = _extract_into(cache, item, cfg, encoders, clock)
         result["status"] = "done"
-    except Exception as exc:  # one bad video must not stop the others (issue 4, item 3)
+    except Exception as exc:  # one bad video must not stop the others
         result["error"] = _describe(item, exc)
         trace = "".join(traceback.format_tb(exc.__traceback__))
         collect.lines.append(f"traceback (most recent call last):\n{trace}")  # into the driver's log file
@@ -130,29 +127,6 @@ def _describe(item, exc: Exception) -> str:
     return text if where in text else f"{where}: {text}"
 
 
-@dataclass
-class _Probe:
-    n_frames: int
-    fps: float
-    pts: np.ndarray
-    pts_source: str
-    info: object | None  # the pipeline's VideoInfo when the item is a media file
-
-
-def _probe(item) -> _Probe:
-    if item.video_path is not None:
-        info = probe_video(item.video_path)
-        return _Probe(int(info.n_frames), float(info.fps), np.asarray(info.pts, np.float64),
-                      str(getattr(info, "pts_source", "")), info)
-    if item.frame_images:
-        n = len(item.frame_images)
-        if not item.fps and n > 1:
-            raise DataError(f"{item.video_id}: an image sequence of {n} frames needs fps")
-        fps = float(item.fps or 1.0)        # a still image: one frame at t = 0, any rate will do
-        return _Probe(n, fps, np.arange(n, dtype=np.float64) / fps, "fps" if item.fps else "still", None)
-    raise DataError(f"{item.video_id}: neither a video file nor frame images")
-
-
 def _face_source(item, wanted: str) -> str:
     """Where this item's faces come from: crops, detector, whole-frame, or none (face_ok all False)."""
     has_crops = (item.crop_dir is not None and Path(item.crop_dir).is_dir()) or item.face_boxes is not None
@@ -165,7 +139,7 @@ def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: St
                   replace: bool = False) -> int:
     """Write one video's group: audio stage, face stage, labels, then the complete mark (last)."""
     with clock("probe"):
-        probe = _probe(item)
+        probe = probe_item(item)
     n = probe.n_frames
     if n < 1:
         raise DataError(f"{item.video_id}: no frames decoded")
@@ -179,7 +153,7 @@ def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: St
         writer = cache.begin_video(item.video_id, n, attrs, replace=replace)
         writer.write("pts", 0, probe.pts)
     _audio_stage(item, probe, cfg, encoders, writer, clock)
-    n_faces = _face_stage(item, cfg, encoders, writer, face_source, n, clock)
+    n_faces = _face_stage(item, probe, cfg, encoders, writer, face_source, clock)
     if face_source != "none" and n_faces == 0:
         log.warning("%s: no face in any of its %d frames (%s)", item.video_id, n, face_source)
     labels = item.labels  # the cache fits label rows to n frames (extra dropped, absent missing)
@@ -190,7 +164,7 @@ def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: St
     return n
 
 
-def _audio_stage(item, probe: _Probe, cfg: ExtractConfig, encoders: Encoders, writer, clock) -> None:
+def _audio_stage(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders, writer, clock) -> None:
     """Audio features of every frame, in chunks of frames so memory stays bounded on long videos."""
     n, dim = probe.n_frames, int(encoders.audio.output_dim)
     with clock("audio_in"):
@@ -201,42 +175,31 @@ def _audio_stage(item, probe: _Probe, cfg: ExtractConfig, encoders: Encoders, wr
         if probe.info is not None:
             log.info("%s: no audio track; audio features are zeros and audio_ok is False", item.video_id)
         return
-    ends = np.asarray(window_end_samples(probe.info, cfg.sample_rate), np.int64)
+    ends = window_end_samples(probe.info, cfg.sample_rate)
     shared = cfg.audio_mode == "shared-trunk"
-    if shared and not hasattr(encoders.audio, "encode_track"):
-        raise ConfigError(f"audio_mode shared-trunk: encoder {encoders.audio.name!r} has no encode_track; "
-                          "use --audio-mode per-window")
     chunk = max(cfg.batch_size, AUDIO_CHUNK_FRAMES) if shared else cfg.batch_size
     for start in range(0, n, chunk):
         part = ends[start:start + chunk]
-        ok = audio_ok_of(track, part, cfg.window_samples)
-        if shared:
-            with clock("audio_encode"):
-                feats = encoders.audio.encode_track(track.signal, part, cfg.window_samples,
-                                                    batch_size=cfg.batch_size)
-        else:
-            with clock("audio_in"):
-                windows, _ = audio_windows(track, part, cfg.window_samples)
-            with clock("audio_encode"):
-                feats = encoders.audio.encode_numpy(windows)
+        with clock("audio_encode"):
+            feats = audio_features(encoders.audio, track, part, cfg.window_samples, cfg.audio_mode,
+                                   cfg.batch_size)
         with clock("write"):
             writer.write("audio", start, _to_float16(feats, "audio", item.video_id))
-            writer.write("audio_ok", start, ok)
+            writer.write("audio_ok", start, audio_ok(track, part))
 
 
-def _face_stage(item, cfg: ExtractConfig, encoders: Encoders, writer, face_source: str, n: int,
+def _face_stage(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders, writer, face_source: str,
                 clock) -> int:
-    dim = int(encoders.face.output_dim)
+    n, dim = probe.n_frames, int(encoders.face.output_dim)
     if face_source == "none":
         writer.write("face", 0, np.zeros((n, dim), np.float16))
         writer.write("face_ok", 0, np.zeros(n, bool))
         return 0
     detector = encoders.detector if face_source == "detector" else None
-    if face_source in ("detector", "whole-frame"):  # iter_frame_batches prefers crops when present
+    if face_source in ("detector", "whole-frame"):  # iter_face_batches prefers crops when present
         item = dataclasses.replace(item, crop_dir=None, face_boxes=None)
     n_faces = written = 0
-    batches = iter_frame_batches(item, cfg.batch_size, crop_size=cfg.crop_size, detector=detector,
-                                 with_audio=False, window_s=cfg.window_s, sample_rate=cfg.sample_rate)
+    batches = iter_face_batches(item, probe, cfg.batch_size, crop_size=cfg.crop_size, detector=detector)
     while True:
         with clock("faces_in"):  # decoding, crop files or the detector
             batch = next(batches, None)

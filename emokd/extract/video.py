@@ -1,8 +1,10 @@
-"""Video frames in order, each decoded once: decord (fastest measured, DESIGN §8), PyAV as fallback.
+"""Video frames in order, each decoded once: decord (the fastest decoder measured, see
+docs/decisions.md), PyAV as fallback.
 
 decord rejects some frame sizes (a buffer-size check fails on e.g. 48-pixel-wide output) and some
 streams; from the first batch it cannot decode, the rest of the video is decoded with PyAV
-instead, which follows the same presentation order and edit lists as `media.probe_video`.
+instead, which follows the same presentation order and edit lists as
+`emokd.index.probe.probe_video`.
 """
 
 from __future__ import annotations

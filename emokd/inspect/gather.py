@@ -57,8 +57,8 @@ def read_crop_files(crop_dir: Path, frames: np.ndarray, size: int) -> tuple[np.n
 
 def detector_crops(video_path: Path, n_frames: int, frames: np.ndarray, size: int, detector,
                    batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Crops of the given frames by the extraction's own per-frame path (`crops.detect_face` on the
-    frames of `decode.decode_batches`); frames are decoded in order, only the shown ones detected."""
+    """Crops of the given frames by the extraction's own per-frame path (`faces.detect_face` on the
+    frames of `video.decode_batches`); frames are decoded in order, only the shown ones detected."""
     from emokd.extract.faces import detect_face
     from emokd.extract.video import decode_batches
 

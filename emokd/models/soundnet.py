@@ -1,4 +1,4 @@
-"""SoundNet-8 (Aytar, Vondrick, Torralba 2016) as a frozen audio encoder, DESIGN §4.
+"""SoundNet-8 (Aytar, Vondrick, Torralba 2016) as a frozen audio encoder.
 
 Input: mono 22050 Hz in [-1, 1], scaled by 256 as the original. conv1-conv7 are
 Conv1d -> BatchNorm (eps 1e-5, Torch7's default; the weights come from Torch7) -> ReLU, with
@@ -28,7 +28,7 @@ from emokd.models.encoder import FrozenEncoder
 from emokd.models.state import load_checked, torch_load_safely, unwrap_state_dict
 from emokd.models.weights import asset_path
 
-# name, out channels, kernel, stride, padding, max-pool after (1 = none); DESIGN §4
+# name, out channels, kernel, stride, padding, max-pool after (1 = none)
 CONV_LAYERS = (
     ("conv1", 16, 64, 2, 32, 8), ("conv2", 32, 32, 2, 16, 8), ("conv3", 64, 16, 2, 8, 1),
     ("conv4", 128, 8, 2, 4, 1), ("conv5", 256, 4, 2, 2, 4), ("conv6", 512, 4, 2, 2, 1),
@@ -41,8 +41,8 @@ TRUNK_STRIDE = 256
 BN_EPS = 1e-5
 INPUT_SCALE = 256.0
 
-# Default for SoundNet8Encoder.encode_track users (pipeline extraction): "trunk" shares
-# conv1..pool2 over the whole track, "window" runs every 10 s window on its own.
+# Default audio mode of extraction (emokd.extract.config maps it to "shared-trunk" / "per-window"):
+# "trunk" shares conv1..pool2 over the whole track, "window" runs every 10 s window on its own.
 # Chosen from benchmarks/audio_modes.py (docs/benchmarks.md, section "SoundNet audio modes").
 SOUNDNET_DEFAULT_MODE = "trunk"
 
@@ -230,18 +230,12 @@ class SoundNet8Encoder(FrozenEncoder):
                 outs[head] = getattr(self.net, head)(h)
         return outs
 
-    def encode_track(self, signal: np.ndarray, window_ends: np.ndarray, window_samples: int,
-                     batch_size: int = 64) -> np.ndarray:
-        """Shared-trunk mode: conv1..pool2 once over the track, conv3.. per window (docs/encoders.md)."""
-        from emokd.models.soundnet_track import encode_track_shared
+    def encode_track(self, signal: np.ndarray, window_ends: np.ndarray, window_samples: int, mode: str,
+                     batch_size: int | None = None) -> np.ndarray:
+        """(n_frames, output_dim) for the windows ending at `window_ends`: mode "per-window" encodes
+        every window on its own, "shared-trunk" runs conv1..pool2 once over the track and conv3..
+        per window (emokd/models/soundnet_track.py, docs/encoders.md)."""
+        from emokd.models.soundnet_track import encode_track
 
         self._check_loaded()
-        return encode_track_shared(self, signal, window_ends, window_samples, batch_size)
-
-    def encode_track_windows(self, signal: np.ndarray, window_ends: np.ndarray, window_samples: int,
-                             batch_size: int = 4) -> np.ndarray:
-        """Exact per-window mode: cut every window (zeros before t = 0 / after the end), encode it."""
-        from emokd.models.soundnet_track import encode_track_windows
-
-        self._check_loaded()
-        return encode_track_windows(self, signal, window_ends, window_samples, batch_size)
+        return encode_track(self, signal, window_ends, window_samples, mode, batch_size)

@@ -157,10 +157,16 @@ def test_small_batches_and_audio_chunks_keep_rows_aligned(dataset, reference, tm
             a, b = got[name].astype(np.float32), ref[name].astype(np.float32)
             scale = np.abs(b).max(axis=1, keepdims=True) + 1e-6
             assert (np.abs(a - b) / scale).max() < 2e-3, (item.video_id, name)
-    # a complete video is skipped, unless the task is told to overwrite it
+    # a complete video is skipped; deleted from the cache, it is extracted again, to the same arrays
     assert extract_video(items[0], url, cfg, plan.settings)["status"] == "skipped"
-    again = extract_video(items[0], url, cfg, plan.settings, overwrite=True)
+    before = FeatureCache.open(url).read_video(items[0].video_id)
+    FeatureCache.open(url, mode="r+").delete_video(items[0].video_id)
+    assert not FeatureCache.open(url).is_complete(items[0].video_id)
+    again = extract_video(items[0], url, cfg, plan.settings)
     assert again["status"] == "done" and FeatureCache.open(url).is_complete(items[0].video_id)
+    after = FeatureCache.open(url).read_video(items[0].video_id)
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
 
 
 def _cli(dataset, url, *extra):

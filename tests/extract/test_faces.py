@@ -1,4 +1,5 @@
-"""iter_frame_batches: crop files (1-based), detector path, image sequences with boxes, bad crops."""
+"""iter_face_batches (the face stage's iterator): crop files (1-based), detector path, image
+sequences with boxes, bad crops; always on the item's one probe (`probe_item`), as the task runs it."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,10 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emokd.extract.faces import box_crop
+from emokd.extract.audio import load_audio
+from emokd.extract.faces import box_crop, iter_face_batches
+from emokd.extract.timing import audio_ok, probe_item, window_end_samples, window_samples
 from emokd.index.crop_files import crop_path, list_crops
-from emokd.extract.faces import iter_frame_batches
 from emokd.index.dataset import index_dataset
+from emokd.models.audio_windows import audio_windows
 from emokd.index.manifest import VideoItem
 from emokd.testing.videos import draw_frame, make_video, read_frame_index
 from emokd.testing.affwild2_tree import write_affwild2_tree
@@ -22,7 +25,7 @@ def tree(tmp_path_factory):
 
 
 def collect(item, batch_size=8, **kwargs):
-    batches = list(iter_frame_batches(item, batch_size, **kwargs))
+    batches = list(iter_face_batches(item, probe_item(item), batch_size, **kwargs))
     return batches, {k: np.concatenate([getattr(b, k) for b in batches]) for k in ("index", "pts", "faces", "face_ok")}
 
 
@@ -39,9 +42,8 @@ def test_crop_00001_is_frame_0_is_label_line_1(tree):
         assert read_frame_index(got["faces"][k]) == k                          # crop k+1 shows frame k
     np.testing.assert_allclose(got["pts"], np.arange(45) / 30, atol=1e-9)
     # the crop of frame k and the decoded frame k show the same index
-    decoded = [read_frame_index(f) for b in iter_frame_batches(
-        VideoItem("vid_a", item.video_path, None, None, "train"), 16, with_audio=False) for f in b.faces]
-    assert decoded == list(range(45))
+    _, frames = collect(VideoItem("vid_a", item.video_path, None, None, "train"), 16)
+    assert [read_frame_index(f) for f in frames["faces"]] == list(range(45))
     # label line 1 (after the header) is row 0
     va_file = tree.root / "annotations" / "VA_Estimation_Challenge" / "Train_Set" / "vid_a.txt"
     lines = va_file.read_text().splitlines()
@@ -49,8 +51,12 @@ def test_crop_00001_is_frame_0_is_label_line_1(tree):
         v, a = (float(x) for x in lines[k + 1].split(","))
         expected = [np.nan, np.nan] if v == -5 else [v, a]
         np.testing.assert_allclose(item.labels.va[k], expected)
-    # audio comes with it, one window per frame
-    assert batches[0].audio.shape == (8, 220500) and batches[0].audio_ok.all()
+    # the audio stage gets one window per frame from the same probe
+    probe = probe_item(item)
+    track = load_audio(item.video_path, probe.info)
+    ends = window_end_samples(probe.info)
+    assert audio_windows(track.signal, ends[batches[0].index], window_samples()).shape == (8, 220500)
+    assert audio_ok(track, ends[batches[0].index]).all()
 
 
 def test_crop_folder_with_non_image_and_corrupt_crop(tmp_path, tree, caplog):
@@ -64,7 +70,7 @@ def test_crop_folder_with_non_image_and_corrupt_crop(tmp_path, tree, caplog):
     assert sorted(crops) == list(range(6)) and problems == [f"{crop_dir / 'readme.md'}: not a crop image "
                                                             "(expected NNNNN.jpg), ignored"]
     video = make_video(tmp_path / "v.mp4", 6, 25, (64, 48), audio=None)
-    _, got = collect(VideoItem("v", video.path, crop_dir, None, "train"), 4, with_audio=False)
+    _, got = collect(VideoItem("v", video.path, crop_dir, None, "train"), 4)
     assert got["face_ok"].tolist() == [True, True, False, True, True, True]
     assert str(crop_dir / "00003.jpg") in caplog.text
 
@@ -131,7 +137,7 @@ def test_real_detector_on_a_photo_video(tmp_path):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
-    _, got = collect(VideoItem("a", path, None, None, "unlabelled"), 2, detector=detector, with_audio=False)
+    _, got = collect(VideoItem("a", path, None, None, "unlabelled"), 2, detector=detector)
     assert got["face_ok"].tolist() == [True, True, False]
     assert got["faces"].shape == (3, 112, 112, 3) and got["faces"][0].std() > 20
 
@@ -146,15 +152,15 @@ def test_image_sequence_with_boxes_and_missing_image(tmp_path):
     paths.append(tmp_path / "missing.png")
     boxes = np.array([[20, 10, 20, 20]] * 4, np.float32)
     item = VideoItem("seq", None, None, None, "train", "afew_va", frame_images=paths, face_boxes=boxes, fps=25.0)
-    batches, got = collect(item, 3, crop_size=16)
+    _, got = collect(item, 3, crop_size=16)
     assert got["face_ok"].tolist() == [True, True, True, False]
     for k in range(3):
         assert (got["faces"][k] == 50 * (k + 1)).all()          # exactly the box, resized
     np.testing.assert_allclose(got["pts"], np.arange(4) / 25)
-    assert all(b.audio is None and not b.audio_ok.any() for b in batches)
+    assert probe_item(item).info is None                      # no media file: the audio stage writes no audio
     still = VideoItem("still", None, None, None, "train", "expw", frame_images=paths[:1])
     _, got = collect(still, 2, crop_size=16)
-    assert got["face_ok"].tolist() == [True] and np.isnan(got["pts"]).all()
+    assert got["face_ok"].tolist() == [True] and got["pts"].tolist() == [0.0]   # a still is one frame at t = 0
 
 
 def test_box_crop_pads_outside_the_image():
@@ -187,7 +193,7 @@ def test_pyav_takes_over_where_decord_fails(tmp_path, monkeypatch, caplog, fail_
         return real(self, indices)
 
     monkeypatch.setattr(decord.VideoReader, "get_batch", flaky)
-    _, got = collect(VideoItem("v", video.path, None, None, "train"), 4, crop_size=64, with_audio=False)
+    _, got = collect(VideoItem("v", video.path, None, None, "train"), 4, crop_size=64)
     assert [read_frame_index(f) for f in got["faces"]] == list(range(20))
     assert np.array_equal(got["index"], np.arange(20))
     assert f"decord failed on frames {fail_from}-{fail_from + 3}" in caplog.text

@@ -8,9 +8,10 @@ import pytest
 
 from emokd.constants import SAMPLE_RATE
 from emokd.errors import DataError
-from emokd.extract.faces import iter_frame_batches
-from emokd.index.manifest import VideoItem
 from emokd.extract.audio import load_audio
+from emokd.extract.faces import iter_face_batches
+from emokd.extract.timing import probe_item
+from emokd.index.manifest import VideoItem
 from emokd.index.probe import probe_video
 from emokd.testing.videos import make_video, read_frame_index
 
@@ -23,7 +24,7 @@ def test_missing_and_unreadable_files_name_the_file(tmp_path):
     with pytest.raises(DataError, match=str(junk)):
         probe_video(junk)
     with pytest.raises(DataError, match=str(junk)):
-        list(iter_frame_batches(VideoItem("junk", junk, None, None, "train"), 4))
+        probe_item(VideoItem("junk", junk, None, None, "train"))           # the task's one probe
 
 
 def test_truncated_video_gives_its_frames_or_an_error_naming_it(tmp_path):
@@ -31,13 +32,15 @@ def test_truncated_video_gives_its_frames_or_an_error_naming_it(tmp_path):
     data = sv.path.read_bytes()
     cut = tmp_path / "cut.avi"
     cut.write_bytes(data[: len(data) // 2])
-    info = probe_video(cut)
+    item = VideoItem("cut", cut, None, None, "train")
+    probe = probe_item(item)
+    info = probe.info
     assert 0 < info.n_frames < 40
     track = load_audio(cut, info)                  # partial audio, no crash
     assert track.signal.shape[0] == int(np.ceil(info.duration * SAMPLE_RATE))
     seen = []
     try:
-        for batch in iter_frame_batches(VideoItem("cut", cut, None, None, "train"), 8, crop_size=32):
+        for batch in iter_face_batches(item, probe, 8, crop_size=32):
             seen += [read_frame_index(f) for f in batch.faces]
     except DataError as exc:
         assert str(cut) in str(exc)

@@ -262,7 +262,8 @@ def test_still_and_clip_items_through_the_frame_reader(tmp_path):
     """Extraction reads these items: a still is one face crop from its box, without audio."""
     from PIL import Image
 
-    from emokd.extract.faces import iter_frame_batches
+    from emokd.extract.faces import iter_face_batches
+    from emokd.extract.timing import audio_ok, probe_item
 
     root = _affectnet(tmp_path, [f"1/a.jpg,20,10,40,40,{LM},3,0.1,0.2\n"])
     image = np.zeros((80, 100, 3), np.uint8)
@@ -270,9 +271,11 @@ def test_still_and_clip_items_through_the_frame_reader(tmp_path):
     (root / "Manually_Annotated_Images" / "1").mkdir()
     Image.fromarray(image).save(root / "Manually_Annotated_Images" / "1" / "a.jpg", quality=95)
     item = read_affectnet(root)[0][0]
-    [batch] = list(iter_frame_batches(item, batch_size=8, crop_size=32, with_audio=True))
+    probe = probe_item(item)
+    [batch] = list(iter_face_batches(item, probe, batch_size=8, crop_size=32))
     assert batch.index.tolist() == [0] and batch.faces.shape == (1, 32, 32, 3)
-    assert batch.face_ok.tolist() == [True] and batch.audio_ok.tolist() == [False]
+    assert batch.face_ok.tolist() == [True]
+    assert probe.info is None and audio_ok(None, batch.index).tolist() == [False]   # no media: no audio
     assert batch.faces[0, 4:28, 4:28, 0].min() > 200 and batch.faces[0, 4:28, 4:28, 1].max() < 80
 
 

@@ -7,6 +7,7 @@ import torch
 
 from emokd.errors import WeightsError
 from emokd.models import soundnet_track
+from emokd.models.audio_windows import audio_windows
 from emokd.models.encoder import build_encoder
 from emokd.models.soundnet import CONV_LAYERS, SoundNet8Encoder, layer_steps
 from emokd.models.weights import asset_path
@@ -197,25 +198,33 @@ def test_track_modes_agree_and_cover_early_frames(encoder):
     signal = (0.4 * np.sin(2 * np.pi * (150 + 40 * t) * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
     ends = np.array([1, 300, 22050, 250_000, 14 * SR + 1000], dtype=np.int64)  # start, inside, past the end
     window = 10 * SR
-    exact = encoder.encode_track_windows(signal, ends, window)
-    shared = encoder.encode_track(signal, ends, window)
+    exact = encoder.encode_track(signal, ends, window, "per-window")
+    shared = encoder.encode_track(signal, ends, window, "shared-trunk")
     assert exact.shape == shared.shape == (5, 1000)
     zero_padded = np.pad(signal[:22050], (9 * 22050, 0))[None]     # frame ending at 1 s: 9 s of zeros first
     np.testing.assert_allclose(exact[2], encoder.encode_numpy(zero_padded)[0], rtol=1e-5, atol=1e-3)
+    # per-window is the encoder on the one cutter's windows, batch for batch (4 a batch by default)
+    np.testing.assert_array_equal(exact[:4], encoder.encode_numpy(audio_windows(signal, ends[:4], window)))
+    np.testing.assert_array_equal(encoder.encode_track(signal, ends, window, "per-window", batch_size=2)[2:4],
+                                  encoder.encode_numpy(audio_windows(signal, ends[2:4], window)))
     cosine = (exact * shared).sum(1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(shared, axis=1)
     assert cosine.min() > 0.999, cosine
     relative = np.linalg.norm(exact - shared, axis=1) / np.linalg.norm(exact, axis=1)
     assert relative.max() < 0.06, relative        # the <= 128-sample window move (docs/encoders.md)
     assert not np.allclose(exact, shared, rtol=1e-6)   # the modes really are different computations
-    assert encoder.encode_track(signal, np.zeros(0, np.int64), window).shape == (0, 1000)
+    for mode in ("per-window", "shared-trunk"):
+        assert encoder.encode_track(signal, np.zeros(0, np.int64), window, mode).shape == (0, 1000)
+    with pytest.raises(ValueError, match="audio mode 'exact' is not one of"):
+        encoder.encode_track(signal, ends, window, "exact")
 
 
 def test_too_short_windows_are_an_error_not_an_empty_vector(encoder):
     assert layer_steps(209_000)["conv8"] == 0 and layer_steps(210_000)["conv8"] == 1   # ~9.5 s minimum
     with pytest.raises(ValueError, match="too short for layer conv8"):
         encoder.encode_numpy(np.zeros((1, 5 * SR), np.float32))
-    with pytest.raises(ValueError, match="a window of 110250 samples is too short for layer conv8"):
-        encoder.encode_track(np.zeros(SR, np.float32), np.array([SR]), 5 * SR)
+    for mode in ("per-window", "shared-trunk"):
+        with pytest.raises(ValueError, match="a window of 110250 samples is too short for layer conv8"):
+            encoder.encode_track(np.zeros(SR, np.float32), np.array([SR]), 5 * SR, mode)
 
 
 def test_keras3_weights_h5_layout(raw, encoder, tmp_path):
