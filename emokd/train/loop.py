@@ -74,10 +74,11 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
     start = 0
     if resume:
         ckpt = run.load_checkpoint(LAST, device)
-        if net_config_of(ckpt, run.file(LAST)) != to_dict(model.config):
-            raise ConfigError(f"{run.file(LAST)}: its network {net_config_of(ckpt, run.file(LAST))} differs from "
-                              f"the one this config and cache build ({to_dict(model.config)}); resume with "
-                              "the run's own config.yaml and cache")
+        saved_net = net_config_of(ckpt, run.file(LAST))
+        if saved_net != to_dict(model.config):
+            raise ConfigError(f"{run.file(LAST)}: its network {saved_net} differs from the one this config "
+                              f"and cache build ({to_dict(model.config)}); resume with the run's own config.yaml "
+                              "and cache")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = EpochState.from_dict(ckpt["state"])

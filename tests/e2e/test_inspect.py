@@ -10,11 +10,15 @@ from PIL import Image
 
 from emokd.cache import FeatureCache
 from emokd.cli import main
+from emokd.config import to_dict
 from emokd.errors import DataError
 from emokd.inspect.gather import gather, read_crop_files
 from emokd.inspect.plot import InspectData, pick_frames, render_inspect, waveform_envelope
+from emokd.inspect.predictions import run_predictions
 from emokd.index.probe import probe_video
 from emokd.testing.videos import make_video
+from emokd.train.recipes.base import build_recipe
+from emokd.train.runs import RunDir
 
 ENCODERS = [
     {"name": "fer_default", "kind": "face", "output_dim": 4, "layer": "fc1",
@@ -149,3 +153,22 @@ def test_detector_path_sees_exactly_the_shown_frames(tmp_path):
     crops, ok = detector_crops(video.path, 40, pick_frames(40, 4), 16, detector, batch_size=8)
     assert detector.seen == [0, 13, 26, 39]  # decoded frame k shows index k: no off-by-one, no extra work
     assert not ok.any() and crops.shape == (4, 16, 16, 3)
+
+
+def test_cli_draws_a_runs_predictions_of_the_tasks_its_recipe_predicts(cached_video):
+    cache, _, _, tmp_path = cached_video
+    recipe = build_recipe("jeong2022", {"lstm_hidden": 8, "extractor": [8], "heads": [8], "discriminator": [4]})
+    model = recipe.build_model({"face": 4, "audio": 3, "window": 3, "stride": 2})
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.save_checkpoint("best.pt", {"model": model.state_dict(), "recipe": recipe.name, "epoch": 0,
+                                    "recipe_options": to_dict(recipe.config), "net_config": to_dict(model.config)})
+    predictions = run_predictions(run.path, cache, "clip_plain")
+    assert sorted(predictions) == ["au", "expr", "va"]
+    assert predictions["au"].shape == (45, 12) and ((predictions["au"] > 0) & (predictions["au"] < 1)).all()
+    assert predictions["expr"].dtype.kind == "i" and predictions["va"].shape == (45, 2)
+    out = tmp_path / "pred.png"
+    done = CliRunner().invoke(main, ["inspect", "clip_plain", "--cache", cache.url, "--run", str(run.path),
+                                     "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert out.is_file() and "predictions of run" in done.output
