@@ -135,8 +135,7 @@ def _face_source(item, wanted: str) -> str:
     return wanted if wanted != "auto" else "detector"
 
 
-def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: StageClock,
-                  replace: bool = False) -> int:
+def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: StageClock) -> int:
     """Write one video's group: audio stage, face stage, labels, then the complete mark (last)."""
     with clock("probe"):
         probe = probe_item(item)
@@ -150,7 +149,7 @@ def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: St
         "dataset": item.dataset, "split": item.split,
     }
     with clock("write"):
-        writer = cache.begin_video(item.video_id, n, attrs, replace=replace)
+        writer = cache.begin_video(item.video_id, n, attrs)
         writer.write("pts", 0, probe.pts)
     _audio_stage(item, probe, cfg, encoders, writer, clock)
     n_faces = _face_stage(item, probe, cfg, encoders, writer, face_source, clock)
