@@ -1,4 +1,4 @@
-"""`emokd extract-features`: a dataset -> the Zarr feature cache, with Dask, resumable (issue 4)."""
+"""`emokd extract-features`: a dataset -> the Zarr feature cache, with Dask, resumable (docs/scaling.md)."""
 
 from __future__ import annotations
 

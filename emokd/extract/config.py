@@ -1,8 +1,7 @@
-"""Extraction settings and the frozen encoders of one worker process (issue 4).
+"""`ExtractConfig`: what `emokd extract-features` resolves from defaults, a config file and flags.
 
-`ExtractConfig` is what `emokd extract-features` resolves from defaults, a config file and flags.
-`fingerprint_settings` is every value of it that changes feature values: the cache hashes it.
-`load_encoders` builds the encoders once per process and keeps them for every later task.
+Which of its values change feature values (and so are fingerprinted) is decided in
+`emokd.extract.encoders.fingerprint_settings`; runtime fields (workers, device, batch size) never are.
 """
 
 from __future__ import annotations
