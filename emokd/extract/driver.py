@@ -116,10 +116,18 @@ def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite
     exists, starting with `notes` (e.g. the dataset index's problems). `task` replaces
     `extract_video` (same signature; it must be importable on the workers), for tests.
     """
+    from emokd.cache.lock import writer_lock
+
     cfg = cfg.resolved()
     if cfg.limit is not None:
         items = items[: cfg.limit]
     started = time.perf_counter()
+    with writer_lock(cache_url, purpose="extraction"):
+        return _locked_run(items, cache_url, cfg, overwrite, progress, client, log_file, notes, task, started)
+
+
+def _locked_run(items, cache_url, cfg, overwrite, progress, client, log_file, notes, task,
+                started) -> ExtractionSummary:
     cache, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite)
     with file_log(log_file) if log_file is not None else contextlib.nullcontext():
         for note in notes:
