@@ -54,8 +54,8 @@ def main() -> None:
         cache = write_synthetic_cache(url, spec)
         common = dict(cache=url, epochs=args.epochs, batch_size=64, lr=3e-3, window=3, stride=2, seed=seed,
                       device="cpu", recipe_options=dict(SMALL))
-        train(TrainConfig(out=f"{tmp}/teacher", **common))
-        train(TrainConfig(out=f"{tmp}/student", role="student", teacher=f"{tmp}/teacher", **common))
+        train(TrainConfig(run=f"{tmp}/teacher", **common))
+        train(TrainConfig(run=f"{tmp}/student", role="student", teacher=f"{tmp}/teacher", **common))
         data = load_frame_data(cache, ["validation"])
         chance = chance_metrics(data.va, data.expr, data.au)["p_mtl"]
         t, s = best(f"{tmp}/teacher"), best(f"{tmp}/student")

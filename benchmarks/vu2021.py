@@ -42,7 +42,7 @@ KEYS = Vu2021.metric_keys
 
 
 def run(cache: str, out: Path, name: str, args, seed: int, teacher: str | None = None, **options) -> dict:
-    cfg = TrainConfig(cache=cache, out=str(out / f"{name}_s{seed}"), role="student" if teacher else "teacher",
+    cfg = TrainConfig(cache=cache, run=str(out / f"{name}_s{seed}"), role="student" if teacher else "teacher",
                       teacher=teacher, recipe="vu2021",
                       recipe_options={**SETS, **NET, "rounds": args.rounds, **options},
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
@@ -50,10 +50,10 @@ def run(cache: str, out: Path, name: str, args, seed: int, teacher: str | None =
                       soft_run=f"{out.name}_{name}_s{seed}", eval_batch_size=4096)
     t0 = time.time()
     summary = train(cfg)
-    rows = list(csv.DictReader(open(Path(cfg.out) / "metrics.csv")))
+    rows = list(csv.DictReader(open(Path(cfg.run) / "metrics.csv")))
     best = next(r for r in rows if int(r["epoch"]) == summary["best_epoch"])
     result = {k: float(best[k]) for k in KEYS}
-    result["epoch"], result["seconds"], result["run"] = summary["best_epoch"], time.time() - t0, cfg.out
+    result["epoch"], result["seconds"], result["run"] = summary["best_epoch"], time.time() - t0, cfg.run
     return result
 
 

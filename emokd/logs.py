@@ -2,23 +2,56 @@
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup_logging(log_file: str | Path | None = None, verbose: bool = False) -> None:
+_STATE = {"verbose": False, "quiet": False}
+
+
+class _Console(logging.StreamHandler):
+    """The console handler: always the current sys.stderr (test runners swap it)."""
+
+    _emokd_console = True
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def setup_logging(log_file: str | Path | None = None, verbose: bool | None = None,
+                  quiet: bool | None = None) -> None:
+    """Console handler (warnings; with `verbose` debug; with `quiet` errors only) plus an optional
+    DEBUG log file. None leaves a setting as an earlier call made it."""
     root = logging.getLogger()
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-               for h in root.handlers):
-        console = logging.StreamHandler()
-        console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    consoles = [h for h in root.handlers if isinstance(h, _Console)]
+    if not consoles:
+        console = _Console()
         console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        console.setLevel(logging.WARNING)
         root.addHandler(console)
+        consoles = [console]
+        root.setLevel(logging.INFO)
+    if verbose is not None or quiet is not None:
+        _STATE.update({k: bool(v) for k, v in (("verbose", verbose), ("quiet", quiet)) if v is not None})
+        level = logging.DEBUG if _STATE["verbose"] else logging.ERROR if _STATE["quiet"] else logging.WARNING
+        for console in consoles:
+            console.setLevel(level)
+        root.setLevel(logging.DEBUG if _STATE["verbose"] else logging.INFO)
     if log_file is not None:
         _add_file_handler(Path(log_file))
+
+
+def quiet() -> bool:
+    """True after `-q`: no progress bars, errors only on the console."""
+    return _STATE["quiet"]
 
 
 def _add_file_handler(path: Path) -> logging.FileHandler | None:

@@ -1,6 +1,17 @@
 """The `emokd` command. Each submodule defines its click commands in COMMANDS; this file only wires them.
 
-Errors a user can act on (EmokdError) print as one line; `-v` shows the traceback.
+One convention for every command (helpers for each are in cli/options.py):
+- the run folder is `--run RUN` everywhere (training writes to it); `--out` names files that are
+  not runs (a PNG, a manifest, a submission, a folder of CSVs);
+- positional arguments in one order: the dataset, then the cache (`cache relabel DATASET CACHE`);
+- `--device auto|cpu|cuda|cuda:N` (`device_option()`), default auto, on every command that runs a model;
+- `-v/--verbose` and `-q/--quiet` work before or after the subcommand (added to every command here);
+- every option shows its default in --help (config fields: `config_option(Cls, "field")`, whose
+  default, type and help come from the config dataclass; `config_overrides` keeps only given flags);
+- an old spelling keeps working for one version and prints a deprecation note (`deprecated`, or
+  click's `deprecated=` on an option).
+
+Errors a user can act on (EmokdError) print as one line and exit 2; `-v` shows the traceback.
 """
 
 import importlib
@@ -9,13 +20,21 @@ import sys
 
 import click
 
+from emokd.cli.options import add_verbosity
+from emokd.config import set_command_line
 from emokd.errors import EmokdError
 from emokd.logs import setup_logging
 
-SUBMODULES = ("weights", "index", "cache", "extract", "train", "inspect")
+SUBMODULES = ("weights", "index", "cache", "extract", "train", "inspect", "config")
 
 
 class _Main(click.Group):
+    def main(self, args=None, **kwargs):
+        argv = list(sys.argv[1:] if args is None else args)
+        set_command_line(argv)                       # stored with every run and cache
+        setup_logging(verbose=False, quiet=False)    # -v / -q of this invocation only
+        return super().main(args=argv, **kwargs)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -26,15 +45,15 @@ class _Main(click.Group):
             sys.exit(2)
 
 
-@click.group(cls=_Main)
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging and full tracebacks on error.")
+@click.group(cls=_Main, context_settings={"show_default": True})
 @click.version_option(package_name="emokd")
 @click.pass_context
-def main(ctx: click.Context, verbose: bool) -> None:
-    """emokd: face videos -> reusable feature cache -> multitask emotion models (VA, EXPR, AU)."""
+def main(ctx: click.Context) -> None:
+    """emokd: face videos -> reusable feature cache -> multitask emotion models (VA, EXPR, AU).
+
+    -v/--verbose and -q/--quiet may come before or after the command name.
+    """
     ctx.ensure_object(dict)
-    ctx.obj["verbose"] = verbose
-    setup_logging(verbose=verbose)
     logging.captureWarnings(True)
 
 
@@ -42,3 +61,4 @@ for _name in SUBMODULES:
     _module = importlib.import_module(f"{__name__}.{_name}")
     for _command in getattr(_module, "COMMANDS", ()):
         main.add_command(_command)
+add_verbosity(main)

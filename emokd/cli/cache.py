@@ -8,6 +8,8 @@ import sys
 import click
 
 from emokd.cache import FeatureCache
+from emokd.cli.options import deprecated
+from emokd.errors import EmokdError
 
 
 @click.group("cache")
@@ -49,10 +51,10 @@ def verify_command(path: str) -> None:
 
 
 @cache_group.command("relabel")
-@click.argument("path")
 @click.argument("dataset")
-def relabel_command(path: str, dataset: str) -> None:
-    """Rewrite only the labels of the cached videos from DATASET's annotation files.
+@click.argument("path", metavar="CACHE")
+def relabel_command(dataset: str, path: str) -> None:
+    """Rewrite only the labels of the cached videos in CACHE from DATASET's annotation files.
 
     DATASET is a dataset root (Aff-Wild2 layout) or a manifest file, as for extract-features.
     Features are never touched; cached videos the index lacks keep their labels.
@@ -60,6 +62,9 @@ def relabel_command(path: str, dataset: str) -> None:
     from emokd.cache.relabel import relabel
     from emokd.index.dataset import index_dataset
 
+    if _is_cache(dataset) and not _is_cache(path):   # the old order, CACHE DATASET
+        deprecated("`emokd cache relabel CACHE DATASET`", "`emokd cache relabel DATASET CACHE`")
+        dataset, path = path, dataset
     cache = FeatureCache.open(path, mode="r+")
     manifest = index_dataset(dataset)
     for problem in getattr(manifest, "problems", [])[:20]:
@@ -68,6 +73,14 @@ def relabel_command(path: str, dataset: str) -> None:
     click.echo(report.line())
     if report.not_indexed:
         click.echo("not in the index: " + ", ".join(report.not_indexed[:20]))
+
+
+def _is_cache(path: str) -> bool:
+    try:
+        FeatureCache.open(path)
+    except EmokdError:
+        return False
+    return True
 
 
 COMMANDS = [cache_group]

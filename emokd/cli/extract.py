@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 import yaml
 
+from emokd.cli.options import DEVICE, config_option, config_overrides
 from emokd.config import load_config, save_config
+from emokd.extract.config import ExtractConfig
 from emokd.cache.location import is_local, local_path
 from emokd.errors import DataError
 
@@ -17,37 +19,36 @@ from emokd.errors import DataError
 @click.argument("dataset", type=click.Path(exists=True))
 @click.option("--cache", "cache_url", required=True, help="Cache store: a local path or an fsspec URL.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              help="TOML/YAML/JSON file with ExtractConfig fields; flags override it.")
-@click.option("--workers", type=int, help="Worker processes of the local Dask cluster (default 1).")
-@click.option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786.")
-@click.option("--device", help="Torch device of the encoders on each worker: cpu, cuda, cuda:0.")
-@click.option("--batch-size", type=int, help="Frames per encoder batch (default 64).")
-@click.option("--limit", type=int, help="Only the first N videos of the index.")
+              help="TOML/YAML/JSON file with ExtractConfig fields (`emokd config show extract` prints "
+                   "them all); flags override it.")
+@config_option(ExtractConfig, "workers")
+@config_option(ExtractConfig, "scheduler")
+@config_option(ExtractConfig, "device", type=DEVICE)
+@config_option(ExtractConfig, "batch_size")
+@config_option(ExtractConfig, "limit")
 @click.option("--dry-run", is_flag=True, help="Show what would be extracted; write nothing.")
 @click.option("--overwrite", is_flag=True,
               help="Delete whatever is at --cache and start again (needed when its settings differ).")
-@click.option("--face-encoder",
-              help="Face encoder: fer_pyemotion (default, PyEmotion 1.0.0's CNN) or fer_drer (needs "
-                   "--face-weights); `emokd weights list` shows them (docs/encoders.md).")
-@click.option("--face-weights", type=click.Path(exists=True), help="Weights file of the face encoder.")
-@click.option("--audio-encoder", help="Audio encoder (default soundnet8).")
-@click.option("--audio-weights", type=click.Path(exists=True), help="Weights file of the audio encoder.")
-@click.option("--audio-layer", help="Audio encoder layer (default conv8).")
-@click.option("--audio-mode", type=click.Choice(["per-window", "shared-trunk"]),
-              help="SoundNet on a separate window per frame, or early layers shared across windows.")
-@click.option("--face-source", type=click.Choice(["auto", "crops", "detector", "whole-frame"]),
-              help="auto: dataset crops where present, else the face detector; crops: crops only "
-                   "(none: face_ok False); detector; whole-frame: frames are faces already.")
-@click.option("--detector-weights", type=click.Path(exists=True, file_okay=False),
-              help="Folder with MTCNN pnet.pt, rnet.pt, onet.pt (default: the weights store).")
-@click.option("--window-s", type=float, help="Audio window length in seconds (default 10).")
-@click.option("--crop-size", type=int, help="Face crop size in pixels (default 112).")
+@config_option(ExtractConfig, "face_encoder",
+               help="Face encoder: fer_pyemotion (PyEmotion 1.0.0's CNN) or fer_drer (needs "
+                    "--face-weights); `emokd weights list` shows them (docs/encoders.md).")
+@config_option(ExtractConfig, "face_weights", type=click.Path(exists=True))
+@config_option(ExtractConfig, "face_layer")
+@config_option(ExtractConfig, "audio_encoder")
+@config_option(ExtractConfig, "audio_weights", type=click.Path(exists=True))
+@config_option(ExtractConfig, "audio_layer")
+@config_option(ExtractConfig, "audio_mode", type=click.Choice(["per-window", "shared-trunk"]),
+               show_default="SoundNet's measured default, docs/encoders.md",
+               help="SoundNet on a separate window per frame, or early layers shared across windows.")
+@config_option(ExtractConfig, "face_source", type=click.Choice(["auto", "crops", "detector", "whole-frame"]),
+               help="auto: dataset crops where present, else the face detector; crops: crops only "
+                    "(none: face_ok False); detector; whole-frame: frames are faces already.")
+@config_option(ExtractConfig, "detector_weights", type=click.Path(exists=True, file_okay=False))
+@config_option(ExtractConfig, "window_s")
+@config_option(ExtractConfig, "crop_size")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
 @click.pass_context
-def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, device, batch_size, limit,
-                     dry_run, overwrite, face_encoder, face_weights, audio_encoder, audio_weights,
-                     audio_layer, audio_mode, face_source, detector_weights, window_s, crop_size,
-                     no_progress):
+def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, no_progress, **flags):
     """Extract frozen face and audio features of every video in DATASET into the cache at --cache.
 
     DATASET is an Aff-Wild2/ABAW root, a CSV/JSON manifest or a YAML/TOML sources
@@ -55,18 +56,9 @@ def extract_features(ctx, dataset, cache_url, config_file, workers, scheduler, d
     complete videos and redoes incomplete ones. Exit status 1 when any video failed.
     """
     from emokd.extract.driver import prepare_cache, run_extraction
-    from emokd.extract.config import ExtractConfig
     from emokd.index.dataset import index_dataset
 
-    overrides = {
-        "workers": workers, "scheduler": scheduler, "device": device, "batch_size": batch_size,
-        "limit": limit, "face_encoder": face_encoder, "face_weights": face_weights,
-        "audio_encoder": audio_encoder, "audio_weights": audio_weights, "audio_layer": audio_layer,
-        "audio_mode": audio_mode, "face_source": face_source, "detector_weights": detector_weights,
-        "window_s": window_s,
-        "crop_size": crop_size,
-    }
-    cfg = load_config(ExtractConfig, config_file, overrides).resolved()
+    cfg = load_config(ExtractConfig, config_file, config_overrides(ctx, ExtractConfig, flags)).resolved()
     if is_local(cache_url):  # workers (maybe on other machines) need the absolute path
         cache_url = str(local_path(cache_url).resolve())
     manifest = index_dataset(dataset)

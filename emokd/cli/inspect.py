@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from emokd.cli.options import device_option, run_option
+
 COMMANDS: list = []
 
 
@@ -16,13 +18,13 @@ COMMANDS: list = []
 @click.option("--dataset", type=click.Path(exists=True), default=None,
               help="Dataset root or manifest file, to find the video and its crops "
                    "[default: the source file recorded in the cache].")
-@click.option("--run", type=click.Path(exists=True, file_okay=False), default=None,
-              help="A training run folder: its predictions are drawn next to the labels.")
+@run_option("A training run folder: its predictions are drawn next to the labels.", required=False)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
-@click.option("--crops", "n_crops", default=10, show_default=True, help="How many face crops to show.")
+@click.option("--crops", "n_crops", default=10, help="How many face crops to show.")
 @click.option("--detector-weights", default=None, type=click.Path(),
               help="Face detector weights folder, if extraction used non-default ones.")
-def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_weights):
+@device_option("Torch device of the run's model and the face detector")
+def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_weights, device):
     """Draw VIDEO_ID's face crops in time order over its audio waveform and its per-frame labels
     (and a run's predictions), all on the video's clock, into a PNG.
 
@@ -40,8 +42,8 @@ def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_w
         from emokd.index.dataset import index_dataset
 
         item = find_item(index_dataset(dataset), video_id)
-    predictions = run_predictions(Path(run), cache, video_id) if run is not None else None
-    data = gather(cache, video_id, item=item, n_crops=n_crops, detector_weights=detector_weights)
+    predictions = run_predictions(Path(run), cache, video_id, device) if run is not None else None
+    data = gather(cache, video_id, item=item, n_crops=n_crops, detector_weights=detector_weights, device=device)
     if predictions is not None:
         data.predictions, data.prediction_name = predictions, Path(run).name
     path = render_inspect(data, out)

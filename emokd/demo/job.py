@@ -103,15 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     run_step("what is in the cache", _emokd("cache", "info", str(cache)))
     common = ["--cache", str(cache), "--epochs", str(args.epochs), "--device", "cpu", "--seed", "0",
               "--batch-size", "64"]
-    run_step("train the teacher", _emokd("train-from-cache", *common, "--role", "teacher", "--out", str(teacher)))
+    run_step("train the teacher", _emokd("train-from-cache", *common, "--role", "teacher", "--run", str(teacher)))
     run_step("train the student from the teacher's soft labels",
              _emokd("train-from-cache", *common, "--role", "student", "--teacher", str(teacher),
-                    "--out", str(student)))
+                    "--run", str(student)))
     for run in (teacher, student):
         run_step(f"evaluate {run.name} on the validation split",
-                 _emokd("evaluate", str(run), "--cache", str(cache), "--split", "validation"))
+                 _emokd("evaluate", "--run", str(run), "--cache", str(cache), "--split", "validation"))
     run_step("predict the test list (ABAW submission format)",
-             _emokd("predict", str(student), "--cache", str(cache), "--test-list", str(test_list),
+             _emokd("predict", "--run", str(student), "--cache", str(cache), "--test-list", str(test_list),
                      "--out", str(submission)))
     run_step("inspect one real video: faces over time, waveform, labels and predictions",
              _emokd("inspect", inspect_video, "--cache", str(cache), "--dataset", str(root),

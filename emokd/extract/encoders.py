@@ -36,9 +36,10 @@ def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
     """The frozen encoders for `cfg`, built once per process and reused by every later task."""
     import torch
 
+    from emokd.models.device import resolve_device
     from emokd.models.encoder import build_encoder
 
-    device = device or cfg.device
+    device = str(resolve_device(device or cfg.device))
     key = _encoder_key(cfg, device)
     if key not in _LOADED:
         started = time.perf_counter()

@@ -79,7 +79,7 @@ def detector_crops(video_path: Path, n_frames: int, frames: np.ndarray, size: in
 
 
 def gather(cache, video_id: str, item=None, n_crops: int = 10, detector_weights=None,
-           crop_size: int | None = None) -> InspectData:
+           crop_size: int | None = None, device: str = "cpu") -> InspectData:
     """InspectData for `video_id`: cache arrays + labels, crops and audio from the media file."""
     from emokd.extract.audio import load_audio
     from emokd.index.probe import probe_video
@@ -112,9 +112,11 @@ def gather(cache, video_id: str, item=None, n_crops: int = 10, detector_weights=
     if attrs.get("face_source") == "crops" and item.crop_dir is not None:
         crops, ok = read_crop_files(item.crop_dir, shown, size)
     elif attrs.get("face_source") == "detector" and item.video_path is not None:
+        from emokd.models.device import resolve_device
         from emokd.models.face_detector import build_face_detector
 
-        crops, ok = detector_crops(item.video_path, n, shown, size, build_face_detector(detector_weights))
+        detector = build_face_detector(detector_weights, device=str(resolve_device(device)))
+        crops, ok = detector_crops(item.video_path, n, shown, size, detector)
     else:
         crops, ok = np.zeros((len(shown), size, size, 3), np.uint8), np.zeros(len(shown), bool)
         notes.append("no crops available")

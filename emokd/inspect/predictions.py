@@ -6,17 +6,20 @@ from pathlib import Path
 
 import numpy as np
 
+from emokd.models.device import resolve_device
 from emokd.train.data import load_frame_data
 from emokd.train.evaluate import predict_split
 from emokd.train.runs import load_trained
 
 
-def run_predictions(run: str | Path, cache, video_id: str) -> dict[str, np.ndarray]:
+def run_predictions(run: str | Path, cache, video_id: str, device: str = "cpu") -> dict[str, np.ndarray]:
     """Predictions of the run's best checkpoint for the tasks its recipe predicts: va (n, 2), expr
     (n,) class index, au (n, 12) probabilities; no-face frames filled from the nearest earlier face
     frame, as in `emokd predict`."""
-    recipe, model, _ = load_trained(run, device="cpu")
-    data = load_frame_data(cache, None, model.config.window, model.config.stride, video_ids=[video_id])
+    dev = resolve_device(device)
+    recipe, model, _ = load_trained(run, device=dev)
+    data = load_frame_data(cache, None, model.config.window, model.config.stride, device=dev,
+                           video_ids=[video_id])
     _, raw = predict_split(model, recipe, data, None)
     probabilities, decided = recipe.probabilities(raw), recipe.decode(raw)
     out = {}

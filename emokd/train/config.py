@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-import torch
-
+from emokd.config import check_device_name
 from emokd.errors import ConfigError
 
 
 @dataclass
 class TrainConfig:
-    cache: str = ""                      # feature cache path or URL
-    out: str = ""                        # run directory
-    role: str = "teacher"                # "teacher" | "student"
-    teacher: str | None = None           # teacher run directory (students)
-    recipe: str = "jeong2022"            # see emokd/train/recipes/base.py RECIPES
-    recipe_options: dict = field(default_factory=dict)   # the recipe's Config fields
-    epochs: int = 20
-    batch_size: int = 256
-    lr: float = 1e-4
+    RENAMED: ClassVar[dict[str, str]] = {"out": "run"}   # old key -> new key, read for one version
+
+    cache: str = ""                      # feature cache path or URL (from extract-features)
+    run: str = ""                        # run directory to create (or continue with resume), e.g. runs/teacher
+    role: str = "teacher"                # teacher or student
+    teacher: str | None = None           # teacher run directory (students): its soft labels are reused
+    recipe: str = "jeong2022"            # jeong2022 or vu2021 (emokd/train/recipes/base.py RECIPES)
+    recipe_options: dict = field(default_factory=dict)   # the recipe's own keys (`emokd config show train --recipe R`)
+    epochs: int = 20                     # maximum epochs (early stop after patience)
+    batch_size: int = 256                # samples per task batch
+    lr: float = 1e-4                     # Adam learning rate
     patience: int = 5                    # early stop after this many epochs without improvement
-    seed: int = 0
-    device: str = "auto"                 # "auto" (cuda when available) | "cpu" | "cuda" | "cuda:N"
+    seed: int = 0                        # random seed (batch order, initial weights)
+    device: str = "auto"                 # auto (cuda when available), cpu, cuda or cuda:N
     window: int = 6                      # image-embedding window length (frames)
     stride: int = 10                     # frames between window positions
-    train_split: str = "train"
-    val_split: str = "validation"
-    eval_batch_size: int = 2048
+    train_split: str = "train"           # split to train on
+    val_split: str = "validation"        # split for early stopping and the best checkpoint
+    eval_batch_size: int = 2048          # frames per batch when predicting whole splits
     data_on_device: bool = True          # keep the in-memory cache on the GPU (gathers stay there)
     export_soft: bool = True             # teacher: write predictions of every cached frame to soft/
     soft_run: str | None = None          # name under soft/ (default: the run directory's name)
@@ -35,8 +37,8 @@ class TrainConfig:
     def check(self) -> None:
         if not self.cache:
             raise ConfigError("cache: no feature cache given (--cache PATH)")
-        if not self.out:
-            raise ConfigError("out: no run directory given (--out runs/NAME)")
+        if not self.run:
+            raise ConfigError("run: no run directory given (--run runs/NAME)")
         if self.role not in ("teacher", "student"):
             raise ConfigError(f"role: {self.role!r}; use 'teacher' or 'student'")
         if self.role == "student" and not self.teacher:
@@ -44,17 +46,16 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "window", "stride", "eval_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        resolve_device(self.device)
+        if self.lr <= 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        check_device_name(self.device)   # whether it exists here: models.device.resolve_device
 
 
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda when available, else cpu; an unavailable cuda is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"device: {name!r} is not a device ({exc})") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} requested but CUDA is not available here (use auto or cpu)")
-    return device
+def __getattr__(name: str):
+    """`from emokd.train.config import resolve_device` (its old home) still works, without making
+    this module import torch: the CLI imports TrainConfig to build its flags."""
+    if name == "resolve_device":
+        from emokd.models.device import resolve_device
+
+        return resolve_device
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from emokd.train.data import FrameData, fill_from_earlier, load_frame_data
 from emokd.errors import ConfigError
 from emokd.train.recipes.base import Recipe
 from emokd.train.runs import BEST, RunDir, load_trained
-from emokd.train.config import resolve_device
+from emokd.models.device import resolve_device
 
 
 @torch.no_grad()

@@ -30,7 +30,8 @@ from emokd.train.evaluate import evaluate_split
 from emokd.train.recipes.base import EpochState, build_recipe
 from emokd.train.runs import BEST, LAST, LOG, RunDir, net_config_of
 from emokd.train.soft_labels import ensure_soft_labels, export_soft_labels
-from emokd.train.config import TrainConfig, resolve_device
+from emokd.models.device import resolve_device
+from emokd.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     cfg.check()
     recipe = build_recipe(cfg.recipe, cfg.recipe_options)      # unknown options fail before any write
     device = resolve_device(cfg.device)
-    run = RunDir(cfg.out)
+    run = RunDir(cfg.run)
     run.prepare(cfg, resume)
     with file_log(run.file(LOG)):
         return _train(cfg, recipe, device, run, resume)

@@ -17,7 +17,7 @@ from emokd.cache.store import FeatureCache
 from emokd.constants import TASKS
 from emokd.errors import DataError
 from emokd.index.abaw import read_test_frames
-from emokd.train.config import resolve_device
+from emokd.models.device import resolve_device
 from emokd.train.data import load_frame_data
 from emokd.train.evaluate import predict_split
 from emokd.train.runs import BEST, load_trained

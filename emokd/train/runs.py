@@ -35,7 +35,7 @@ class RunDir:
             if not self.file(LAST).is_file():
                 raise ConfigError(f"{self.file(LAST)}: nothing to resume (no last.pt)")
         elif self.file(LAST).exists() or self.file(METRICS).exists():
-            raise ConfigError(f"{self.path}: already holds a run; use --resume or a new --out")
+            raise ConfigError(f"{self.path}: already holds a run; use --resume or a new --run")
         self.path.mkdir(parents=True, exist_ok=True)
         save_config(config, self.file(CONFIG))
 

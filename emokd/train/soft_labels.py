@@ -21,7 +21,7 @@ from emokd.models.weights import sha256_file
 from emokd.train.data import load_frame_data
 from emokd.train.evaluate import predict_frames
 from emokd.train.runs import BEST, RunDir, load_trained
-from emokd.train.config import resolve_device
+from emokd.models.device import resolve_device
 
 log = logging.getLogger(__name__)
 VIDEOS_PER_CHUNK = 256

@@ -96,8 +96,9 @@ def test_relabel_command_uses_the_dataset_index(cache, monkeypatch, tmp_path):
     fake = types.ModuleType("emokd.index.dataset")
     fake.index_dataset = index_dataset
     monkeypatch.setitem(sys.modules, "emokd.index.dataset", fake)
-    result = run("cache", "relabel", cache.url, str(tmp_path / "affwild2"))
+    result = run("cache", "relabel", str(tmp_path / "affwild2"), cache.url)
     assert result.exit_code == 0, result.output
+    assert "DeprecationWarning" not in result.output
     assert seen == [str(tmp_path / "affwild2")]
     assert "relabelled 2 video(s), 2 changed" in result.output
     assert "index: vid_x.txt: 3 lines, 4 frames" in result.output
@@ -120,8 +121,9 @@ def test_relabel_from_a_real_affwild2_tree(tmp_path):
     for vid, n in frames.items():
         write_video(cache, vid, video_values(n, seed=n))
     features = {vid: cache.read_video(vid) for vid in frames}
-    result = run("cache", "relabel", cache.url, str(root))
+    result = run("cache", "relabel", cache.url, str(root))     # the old order: accepted, with a note
     assert result.exit_code == 0, result.output
+    assert "DeprecationWarning: `emokd cache relabel CACHE DATASET` is deprecated" in result.output
     assert "relabelled 3 video(s), 3 changed" in result.output
     assert "not in the index: elsewhere/x" in result.output
     for vid in ("vid_a", "vid_c_left"):
@@ -135,7 +137,7 @@ def test_relabel_from_a_real_affwild2_tree(tmp_path):
 
     expr_file = root / "annotations" / "EXPR_Classification_Challenge" / "Train_Set" / "vid_a.txt"
     expr_file.write_text(",".join(EXPR_CLASSES) + "\n" + "4\n" * 50)   # 50 lines for 45 frames
-    result = run("cache", "relabel", cache.url, str(root))
+    result = run("cache", "relabel", str(root), cache.url)
     assert "relabelled 3 video(s), 1 changed" in result.output, result.output
     got = cache.read_labels("vid_a")
     assert (got["expr"] == 4).all() and got["expr"].shape == (45,)

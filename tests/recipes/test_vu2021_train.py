@@ -33,9 +33,9 @@ def runs(tmp_path_factory):
         "epochs": 3, "batch_size": 8, "lr": 3e-3, "window": 3, "stride": 2, "device": "cpu",
         "recipe_options": {**OPTIONS, "temporal": False}}))
     result = CliRunner().invoke(main, ["train-from-cache", "--recipe", "vu2021", "--config", str(root / "teacher.yaml"),
-                                       "--cache", url, "--out", str(root / "teacher")])
+                                       "--cache", url, "--run", str(root / "teacher")])
     assert result.exit_code == 0, result.output
-    student = train(TrainConfig(cache=url, out=str(root / "student"), role="student", teacher=str(root / "teacher"),
+    student = train(TrainConfig(cache=url, run=str(root / "student"), role="student", teacher=str(root / "teacher"),
                                 recipe="vu2021", recipe_options={**OPTIONS, "balanced": True}, epochs=2,
                                 batch_size=8, lr=3e-3, window=3, stride=2, device="cpu"))
     return {"root": root, "url": url, "student": student}
@@ -102,7 +102,7 @@ def test_run_holds_only_the_metrics_the_recipe_declares(runs):
 
 def test_evaluate_prints_the_recipes_metrics(runs):
     run = runs["root"] / "teacher"
-    result = CliRunner().invoke(main, ["evaluate", str(run), "--cache", runs["url"], "--device", "cpu"])
+    result = CliRunner().invoke(main, ["evaluate", "--run", str(run), "--cache", runs["url"], "--device", "cpu"])
     assert result.exit_code == 0, result.output
     printed = [line.split()[0] for line in result.output.splitlines()[:-1]]
     assert printed == list(Vu2021.metric_keys)
@@ -117,7 +117,7 @@ def test_predict_refuses_an_mtl_submission_without_aus(runs, tmp_path):
     test_list = tmp_path / "test.txt"
     test_list.write_text("image\ntarget/001/00001.jpg\n")
     out = tmp_path / "sub.txt"
-    result = CliRunner().invoke(main, ["predict", str(runs["root"] / "teacher"), "--cache", runs["url"],
+    result = CliRunner().invoke(main, ["predict", "--run", str(runs["root"] / "teacher"), "--cache", runs["url"],
                                        "--test-list", str(test_list), "--out", str(out), "--device", "cpu"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [

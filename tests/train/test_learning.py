@@ -21,13 +21,14 @@ from emokd.train.predict import HEADER
 from emokd.train.recipes.jeong2022.recipe import Jeong2022
 from emokd.train.runs import load_trained
 from emokd.testing.caches import SyntheticSpec, write_synthetic_cache
-from emokd.train.config import TrainConfig, resolve_device
+from emokd.models.device import resolve_device
+from emokd.train.config import TrainConfig
 
 SMALL = {"lstm_hidden": 32, "extractor": [64, 32], "heads": [32], "discriminator": [16], "dropout": 0.0}
 
 
 def config(cache, out, **kw):
-    base = dict(cache=cache, out=str(out), epochs=8, batch_size=64, lr=3e-3, window=3, stride=2,
+    base = dict(cache=cache, run=str(out), epochs=8, batch_size=64, lr=3e-3, window=3, stride=2,
                 recipe_options=dict(SMALL), device="cpu", eval_batch_size=1024)
     base.update(kw)
     return TrainConfig(**base)
@@ -103,7 +104,7 @@ def test_two_students_reuse_one_teachers_soft_labels(teacher, monkeypatch):
 
 
 def test_evaluate_cli_reproduces_the_best_epoch(teacher):
-    result = CliRunner().invoke(main, ["evaluate", str(teacher["run"]), "--cache", teacher["url"],
+    result = CliRunner().invoke(main, ["evaluate", "--run", str(teacher["run"]), "--cache", teacher["url"],
                                        "--split", "validation", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     saved = json.loads((teacher["run"] / "eval_validation.json").read_text())
@@ -124,7 +125,7 @@ def test_a_checkpoint_without_its_network_config_is_a_one_line_error(teacher, tm
     del ckpt["net_config"]
     ckpt["dims"] = {"face": 16, "audio": 8, "window": 3}           # what a checkpoint held before
     torch.save(ckpt, old / "best.pt")
-    result = CliRunner().invoke(main, ["evaluate", str(old), "--cache", teacher["url"], "--device", "cpu"])
+    result = CliRunner().invoke(main, ["evaluate", "--run", str(old), "--cache", teacher["url"], "--device", "cpu"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         f"error: {old / 'best.pt'}: checkpoint holds no network config (written by an older emokd); "
@@ -154,7 +155,7 @@ def test_predict_writes_a_submission_with_earlier_fill(teacher, tmp_path):
     test_list = tmp_path / "test.txt"
     test_list.write_text("image\n" + "".join(f"{vid}/{f + 1:05d}.jpg\n" for f in frames))
     out = tmp_path / "sub.txt"
-    result = CliRunner().invoke(main, ["predict", str(teacher["run"]), "--cache", teacher["url"],
+    result = CliRunner().invoke(main, ["predict", "--run", str(teacher["run"]), "--cache", teacher["url"],
                                        "--test-list", str(test_list), "--out", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     lines = out.read_text().splitlines()
@@ -180,13 +181,13 @@ def test_device_auto_and_unavailable_cuda():
 def test_cli_errors_are_one_line_and_name_the_setting(teacher, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["train-from-cache", "--cache", teacher["url"], "--role", "student",
-                                  "--out", str(tmp_path / "s")])
+                                  "--run", str(tmp_path / "s")])
     assert result.exit_code == 2 and "needs --teacher" in result.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("recipe_options: {alphaa: 1.0}\n")
-    result = runner.invoke(main, ["train-from-cache", "--cache", teacher["url"], "--out", str(tmp_path / "t"),
+    result = runner.invoke(main, ["train-from-cache", "--cache", teacher["url"], "--run", str(tmp_path / "t"),
                                   "--config", str(bad), "--device", "cpu"])
     assert result.exit_code == 2 and "alphaa" in result.output
     assert not (tmp_path / "t").exists()
-    result = runner.invoke(main, ["train-from-cache", "--cache", teacher["url"], "--out", str(teacher["run"])])
+    result = runner.invoke(main, ["train-from-cache", "--cache", teacher["url"], "--run", str(teacher["run"])])
     assert result.exit_code == 2 and "already holds a run" in result.output

@@ -30,13 +30,13 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     write_synthetic_cache(url, SyntheticSpec(n_videos=4, frames_per_video=300, face_dim=8, audio_dim=4))
     settings = dict(cache=url, epochs=6, batch_size=32, lr=2e-3, window=3, stride=2, seed=7, device="cpu",
                     patience=100, export_soft=False, recipe_options=OPTIONS)
-    train(TrainConfig(out=str(tmp_path / "straight"), **settings))
+    train(TrainConfig(run=str(tmp_path / "straight"), **settings))
 
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump({k: v for k, v in settings.items() if k != "cache"}))
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "emokd", "train-from-cache", "--cache", url,
-                             "--out", str(killed), "--config", str(config)],
+                             "--run", str(killed), "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while not (killed / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
@@ -47,7 +47,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     done = torch.load(killed / "last.pt", weights_only=False)["epoch"]
     assert done < 5                                         # killed part-way
 
-    result = CliRunner().invoke(main, ["train-from-cache", "--out", str(killed), "--resume"])
+    result = CliRunner().invoke(main, ["train-from-cache", "--run", str(killed), "--resume"])
     assert result.exit_code == 0, result.output
     assert rows(killed) == rows(tmp_path / "straight")
     a = torch.load(killed / "last.pt", weights_only=False)
@@ -60,7 +60,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 def test_resume_with_another_network_is_refused(tmp_path):
     url = str(tmp_path / "cache.zarr")
     write_synthetic_cache(url, SyntheticSpec(n_videos=2, frames_per_video=60, face_dim=8, audio_dim=4))
-    settings = dict(cache=url, out=str(tmp_path / "run"), batch_size=32, window=3, stride=2, device="cpu",
+    settings = dict(cache=url, run=str(tmp_path / "run"), batch_size=32, window=3, stride=2, device="cpu",
                     export_soft=False, recipe_options=OPTIONS)
     train(TrainConfig(epochs=1, **settings))
     with pytest.raises(ConfigError, match=r"last.pt: its network .*'window': 3.* differs from the one this config"):

@@ -15,7 +15,7 @@ SMALL = {"lstm_hidden": 8, "extractor": [16], "heads": [8], "discriminator": [8]
 
 
 def teacher_config(url, out, seed):
-    return TrainConfig(cache=url, out=str(out), epochs=1, batch_size=64, lr=3e-3, window=2, stride=1,
+    return TrainConfig(cache=url, run=str(out), epochs=1, batch_size=64, lr=3e-3, window=2, stride=1,
                        recipe_options=dict(SMALL), device="cpu", seed=seed)
 
 
