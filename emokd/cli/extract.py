@@ -10,7 +10,7 @@ import yaml
 
 from emokd.cli.options import DEVICE, config_option, config_overrides
 from emokd.config import load_config, save_config
-from emokd.extract.config import ExtractConfig
+from emokd.extract.config import DETECTORS, ExtractConfig
 from emokd.cache.location import is_local, local_path
 from emokd.errors import DataError
 
@@ -30,25 +30,36 @@ from emokd.errors import DataError
 @click.option("--overwrite", is_flag=True,
               help="Delete whatever is at --cache and start again (needed when its settings differ).")
 @config_option(ExtractConfig, "face_encoder",
-               help="Face encoder: fer_pyemotion (PyEmotion 1.0.0's CNN) or fer_drer (needs "
-                    "--face-weights); `emokd weights list` shows them (docs/encoders.md).")
+               help="Face encoder: fer_pyemotion (PyEmotion 1.0.0's CNN), fer_drer (needs --face-weights), "
+                    "onnx or torchscript (a file you bring: --face-weights), or a preset of a public model "
+                    "file (hsemotion_enet_b0, hsemotion_enet_b2, emotiefflib_mbf, emotiefflib_mobilevit); "
+                    "`emokd weights list` shows them (docs/encoders.md).")
 @config_option(ExtractConfig, "face_weights", type=click.Path(exists=True))
-@config_option(ExtractConfig, "face_layer")
+@config_option(ExtractConfig, "face_layer",
+               help="Face encoder layer: an ONNX tensor name or 'penultimate' (the classifier's input), a "
+                    "TorchScript method or submodule (default: the encoder's own).")
+@click.option("--face-input", "face_input", multiple=True, metavar="KEY=VALUE",
+              help="Preprocessing of an onnx/torchscript face model, repeatable: size=224, colour=BGR, "
+                   "scale=1/255, mean=0.485,0.456,0.406, std=0.229,0.224,0.225, layout=NHWC.")
 @config_option(ExtractConfig, "audio_encoder")
 @config_option(ExtractConfig, "audio_weights", type=click.Path(exists=True))
 @config_option(ExtractConfig, "audio_layer")
+@click.option("--audio-input", "audio_input", multiple=True, metavar="KEY=VALUE",
+              help="Preprocessing of an onnx/torchscript audio model: scale=N, layout=BN|B1N.")
 @config_option(ExtractConfig, "audio_mode", type=click.Choice(["per-window", "shared-trunk"]),
                show_default="SoundNet's measured default, docs/encoders.md",
                help="SoundNet on a separate window per frame, or early layers shared across windows.")
 @config_option(ExtractConfig, "face_source", type=click.Choice(["auto", "crops", "detector", "whole-frame"]),
                help="auto: dataset crops where present, else the face detector; crops: crops only "
                     "(none: face_ok False); detector; whole-frame: frames are faces already.")
-@config_option(ExtractConfig, "detector_weights", type=click.Path(exists=True, file_okay=False))
+@config_option(ExtractConfig, "detector", type=click.Choice(list(DETECTORS)))
+@config_option(ExtractConfig, "detector_weights", type=click.Path(exists=True))
 @config_option(ExtractConfig, "window_s")
 @config_option(ExtractConfig, "crop_size")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
 @click.pass_context
-def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, no_progress, **flags):
+def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, no_progress, face_input, audio_input,
+                     **flags):
     """Extract frozen face and audio features of every video in DATASET into the cache at --cache.
 
     DATASET is an Aff-Wild2/ABAW root, a CSV/JSON manifest or a YAML/TOML sources
@@ -57,8 +68,12 @@ def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, n
     """
     from emokd.extract.driver import prepare_cache, run_extraction
     from emokd.index.dataset import index_dataset
+    from emokd.models.input_spec import parse_pairs
 
-    cfg = load_config(ExtractConfig, config_file, config_overrides(ctx, ExtractConfig, flags)).resolved()
+    overrides = config_overrides(ctx, ExtractConfig, flags)
+    overrides.update({key: parse_pairs(pairs, f"--{key.replace('_', '-')}")
+                      for key, pairs in (("face_input", face_input), ("audio_input", audio_input)) if pairs})
+    cfg = load_config(ExtractConfig, config_file, overrides).resolved()
     if is_local(cache_url):  # workers (maybe on other machines) need the absolute path
         cache_url = str(local_path(cache_url).resolve())
     manifest = index_dataset(dataset)

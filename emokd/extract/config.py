@@ -7,11 +7,15 @@ Which of its values change feature values (and so are fingerprinted) is decided 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from emokd.config import check_device_name
 from emokd.constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
 from emokd.errors import ConfigError
+from emokd.models.input_spec import AudioInput, FaceInput
+
+DETECTORS = ("mtcnn",)
+DEFAULT_DETECTOR = "mtcnn"
 
 AUDIO_MODES = ("per-window", "shared-trunk")
 FACE_SOURCES = ("auto", "crops", "detector", "whole-frame")
@@ -19,8 +23,11 @@ FACE_SOURCES = ("auto", "crops", "detector", "whole-frame")
 MODE_NAMES = {"trunk": "shared-trunk", "window": "per-window"}  # emokd.models.soundnet's spelling
 
 
-def default_audio_mode() -> str:
-    """The encoders issue measures per-window vs shared-trunk and sets the default there."""
+def default_audio_mode(audio_encoder: str = "soundnet8") -> str:
+    """SoundNet's measured default (emokd.models.soundnet); any other audio encoder encodes each
+    window on its own (only SoundNet has a shared-trunk mode)."""
+    if audio_encoder != "soundnet8":
+        return "per-window"
     from emokd.models.soundnet import SOUNDNET_DEFAULT_MODE
 
     return MODE_NAMES.get(SOUNDNET_DEFAULT_MODE, SOUNDNET_DEFAULT_MODE)
@@ -30,15 +37,19 @@ def default_audio_mode() -> str:
 class ExtractConfig:
     """Everything `emokd extract-features` needs. Fields marked runtime never change feature values."""
 
-    face_encoder: str = "fer_pyemotion"  # fer_pyemotion (PyEmotion's CNN) or fer_drer (needs face_weights)
+    face_encoder: str = "fer_pyemotion"  # fer_pyemotion (PyEmotion's CNN), fer_drer (needs face_weights), onnx or
+                                         # torchscript (a file you bring), or a preset (docs/encoders.md)
     face_weights: str | None = None      # weights file of the face encoder (default: the weights store)
     face_layer: str | None = None        # face encoder layer taken as the embedding (default: the encoder's own)
-    audio_encoder: str = "soundnet8"     # audio encoder
+    face_input: FaceInput = field(default_factory=FaceInput)  # preprocessing of an onnx/torchscript face model
+    audio_encoder: str = "soundnet8"     # audio encoder: soundnet8, onnx or torchscript
     audio_weights: str | None = None     # weights file of the audio encoder (default: the weights store)
-    audio_layer: str = "conv8"           # audio encoder layer (conv8: 1000 objects, conv8_2: 401 scenes)
+    audio_layer: str | None = None       # audio encoder layer (soundnet8: conv8 = 1000 objects, conv8_2 = 401 scenes)
+    audio_input: AudioInput = field(default_factory=AudioInput)  # preprocessing of an onnx/torchscript audio model
     audio_mode: str = ""                 # per-window or shared-trunk; "" = SoundNet's measured default
     face_source: str = "auto"            # auto: dataset crops, else the detector; crops: crops only
                                          # (none: face_ok False); detector; whole-frame: frames are faces
+    detector: str = DEFAULT_DETECTOR     # face detector where a video has no crops (docs/encoders.md)
     detector_weights: str | None = None  # folder with MTCNN pnet.pt, rnet.pt, onet.pt (default: the weights store)
     crop_size: int = CROP_SIZE           # face crop size in pixels
     sample_rate: int = SAMPLE_RATE       # audio sample rate (SoundNet runs at 22050 Hz only)
@@ -51,13 +62,20 @@ class ExtractConfig:
     limit: int | None = None             # only the first N videos of the index
 
     def resolved(self) -> "ExtractConfig":
-        cfg = dataclasses.replace(self, audio_mode=self.audio_mode or default_audio_mode())
+        layer = self.audio_layer or ("conv8" if self.audio_encoder == "soundnet8" else None)
+        cfg = dataclasses.replace(self, audio_mode=self.audio_mode or default_audio_mode(self.audio_encoder),
+                                  audio_layer=layer)
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
         if self.audio_mode not in AUDIO_MODES:
             raise ConfigError(f"audio_mode: {self.audio_mode!r} is not one of {list(AUDIO_MODES)}")
+        if self.detector not in DETECTORS:
+            raise ConfigError(f"detector: {self.detector!r} is not one of {list(DETECTORS)}")
+        if self.audio_mode == "shared-trunk" and self.audio_encoder != "soundnet8":
+            raise ConfigError(f"audio_mode shared-trunk: only soundnet8 has it; audio encoder "
+                              f"{self.audio_encoder!r} needs --audio-mode per-window")
         if self.face_source not in FACE_SOURCES:
             raise ConfigError(f"face_source: {self.face_source!r} is not one of {list(FACE_SOURCES)}")
         if self.sample_rate != SAMPLE_RATE:

@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from dataclasses import dataclass
 
 from emokd.extract.config import ExtractConfig
+from emokd.models.input_spec import given
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,9 @@ _LOADED: dict[tuple, Encoders] = {}
 
 
 def _encoder_key(cfg: ExtractConfig, device: str) -> tuple:
-    return (cfg.face_encoder, cfg.face_weights, cfg.face_layer, cfg.audio_encoder, cfg.audio_weights,
-            cfg.audio_layer, cfg.window_s, cfg.face_source, cfg.detector_weights, device)
+    return (cfg.face_encoder, cfg.face_weights, cfg.face_layer, json.dumps(given(cfg.face_input), sort_keys=True),
+            cfg.audio_encoder, cfg.audio_weights, cfg.audio_layer, json.dumps(given(cfg.audio_input), sort_keys=True),
+            cfg.window_s, cfg.face_source, cfg.detector, cfg.detector_weights, device)
 
 
 def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
@@ -44,14 +47,16 @@ def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
     if key not in _LOADED:
         started = time.perf_counter()
         torch.set_num_threads(1)
-        face = build_encoder(cfg.face_encoder, weights=cfg.face_weights, layer=cfg.face_layer, device=device)
+        face = build_encoder(cfg.face_encoder, weights=cfg.face_weights, layer=cfg.face_layer, device=device,
+                             kind="face", input_spec=given(cfg.face_input) or None)
         audio = build_encoder(cfg.audio_encoder, weights=cfg.audio_weights, layer=cfg.audio_layer,
-                              device=device, window_s=cfg.window_s)
+                              device=device, window_s=cfg.window_s, kind="audio",
+                              input_spec=given(cfg.audio_input) or None)
         detector = None
         if cfg.face_source in ("auto", "detector"):
-            from emokd.models.face_detector import build_face_detector
+            from emokd.models.detectors import build_detector
 
-            detector = build_face_detector(cfg.detector_weights, device=device)
+            detector = build_detector(cfg.detector, cfg.detector_weights, device=device)
         _LOADED.clear()  # one configuration per worker process at a time
         _LOADED[key] = Encoders(face, audio, detector)
         log.info("built encoders %s + %s on %s in %.1f s (process %d)", cfg.face_encoder, cfg.audio_encoder,

@@ -24,15 +24,22 @@ from emokd.models.weights import sha256_file
 ENCODERS: dict[str, str] = {
     "fer_drer": "emokd.models.fer_drer:DrerEncoder",
     "fer_pyemotion": "emokd.models.fer_pyemotion:FerPyEmotionEncoder",
+    "onnx": "emokd.models.onnx_encoder:OnnxEncoder",
     "soundnet8": "emokd.models.soundnet:SoundNet8Encoder",
+    "torchscript": "emokd.models.torchscript_encoder:TorchScriptEncoder",
 }
+# A user's file (ONNX / TorchScript) is a face or an audio encoder as the caller says (`kind`).
+EXTERNAL = ("onnx", "torchscript")
 
 # Old name -> current name: still accepted (with a FutureWarning) in emokd 0.1.x, removed in 0.2.
 RENAMED_ENCODERS: dict[str, str] = {"fer_default": "fer_pyemotion"}
 
 
 def list_encoders() -> list[str]:
-    return sorted(ENCODERS)
+    """Every name `build_encoder` takes: the registry and the presets of public model files."""
+    from emokd.models.presets import PRESETS
+
+    return sorted(ENCODERS) + sorted(PRESETS)
 
 
 def encoder_name(name: str) -> str:
@@ -43,24 +50,50 @@ def encoder_name(name: str) -> str:
                       f"version: write face_encoder: {new} (or --face-encoder {new})", FutureWarning,
                       stacklevel=2)
         return new
-    if name not in ENCODERS:
+    from emokd.models.presets import PRESETS
+
+    if name not in ENCODERS and name not in PRESETS:
         raise WeightsError(f"unknown encoder '{name}'; known: {list_encoders()}")
     return name
 
 
 def encoder_class(name: str) -> type[FrozenEncoder]:
-    module, _, attr = ENCODERS[encoder_name(name)].partition(":")
+    from emokd.models.presets import PRESETS
+
+    name = encoder_name(name)
+    module, _, attr = ENCODERS[PRESETS[name].format if name in PRESETS else name].partition(":")
     return getattr(importlib.import_module(module), attr)
 
 
 def build_encoder(name: str, weights: str | Path | None = None, layer: str | None = None,
-                  device: str | torch.device = "cpu", window_s: float | None = None) -> FrozenEncoder:
+                  device: str | torch.device = "cpu", window_s: float | None = None, kind: str | None = None,
+                  input_spec: dict | None = None) -> FrozenEncoder:
     """weights=None -> the pinned default from the store (missing -> WeightsError, never random).
 
     `window_s`: the audio window (seconds) an audio encoder is run with, so its record tells it;
     None keeps the encoder's default. Face encoders take no window.
+    `kind`: "face" or "audio", the slot the encoder fills: a user's file (onnx, torchscript, a
+    preset) becomes that kind; a built-in encoder of the other kind is refused.
+    `input_spec`: the preprocessing of a user's file (emokd/models/input_spec.py); built-in
+    encoders have their own and refuse one.
     """
+    from emokd.models.presets import PRESETS
+
+    name = encoder_name(name)
     cls = encoder_class(name)
+    if name in EXTERNAL or name in PRESETS:
+        if name in PRESETS and kind == "audio":
+            raise WeightsError(f"encoder '{name}' is a face model preset: it cannot be the audio encoder")
+        if window_s is not None and kind != "audio":
+            raise WeightsError(f"encoder '{name}' as a face encoder takes no audio window_s")
+        return cls.from_weights(weights=weights, layer=layer, device=device, kind=kind or "face",
+                                input_spec=input_spec, preset=name if name in PRESETS else None,
+                                window_s=window_s)
+    if kind is not None and kind != cls.kind:
+        raise WeightsError(f"encoder '{cls.name}' makes {cls.kind} features: it cannot be the {kind} encoder")
+    if input_spec:
+        raise WeightsError(f"encoder '{cls.name}' has its own fixed preprocessing: an input spec "
+                           f"({sorted(input_spec)}) applies to onnx / torchscript files only")
     options = {}
     if window_s is not None:
         if cls.kind != "audio":

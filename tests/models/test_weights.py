@@ -113,7 +113,9 @@ def test_cli_list_fetch_and_one_line_errors(offline_store):
     runner = CliRunner()
     listed = runner.invoke(main, ["weights", "list"])
     assert listed.exit_code == 0 and "fake_good        missing" in listed.output
-    assert listed.output.startswith("encoders: fer_drer, fer_pyemotion, soundnet8 (docs/encoders.md)\n")
+    assert listed.output.startswith("encoders: fer_drer, fer_pyemotion, onnx, soundnet8, torchscript, "
+                                    "emotiefflib_mbf, emotiefflib_mobilevit, hsemotion_enet_b0, hsemotion_enet_b2 "
+                                    "(docs/encoders.md)\n")
     fetched = runner.invoke(main, ["weights", "fetch", "fake_good"])
     assert fetched.exit_code == 0, fetched.output
     assert "fake_good: verified and stored in" in fetched.output
