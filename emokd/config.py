@@ -241,6 +241,9 @@ def _check_layer(cls: type, layer: dict, source: str) -> None:
 
 
 def to_dict(obj: Any) -> dict:
+    """The dataclass as plain data; a field whose metadata has "redact" is passed through it (e.g.
+    storage options lose their credentials), so saved configs never hold secrets."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, tuple | list):
             return [plain(v) for v in value]
@@ -250,7 +253,11 @@ def to_dict(obj: Any) -> dict:
             return str(value)
         return value
 
-    return plain(dataclasses.asdict(obj))
+    data = plain(dataclasses.asdict(obj))
+    for f in dataclasses.fields(obj):
+        if "redact" in f.metadata:
+            data[f.name] = f.metadata["redact"](data[f.name])
+    return data
 
 
 def save_config(obj: Any, path: str | Path, provenance: dict | None = None) -> None:

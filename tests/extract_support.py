@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,31 +12,21 @@ from pathlib import Path
 
 import numpy as np
 
+from emokd.testing.processes import stop_session
+
 DASK = str(Path(sys.executable).with_name("dask"))
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 @contextlib.contextmanager
-def dask_processes(folder: Path, n_workers: int = 2, timeout: float = 60.0):
+def dask_processes(folder: Path, n_workers: int = 2, timeout: float = 60.0, env: dict | None = None):
     """`dask scheduler` and `dask worker` started as separate processes on loopback; yields the address.
 
     Each process runs in its own session, so stopping it (SIGTERM, then SIGKILL) also stops the
-    worker process its nanny started.
+    worker process its nanny started. `env` adds environment variables (e.g. AWS_*) to every process.
     """
     folder.mkdir(parents=True, exist_ok=True)
     scheduler_file = folder / "scheduler.json"
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **(env or {}))
     procs: list[subprocess.Popen] = []
     logs = []
     try:
@@ -68,7 +57,7 @@ def dask_processes(folder: Path, n_workers: int = 2, timeout: float = 60.0):
         yield address, procs
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop_session(proc)
         for out in logs:
             out.close()
 

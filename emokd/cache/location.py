@@ -2,16 +2,34 @@
 
 Local paths and file:// URLs use Zarr's LocalStore (atomic writes: a killed writer never leaves a
 half-written metadata file); other URLs use FsspecStore, whose object stores write whole objects.
+
+Storage options are the keyword arguments of the fsspec filesystem (for s3fs: endpoint_url, key,
+secret, anon, client_kwargs, ...), given as `--storage-options KEY=VALUE` or in a config file;
+with none, s3fs reads the standard AWS environment and files (AWS_ACCESS_KEY_ID, AWS_PROFILE,
+AWS_ENDPOINT_URL, ~/.aws/config) and fsspec its own (FSSPEC_S3_*). On object stores the listing
+cache of the filesystem is turned off: other processes (the workers) add groups all the time, and a
+cached listing would hide them (docs/scaling.md#object-stores).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import fsspec
 import zarr
 from zarr.storage import FsspecStore, LocalStore
+
+from emokd.errors import CacheError, ConfigError
+
+# Filesystems whose instances cache directory listings across calls (fsspec's DirCache).
+LISTING_CACHE_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "abfs", "az", "adl")
+# Option names that hold credentials: never saved into configs or logs (see `public_options`).
+SECRET_OPTIONS = frozenset({"key", "secret", "token", "password", "session_token", "account_key",
+                            "sas_token", "client_secret", "credentials", "aws_access_key_id",
+                            "aws_secret_access_key", "aws_session_token"})
 
 
 def is_local(url: str | Path) -> bool:
@@ -26,25 +44,123 @@ def local_path(url: str | Path) -> Path:
     return Path(text).expanduser()
 
 
+def protocol(url: str | Path) -> str:
+    text = str(url)
+    return "file" if is_local(text) else text.split("://", 1)[0].lower()
+
+
+def _typed(text: str) -> Any:
+    """A --storage-options value: JSON where it parses (true, 3, 1.5, null, {...}), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_storage_options(pairs: Iterable[str] | str | None) -> dict[str, Any]:
+    """KEY=VALUE texts (or one comma-separated text) -> fsspec options; a dotted KEY nests
+    (client_kwargs.region_name=eu-west-1, config_kwargs.s3.addressing_style=path)."""
+    if pairs is None:
+        return {}
+    if isinstance(pairs, str):
+        pairs = [p for p in pairs.split(",") if p.strip()]
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"storage option {pair!r}: expected KEY=VALUE, e.g. endpoint_url=http://127.0.0.1:9000")
+        *parents, last = key.split(".")
+        node = options
+        for name in parents:
+            node = node.setdefault(name, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"storage option {pair!r}: {name} is given both as a value and as a table")
+        node[last] = _typed(value.strip())
+    return options
+
+
+def resolve_options(url: str | Path, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The filesystem options used for `url`: emokd's defaults for its protocol, then the user's."""
+    defaults = {"use_listings_cache": False} if protocol(url) in LISTING_CACHE_PROTOCOLS else {}
+    return {**defaults, **(storage_options or {})}
+
+
+def public_options(storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """The options without credentials (at any depth): what configs and logs may keep."""
+    out = {}
+    for key, value in (storage_options or {}).items():
+        if key.lower() in SECRET_OPTIONS:
+            continue
+        out[key] = public_options(value) if isinstance(value, dict) else value
+    return out
+
+
+def filesystem(url: str | Path, storage_options: dict[str, Any] | None = None):
+    """(fsspec filesystem, path inside it) of a non-local URL."""
+    with store_errors(url):
+        return fsspec.core.url_to_fs(str(url), **resolve_options(url, storage_options))
+
+
+def _hint(url: str, exc: BaseException) -> str | None:
+    """What to do about an error from an object store, or None when it is not one we know."""
+    name = type(exc).__name__
+    text = str(exc)
+    if isinstance(exc, ImportError) and protocol(url) in ("s3", "s3a"):
+        return "the s3 backend is not installed: pip install 'emokd[s3]' (s3fs)"
+    if isinstance(exc, ImportError) or (isinstance(exc, ValueError) and "Protocol not known" in text):
+        return f"no fsspec backend for {protocol(url)}:// is installed ({text})"
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return ("no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or pass "
+                "--storage-options key=... secret=... (or anon=true for a public bucket)")
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError",
+                "ServerDisconnectedError") or "Could not connect" in text:
+        return (f"cannot reach the object store ({text}); check --storage-options endpoint_url=... "
+                "or AWS_ENDPOINT_URL")
+    if isinstance(exc, PermissionError):
+        return f"access denied ({text}); check the credentials and the bucket's policy"
+    if name == "NoSuchBucket" or (isinstance(exc, FileNotFoundError) and "bucket" in text.lower()):
+        return f"no such bucket ({text}); create it first or fix the URL"
+    return None
+
+
+@contextlib.contextmanager
+def store_errors(url: str | Path):
+    """Turn the errors of an unreachable or misconfigured object store into one-line CacheErrors."""
+    try:
+        yield
+    except CacheError:
+        raise
+    except Exception as exc:
+        hint = None if is_local(url) else _hint(str(url), exc)
+        if hint is None:
+            raise
+        raise CacheError(f"{url}: {hint}") from exc
+
+
 def make_store(url: str | Path, read_only: bool, storage_options: dict[str, Any] | None = None):
     if is_local(url):
         return LocalStore(local_path(url), read_only=read_only)
-    return FsspecStore.from_url(str(url), storage_options=storage_options or {}, read_only=read_only)
+    with store_errors(url):
+        return FsspecStore.from_url(str(url), storage_options=resolve_options(url, storage_options),
+                                    read_only=read_only)
 
 
 def exists(url: str | Path, storage_options: dict[str, Any] | None = None) -> bool:
     """Whether anything (a file or a folder) is at the URL already."""
     if is_local(url):
         return local_path(url).exists()
-    fs, path = fsspec.core.url_to_fs(str(url), **(storage_options or {}))
-    return fs.exists(path)
+    fs, path = filesystem(url, storage_options)
+    with store_errors(url):
+        return fs.exists(path)
 
 
 def has_zarr_root(url: str | Path, storage_options: dict[str, Any] | None = None) -> bool:
     if is_local(url):
         return (local_path(url) / "zarr.json").is_file()
-    fs, path = fsspec.core.url_to_fs(str(url), **(storage_options or {}))
-    return fs.exists(f"{path.rstrip('/')}/zarr.json")
+    fs, path = filesystem(url, storage_options)
+    with store_errors(url):
+        return fs.exists(f"{path.rstrip('/')}/zarr.json")
 
 
 def is_empty_dir(url: str | Path) -> bool:
@@ -56,14 +172,16 @@ def size_on_disk(url: str | Path, storage_options: dict[str, Any] | None = None)
     """Bytes of every file under the store."""
     if is_local(url):
         return sum(p.stat().st_size for p in local_path(url).rglob("*") if p.is_file())
-    fs, path = fsspec.core.url_to_fs(str(url), **(storage_options or {}))
-    return int(fs.du(path, total=True))
+    fs, path = filesystem(url, storage_options)
+    with store_errors(url):
+        return int(fs.du(path, total=True))
 
 
 def open_root(url: str | Path, mode: str, storage_options: dict[str, Any] | None = None) -> zarr.Group:
     """mode "r": read only; "r+": read/write an existing store; "w": delete and create."""
     store = make_store(url, read_only=(mode == "r"), storage_options=storage_options)
-    return zarr.open_group(store=store, mode=mode, zarr_format=3)
+    with store_errors(url):
+        return zarr.open_group(store=store, mode=mode, zarr_format=3)
 
 
 def remove_node(parent: zarr.Group, name: str) -> None:

@@ -9,7 +9,10 @@ Interface (every implementation, whatever the store):
 - a stale lock (its holder is gone) is detected and taken over, and said so (`took_over`, a log line);
 - while held, a heartbeat renews it every `heartbeat_s` seconds (a thread), so that a holder on
   another machine whose heartbeat stopped for `stale_after_s` seconds counts as gone;
-- leaving releases it (only if it is still ours), also when the body raised.
+- leaving releases it (only if it is still ours), also when the body raised;
+- `wait_s` > 0: a held lock is tried again until it is free, stale, or `wait_s` has passed;
+- `held.check()` raises (a CacheError) when the lock was lost while held (an object-store lease
+  that could not be renewed in time and was taken over): the writer then stops.
 
 Local stores (a path, file://): a lock file beside the store, `<store>.lock` (never inside it: the
 store holds only Zarr objects, and `--overwrite` moves the store, not its lock). It is created
@@ -17,7 +20,8 @@ atomically (O_EXCL) and holds JSON: host, pid, the process's start time (so a re
 mistaken for the holder), since, purpose and a random token. It is stale when its host is this
 machine and its process is gone, or when its heartbeat (the file's mtime) is older than
 `stale_after_s`. Object stores (s3://, gs://, memory://, ...) dispatch on the URL scheme to a lease
-registered in `LEASES` (`register_lease(scheme, factory)`); a scheme without one is written
+registered in `LEASES` (`register_lease(scheme, factory)`): S3 has one (emokd/cache/lease.py, a
+lease object beside the store, renewed with conditional writes); a scheme without one is written
 unlocked, with a warning.
 """
 
@@ -58,6 +62,11 @@ class HeldLock:
     holder: dict
     took_over: dict | None = None
     where: str | None = None  # the lock file or lease object
+    checker: Callable[[], None] | None = None  # raises when the lock was lost while held
+
+    def check(self) -> None:
+        if self.checker is not None:
+            self.checker()
 
 
 def _process_start(pid: int) -> str | None:
@@ -231,7 +240,13 @@ def _local_lock(cache_url, purpose: str, stale_after_s: float, heartbeat_s: floa
 
 
 # ---- dispatch --------------------------------------------------------------------------------------
-LEASES: dict[str, Callable[..., contextlib.AbstractContextManager[HeldLock]]] = {}
+def _s3_lease(*args, **kwargs):
+    from emokd.cache.lease import object_lease
+
+    return object_lease(*args, **kwargs)
+
+
+LEASES: dict[str, Callable[..., contextlib.AbstractContextManager[HeldLock]]] = {"s3": _s3_lease, "s3a": _s3_lease}
 
 
 def register_lease(scheme: str, factory: Callable[..., contextlib.AbstractContextManager[HeldLock]]) -> None:
@@ -240,23 +255,35 @@ def register_lease(scheme: str, factory: Callable[..., contextlib.AbstractContex
     LEASES[scheme] = factory
 
 
-@contextlib.contextmanager
-def writer_lock(cache_url: str | Path, storage_options: dict | None = None, *, purpose: str = "extraction",
-                stale_after_s: float = STALE_AFTER_S, heartbeat_s: float = HEARTBEAT_S) -> Iterator[HeldLock]:
-    """Hold the cache's writer lock for the body (see the module docstring)."""
+def _one_lock(cache_url, storage_options, purpose: str, stale_after_s: float, heartbeat_s: float):
     if location.is_local(cache_url):
-        with _local_lock(cache_url, purpose, stale_after_s, heartbeat_s) as held:
-            yield held
-        return
+        return _local_lock(cache_url, purpose, stale_after_s, heartbeat_s)
     scheme = str(cache_url).split("://", 1)[0]
     factory = LEASES.get(scheme)
     if factory is None:
         log.warning("%s: no writer lock for %s:// stores yet; make sure no other process writes this "
                     "cache meanwhile", cache_url, scheme)
-        yield HeldLock(str(cache_url), my_record(purpose), None, None)
-        return
-    with factory(cache_url, storage_options, purpose=purpose, stale_after_s=stale_after_s,
-                 heartbeat_s=heartbeat_s) as held:
+        return contextlib.nullcontext(HeldLock(str(cache_url), my_record(purpose), None, None))
+    return factory(cache_url, storage_options, purpose=purpose, stale_after_s=stale_after_s,
+                   heartbeat_s=heartbeat_s)
+
+
+@contextlib.contextmanager
+def writer_lock(cache_url: str | Path, storage_options: dict | None = None, *, purpose: str = "extraction",
+                stale_after_s: float = STALE_AFTER_S, heartbeat_s: float = HEARTBEAT_S,
+                wait_s: float = 0.0) -> Iterator[HeldLock]:
+    """Hold the cache's writer lock for the body (see the module docstring)."""
+    deadline = time.monotonic() + wait_s
+    with contextlib.ExitStack() as stack:
+        while True:
+            try:
+                held = stack.enter_context(_one_lock(cache_url, storage_options, purpose, stale_after_s,
+                                                     heartbeat_s))
+                break
+            except CacheLockedError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(max(0.05, min(heartbeat_s, 1.0, deadline - time.monotonic())))
         yield held
 
 

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from emokd.config import check_device_name
+from emokd.cache.location import public_options
+from emokd.cache.lock import STALE_AFTER_S
 from emokd.constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
 from emokd.errors import ConfigError
 from emokd.models.input_spec import AudioInput, FaceInput
@@ -60,6 +62,12 @@ class ExtractConfig:
     workers: int = 1                     # worker processes of the local Dask cluster
     scheduler: str | None = None         # address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786
     limit: int | None = None             # only the first N videos of the index
+    # where the cache and source URLs live, and the writer lock (runtime; docs/scaling.md#object-stores)
+    storage_options: dict = field(default_factory=dict, metadata={"redact": public_options})  # fsspec
+                                         # options of the cache and source URLs (endpoint_url, anon, ...)
+    scratch_dir: str | None = None       # workers download source URLs here ($VARS expanded on the worker)
+    lock_expiry_s: float = STALE_AFTER_S  # a writer lock not renewed this long counts as its holder gone
+    lock_wait_s: float = 0.0             # wait this long for another writer's lock before refusing
 
     def resolved(self) -> "ExtractConfig":
         layer = self.audio_layer or ("conv8" if self.audio_encoder == "soundnet8" else None)
@@ -86,6 +94,9 @@ class ExtractConfig:
         if self.window_s <= 0:
             raise ConfigError(f"window_s: must be > 0, got {self.window_s}")
         check_device_name(self.device)
+        if self.lock_expiry_s <= 0 or self.lock_wait_s < 0:
+            raise ConfigError(f"lock_expiry_s must be > 0 and lock_wait_s >= 0, got {self.lock_expiry_s}, "
+                              f"{self.lock_wait_s}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit: must be >= 1, got {self.limit}")
 

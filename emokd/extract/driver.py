@@ -72,10 +72,11 @@ def prepare_cache(items: list, cache_url: str, cfg: ExtractConfig, overwrite: bo
     complete: set[str] = set()
     if create:
         cache = FeatureCache.create(cache_url, settings, config=to_dict(cfg), encoders=records,
-                                    overwrite=overwrite)
+                                    overwrite=overwrite, storage_options=cfg.storage_options)
         complete = set(cache.video_ids())
     else:
-        complete = FeatureCache.complete_under(cache_url, settings, records, overwrite=overwrite)
+        complete = FeatureCache.complete_under(cache_url, settings, records, overwrite=overwrite,
+                                               storage_options=cfg.storage_options)
     todo = [item for item in items if item.video_id not in complete]
     return cache, Plan(todo, sorted(complete & set(ids)), settings, records)
 
@@ -122,12 +123,14 @@ def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite
     if cfg.limit is not None:
         items = items[: cfg.limit]
     started = time.perf_counter()
-    with writer_lock(cache_url, purpose="extraction"):
-        return _locked_run(items, cache_url, cfg, overwrite, progress, client, log_file, notes, task, started)
+    with writer_lock(cache_url, cfg.storage_options, purpose="extraction", stale_after_s=cfg.lock_expiry_s,
+                     heartbeat_s=cfg.lock_expiry_s / 10, wait_s=cfg.lock_wait_s) as held:
+        return _locked_run(items, cache_url, cfg, overwrite, progress, client, log_file, notes, task, started,
+                           held)
 
 
 def _locked_run(items, cache_url, cfg, overwrite, progress, client, log_file, notes, task,
-                started) -> ExtractionSummary:
+                started, held) -> ExtractionSummary:
     cache, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite)
     with file_log(log_file) if log_file is not None else contextlib.nullcontext():
         for note in notes:
@@ -139,7 +142,7 @@ def _locked_run(items, cache_url, cfg, overwrite, progress, client, log_file, no
             with contextlib.ExitStack() as stack:
                 if client is None:
                     client = stack.enter_context(dask_client(cfg.workers, cfg.scheduler))
-                _run_tasks(client, plan, cache, cache_url, cfg, summary, progress, task)
+                _run_tasks(client, plan, cache, cache_url, cfg, summary, progress, task, held)
         summary.seconds = time.perf_counter() - started
         log.info("%s", summary.line())
         if summary.timings:
@@ -149,7 +152,7 @@ def _locked_run(items, cache_url, cfg, overwrite, progress, client, log_file, no
 
 
 def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, summary: ExtractionSummary,
-               progress: bool, task=None) -> None:
+               progress: bool, task=None, held=None) -> None:
     from distributed import as_completed
     from tqdm import tqdm
 
@@ -174,6 +177,8 @@ def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, su
                 result = {"video_id": video_id, "status": "failed", "n_frames": 0, "seconds": 0.0,
                           "error": f"{video_id}: task lost: {type(exc).__name__}: {exc}", "log": []}
             _account(result, summary, cache)
+            if held is not None:
+                held.check()  # a driver whose lease was taken over stops here
             bar.update(1)
             bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed)
             # a failed video's frames count as handled, so the bar still reaches its total

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 import traceback
 from pathlib import Path
@@ -24,6 +23,7 @@ from emokd.extract.audio import load_audio
 from emokd.extract.config import ExtractConfig
 from emokd.extract.encoders import Encoders, fingerprint_settings, load_encoders
 from emokd.extract.faces import iter_face_batches
+from emokd.extract.source_files import local_source
 from emokd.extract.timing import ItemProbe, audio_features, audio_ok, probe_item, window_end_samples
 
 log = logging.getLogger(__name__)
@@ -60,13 +60,6 @@ class StageClock:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
-def _source_identity(path: Path | None) -> dict:
-    if path is None:
-        return {}
-    stat = os.stat(path)
-    return {"path": str(path), "size": int(stat.st_size), "mtime_ns": int(stat.st_mtime_ns)}
-
-
 def _to_float16(values: np.ndarray, what: str, video_id: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float32)
     bad = ~np.isfinite(values) | (np.abs(values) > FLOAT16_MAX)
@@ -95,7 +88,7 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
     result = {"video_id": item.video_id, "status": "failed", "n_frames": 0, "seconds": 0.0,
               "error": None, "log": collect.lines, "timings": {}}
     try:
-        cache = FeatureCache.open(cache_url, mode="r+")
+        cache = FeatureCache.open(cache_url, mode="r+", storage_options=cfg.storage_options)
         if cache.is_complete(item.video_id):
             result["status"] = "skipped"
             return result
@@ -108,7 +101,10 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
                                   "are the weights files the same on every machine?")
         clock = StageClock()
         result["timings"] = clock.seconds
-        result["n_frames"] = _extract_into(cache, item, cfg, encoders, clock)
+        with contextlib.ExitStack() as stack:
+            with clock("fetch"):  # a URL source is downloaded to scratch, and deleted on exit
+                local, source = stack.enter_context(local_source(item, cfg.storage_options, cfg.scratch_dir))
+            result["n_frames"] = _extract_into(cache, local, source, cfg, encoders, clock)
         result["status"] = "done"
     except Exception as exc:  # one bad video must not stop the others
         result["error"] = _describe(item, exc)
@@ -135,8 +131,9 @@ def _face_source(item, wanted: str) -> str:
     return wanted if wanted != "auto" else "detector"
 
 
-def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: StageClock) -> int:
-    """Write one video's group: audio stage, face stage, labels, then the complete mark (last)."""
+def _extract_into(cache, item, source: dict, cfg: ExtractConfig, encoders: Encoders, clock: StageClock) -> int:
+    """Write one video's group: audio stage, face stage, labels, then the complete mark (last).
+    `item.video_path` is a local file here; `source` is the identity of the original (path or URL)."""
     with clock("probe"):
         probe = probe_item(item)
     n = probe.n_frames
@@ -144,7 +141,7 @@ def _extract_into(cache, item, cfg: ExtractConfig, encoders: Encoders, clock: St
         raise DataError(f"{item.video_id}: no frames decoded")
     face_source = _face_source(item, cfg.face_source)
     attrs = {
-        "fps": probe.fps, "n_frames": n, "source": _source_identity(item.video_path),
+        "fps": probe.fps, "n_frames": n, "source": source,
         "pts_source": probe.pts_source, "face_source": face_source,
         "dataset": item.dataset, "split": item.split,
     }

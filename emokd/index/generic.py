@@ -2,21 +2,22 @@
 
 CSV: a header with `video` and optionally `crops`, `labels`, `id`, `split`, `dataset`; one row per
 video. JSON: a list of such objects (or {"items": [...]}). Relative paths are relative to the
-manifest file. `labels` is a per-frame label file (see `annotations.read_label_file`). Item ids are
-`<dataset>/<id>` (dataset defaults to "generic", id to the video's file stem).
-A JSON file written by `Manifest.save` is loaded as it is.
+manifest file; a `video` that is an fsspec URL (s3://bucket/clip.mp4) is kept as it is, neither
+checked nor probed here: the worker that extracts it downloads it. `labels` is a per-frame label
+file (see `annotations.read_label_file`). Item ids are `<dataset>/<id>` (dataset defaults to
+"generic", id to the video's file stem). A JSON file written by `Manifest.save` is loaded as it is.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from emokd.errors import DataError
 from emokd.index.abaw import FrameLabels, read_label_file
 from emokd.index.crop_files import list_crops
-from emokd.index.manifest import Manifest, VideoItem, is_saved_manifest
+from emokd.index.manifest import Manifest, VideoItem, is_saved_manifest, is_url
 
 KEYS = ("video", "crops", "labels", "id", "split", "dataset")
 SPLITS = ("train", "validation", "test", "unlabelled")
@@ -47,6 +48,8 @@ def _rows(path: Path) -> list[dict]:
 def _resolve(base: Path, value) -> Path | None:
     if value in (None, ""):
         return None
+    if str(value).startswith("file://"):
+        value = str(value)[len("file://"):]
     p = Path(str(value)).expanduser()
     return p if p.is_absolute() else base / p
 
@@ -67,9 +70,10 @@ def index_generic(path: str | Path, probe: bool = True) -> Manifest:
         unknown = sorted(set(row) - set(KEYS))
         if unknown:
             problems.append(f"{where}: unknown field(s) {unknown} ignored")
-        video = _resolve(path.parent, row["video"])
+        url = is_url(str(row["video"]))
+        video = str(row["video"]) if url else _resolve(path.parent, row["video"])
         dataset = row.get("dataset") or "generic"
-        video_id = f"{dataset}/{row.get('id') or video.stem}"
+        video_id = f"{dataset}/{row.get('id') or PurePosixPath(str(video)).stem}"
         if video_id in seen:
             problems.append(f"{where}: duplicate id {video_id}; skipped")
             continue
@@ -77,11 +81,11 @@ def index_generic(path: str | Path, probe: bool = True) -> Manifest:
         if split not in SPLITS:
             problems.append(f"{where}: split {split!r} is not one of {SPLITS}; using 'unlabelled'")
             split = "unlabelled"
-        if not video.is_file():
+        if not url and not video.is_file():
             problems.append(f"{where}: video {video} not found; skipped")
             continue
         n = None
-        if probe:
+        if probe and not url:  # an object-store video is opened by the worker that extracts it
             try:
                 n = frame_count(video)
             except DataError as exc:

@@ -17,7 +17,7 @@ import numpy as np
 from emokd.errors import DataError
 from emokd.index.abaw import FrameLabels
 
-__all__ = ["FrameLabels", "VideoItem", "Manifest", "MANIFEST_FORMAT"]
+__all__ = ["FrameLabels", "VideoItem", "Manifest", "MANIFEST_FORMAT", "is_url"]
 
 MANIFEST_FORMAT = "emokd-manifest"
 MANIFEST_VERSION = 1
@@ -26,7 +26,7 @@ MANIFEST_VERSION = 1
 @dataclass
 class VideoItem:
     video_id: str                            # unique; other datasets namespaced "<dataset>/<item>"
-    video_path: Path | None                  # media file (shared by _left/_right)
+    video_path: Path | str | None            # media file (shared by _left/_right); a URL stays a str
     crop_dir: Path | None                    # cropped_aligned/<video_id>/ when it exists
     labels: FrameLabels | None
     split: str                               # "train" | "validation" | "test" | "unlabelled"
@@ -48,8 +48,15 @@ def _unpack(blob: dict) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.dtype(blob["dtype"])).reshape(blob["shape"]).copy()
 
 
-def _path(value) -> Path | None:
-    return None if value is None else Path(value)
+def is_url(value) -> bool:
+    """An fsspec URL (s3://bucket/clip.mp4, gs://...): a source that workers download themselves."""
+    return isinstance(value, str) and "://" in value and not value.startswith("file://")
+
+
+def _path(value) -> Path | str | None:
+    if value is None or is_url(value):
+        return value
+    return Path(value[len("file://"):] if str(value).startswith("file://") else value)
 
 
 def item_to_dict(item: VideoItem) -> dict:

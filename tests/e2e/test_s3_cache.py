@@ -1,0 +1,92 @@
+"""The cache on a real S3 server (moto on loopback): what other processes wrote is seen, failures of
+the store are one-line errors, options parse and never leave their secrets in saved configs."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from cache_support import ENCODERS, SETTINGS, video_values, write_video
+from emokd.cache import FeatureCache
+from emokd.cache.location import parse_storage_options, public_options
+from emokd.config import to_dict
+from emokd.errors import CacheError, ConfigError
+from emokd.testing.s3_server import free_port
+
+
+def test_storage_options_parse_to_typed_nested_values():
+    assert parse_storage_options(["endpoint_url=http://127.0.0.1:9000", "anon=false", "max_concurrency=4",
+                                  "client_kwargs.region_name=eu-west-1", "config_kwargs.s3.addressing_style=path",
+                                  "requester_pays=true", "key=AKIA=="]) == {
+        "endpoint_url": "http://127.0.0.1:9000", "anon": False, "max_concurrency": 4,
+        "client_kwargs": {"region_name": "eu-west-1"}, "config_kwargs": {"s3": {"addressing_style": "path"}},
+        "requester_pays": True, "key": "AKIA=="}
+    assert parse_storage_options("anon=true,default_block_size=1048576") == {"anon": True,
+                                                                            "default_block_size": 1048576}
+    for bad in (["endpoint_url"], ["=3"], ["a=1", "a.b=2"]):
+        with pytest.raises(ConfigError, match="storage option"):
+            parse_storage_options(bad)
+
+
+def test_saved_configs_keep_no_credentials():
+    from emokd.extract.config import ExtractConfig
+
+    options = {"endpoint_url": "http://127.0.0.1:9000", "key": "AKIA", "secret": "s3cr3t",
+               "client_kwargs": {"region_name": "x", "aws_session_token": "tok"}}
+    cfg = ExtractConfig(storage_options=options)
+    saved = to_dict(cfg)["storage_options"]
+    assert saved == {"endpoint_url": "http://127.0.0.1:9000", "client_kwargs": {"region_name": "x"}}
+    assert public_options(options) == saved and cfg.storage_options["secret"] == "s3cr3t"
+
+
+@pytest.mark.slow
+def test_a_reader_sees_what_another_process_wrote(s3, bucket):
+    """Workers add videos while the driver holds the cache open: its listings must not be cached."""
+    url = f"{bucket}/c.zarr"
+    cache = FeatureCache.create(url, SETTINGS, {}, ENCODERS)
+    write_video(cache, "a/1", video_values(30, 1))
+    assert cache.video_ids() == ["a/1"]  # listed once, so a listing cache would now hold it
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(os.path.dirname(__file__))!r})
+        from cache_support import video_values, write_video
+        from emokd.cache import FeatureCache
+        cache = FeatureCache.open({url!r}, mode="r+")
+        write_video(cache, "a/2", video_values(40, 2))
+        cache.record_failure("a/3", "unreadable")
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **s3.env}, timeout=120)
+    assert cache.video_ids() == ["a/1", "a/2"] and list(cache.failures()) == ["a/3"]
+    np.testing.assert_array_equal(cache.read_video("a/2")["face"], video_values(40, 2)["face"])
+    assert cache.verify() == [] and cache.info()["videos"] == 2
+
+
+def test_incomplete_videos_and_stale_groups_on_s3(s3, bucket):
+    """The complete mark is the last write: a half-written video is not read, and is replaced."""
+    url = f"{bucket}/c.zarr"
+    cache = FeatureCache.create(url, SETTINGS, {}, ENCODERS)
+    write_video(cache, "a/1", video_values(300, 1), commit=False)
+    assert FeatureCache.open(url).video_ids() == [] and cache.video_statuses() == {"a/1": "writing"}
+    with pytest.raises(CacheError, match="incomplete"):
+        FeatureCache.open(url).read_video("a/1")
+    values = video_values(200, 3)  # fewer frames: the stale group's extra chunks must be gone
+    write_video(cache, "a/1", values)
+    reader = FeatureCache.open(url)
+    assert reader.video_ids() == ["a/1"] and reader.verify() == []
+    np.testing.assert_array_equal(reader.read_video("a/1")["audio"], values["audio"])
+    assert reader.n_frames("a/1") == 200 and reader.read_video("a/1")["face"].shape == (200, 8)
+
+
+@pytest.mark.slow
+def test_store_failures_are_one_line_errors(s3, bucket):
+    closed = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(CacheError, match="cannot reach the object store.*endpoint_url"):
+        FeatureCache.open(f"{bucket}/c.zarr", storage_options={"endpoint_url": closed})
+    with pytest.raises(CacheError, match="no such bucket"):
+        FeatureCache.create("s3://no-such-bucket/c.zarr", SETTINGS, {}, ENCODERS,
+                            storage_options=s3.storage_options)
+    with pytest.raises(CacheError, match="no feature cache there"):
+        FeatureCache.open(f"{bucket}/nothing.zarr")

@@ -1,0 +1,72 @@
+"""The whole job against a real S3 server (moto, a separate process on loopback): videos in the
+bucket, an external `dask scheduler` with two `dask worker` processes extracting into a cache in the
+bucket, the driver SIGKILLed mid-run and run again; training, evaluation and prediction reading it
+back. Everything must equal the same job on local disk, array for array and metric for metric."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from emokd.cli import main
+from extract_support import assert_same_cache, dask_processes
+
+pytestmark = pytest.mark.slow
+
+
+def _extract_args(manifest, cache, address, config):
+    return ["extract-features", str(manifest), "--cache", str(cache), "--scheduler", address,
+            "--face-source", "whole-frame", "--no-progress", "--config", str(config)]
+
+
+def _complete_ids(url):
+    from emokd.cache import FeatureCache
+
+    with contextlib.suppress(Exception):  # not created yet, or being created right now
+        return FeatureCache.open(url).video_ids()
+    return []
+
+
+def test_cluster_job_on_s3_equals_local_disk(s3, bucket, clips, tmp_path):
+    from emokd.cache import FeatureCache
+
+    config = tmp_path / "extract.toml"
+    config.write_text("lock_expiry_s = 3.0\nlock_wait_s = 20.0\n")
+    local_url, s3_url = tmp_path / "local.zarr", f"{bucket}/caches/clips.zarr"
+    with dask_processes(tmp_path / "dask", n_workers=2, env=s3.env) as (address, _procs):
+        local = CliRunner().invoke(main, _extract_args(clips.local_manifest, local_url, address, config))
+        assert local.exit_code == 0, local.output
+
+        # the driver of the S3 job is killed once a video is complete, then the same command again
+        driver = subprocess.Popen([sys.executable, "-m", "emokd",
+                                   *_extract_args(clips.url_manifest, s3_url, address, config)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  env={**os.environ, **s3.env}, start_new_session=True)
+        deadline = time.monotonic() + 60
+        try:
+            while not _complete_ids(s3_url):
+                assert driver.poll() is None, driver.stdout.read().decode()
+                assert time.monotonic() < deadline, "no video completed in 60 s"
+                time.sleep(0.05)
+        finally:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=30)
+        after_kill = _complete_ids(s3_url)
+        assert 1 <= len(after_kill) < len(clips.names), "the run finished before it could be killed"
+        rerun = CliRunner().invoke(main, _extract_args(clips.url_manifest, s3_url, address, config))
+        assert rerun.exit_code == 0, rerun.output
+        assert "already complete" in rerun.output
+
+    on_disk, on_s3 = FeatureCache.open(str(local_url)), FeatureCache.open(s3_url)
+    assert on_s3.verify() == [] and on_s3.failures() == {}
+    assert_same_cache(on_disk, on_s3)
+    for name in clips.names:
+        source = on_s3.video_attrs(f"clips/{name}")["source"]
+        assert source["url"] == clips.urls[name] and source["size"] == clips.videos[name].stat().st_size
+        assert source["etag"]
+    assert s3.filesystem().ls(bucket.split("://")[1] + "/caches") == [bucket.split("://")[1] + "/caches/clips.zarr"]
