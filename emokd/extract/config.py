@@ -63,8 +63,9 @@ class ExtractConfig:
     scheduler: str | None = None         # address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786
     limit: int | None = None             # only the first N videos of the index
     # where the cache and source URLs live, and the writer lock (runtime; docs/scaling.md#object-stores)
-    storage_options: dict = field(default_factory=dict, metadata={"redact": public_options})  # fsspec
-                                         # options of the cache and source URLs (endpoint_url, anon, ...)
+    storage_options: dict = field(default_factory=dict, metadata={"redact": public_options, "help": (
+        "fsspec options of the cache and of source URLs (s3: endpoint_url, anon, client_kwargs, ...); "
+        "credentials are never saved")})
     scratch_dir: str | None = None       # workers download source URLs here ($VARS expanded on the worker)
     lock_expiry_s: float = STALE_AFTER_S  # a writer lock not renewed this long counts as its holder gone
     lock_wait_s: float = 0.0             # wait this long for another writer's lock before refusing
