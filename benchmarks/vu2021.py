@@ -36,7 +36,8 @@ from emokd.train.config import TrainConfig
 from emokd.train.recipes.vu2021.recipe import Vu2021
 from emokd.testing.multidb_cache import MultiDbSpec, write_multidb_cache
 
-SETS = {"expr_datasets": ["expr_db"], "va_datasets": ["va_db"], "expr_va_datasets": ["both_db"]}
+SETS = {"expr_datasets": ["expr_db"], "va_datasets": ["va_db"], "expr_va_datasets": ["both_db"],
+        "eval_datasets": ["target"]}
 NET = {"hidden": [64, 32], "dropout": 0.2, "gru_hidden": 32}
 KEYS = Vu2021.metric_keys
 

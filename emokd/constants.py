@@ -18,4 +18,23 @@ AU_MISSING = -1
 
 SPLITS = ("train", "validation", "test")
 
+# A video's split per task (docs/datasets.md): ABAW publishes Train_Set / Validation_Set per task, so
+# one video can be VA training data and EXPR validation data. "MTL" is the split of the dataset's
+# MTL set (ABAW3 MTL_Challenge files) that lists the video, "unlabelled" when none does.
+SPLIT_KEYS = ("VA", "EXPR", "AU", "MTL")
+SPLIT_VALUES = ("train", "validation", "test", "unlabelled")
+MIXED = "mixed"          # summary of a video whose tasks are in different splits
+
+
+def uniform_splits(split: str) -> dict[str, str]:
+    """Per-task splits of a video whose every task is in `split` (datasets with one split per item)."""
+    return {**dict.fromkeys(TASKS, split), "MTL": "unlabelled"}
+
+
+def split_summary(splits: dict[str, str]) -> str:
+    """One word for a video's per-task splits: the split all its labelled tasks share, "mixed" when
+    they differ, "unlabelled" when it has none."""
+    used = {s for s in splits.values() if s != "unlabelled"}
+    return used.pop() if len(used) == 1 else (MIXED if used else "unlabelled")
+
 CACHE_SCHEMA_VERSION = 1

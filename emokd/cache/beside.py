@@ -23,22 +23,31 @@ class BesideFeatures:
         return int(group.attrs["n_frames"])
 
     def write_labels(self, video_id: str, va=None, expr=None, au=None, split: str = "unlabelled",
-                     dataset: str = "affwild2") -> None:
-        """Per-frame labels, fitted to the video's n_frames (extra rows dropped, absent rows missing)."""
+                     dataset: str = "affwild2", splits: dict | None = None, mtl=None) -> None:
+        """Per-frame labels, fitted to the video's n_frames (extra rows dropped, absent rows missing);
+        `splits` per task (VA, EXPR, AU, MTL), else `split` for every task; `mtl` the frames of
+        the dataset's MTL set."""
         self._require_writable(f"write labels of {video_id!r}")
-        _labels.write_labels(self.root, video_id, self._frames_for_labels(video_id), va, expr, au, split, dataset)
+        _labels.write_labels(self.root, video_id, self._frames_for_labels(video_id), va, expr, au, split,
+                             dataset, splits, mtl)
 
     def has_labels(self, video_id: str) -> bool:
         return _labels.label_group(self.root, video_id) is not None
 
     def read_labels(self, video_id: str) -> dict:
-        """dict(va (n, 2) float32 NaN, expr (n,) int8 -1, au (n, 12) int8 -1, split, dataset)."""
+        """dict(va (n, 2) float32 NaN, expr (n,) int8 -1, au (n, 12) int8 -1, mtl (n,) bool, split (the
+        summary), splits (per task; None for labels written before per-task splits), dataset)."""
         return _labels.read_labels(self.root, video_id)
 
     # ---- soft labels ---------------------------------------------------------------------------
     def write_soft(self, run: str, video_id: str, arrays: dict, attrs: dict | None = None) -> None:
         self._require_writable(f"write soft labels of {video_id!r}")
         _soft.write_soft(self.root, run, video_id, self.n_frames(video_id), arrays, attrs)
+
+    def claim_soft_run(self, run: str, teacher_run: str) -> None:
+        """Reserve soft-label name `run` for `teacher_run`; CacheError if another run holds it."""
+        self._require_writable(f"reserve soft labels {run!r}")
+        _soft.claim_soft_run(self.root, run, teacher_run)
 
     def finish_soft_run(self, run: str, attrs: dict | None = None) -> None:
         self._require_writable(f"finish soft labels of run {run!r}")

@@ -2,9 +2,14 @@
 re-extraction (`emokd cache relabel` rewrites only these groups).
 
 labels/<video key>/  va (n, 2) float32 NaN = missing; expr (n,) int8 -1 = missing;
-                     au (n, 12) int8 -1 = missing; attrs video_id, split, dataset, n_label_rows,
-                     status ("complete" written last).
+                     au (n, 12) int8 -1 = missing; mtl (n,) bool, only when the video is in the
+                     dataset's MTL set: the frames that set lists;
+                     attrs video_id, splits ({"VA", "EXPR", "AU", "MTL"} -> train | validation |
+                     test | unlabelled), split (their summary: the one split, or "mixed"), dataset,
+                     n_label_rows, status ("complete" written last).
 n is the video's cached n_frames: annotation rows beyond it are dropped, rows it lacks are missing.
+Labels written before per-task splits have no `splits`: `read_labels` returns None for them and
+training refuses them (`emokd cache relabel` rewrites them).
 """
 
 from __future__ import annotations
@@ -12,14 +17,14 @@ from __future__ import annotations
 import numpy as np
 import zarr
 
-from emokd.constants import EXPR_MISSING, N_AU, N_EXPR
+from emokd.constants import EXPR_MISSING, MIXED, N_AU, N_EXPR, SPLIT_KEYS, SPLIT_VALUES, split_summary, uniform_splits
 from emokd.errors import CacheError
 from emokd.cache.keys import encode_key
 from emokd.cache.location import remove_node
 from emokd.cache.writer import STATUS_COMPLETE, STATUS_WRITING, create_frame_array, now_utc
 
 GROUP = "labels"
-SPLITS = ("train", "validation", "test", "unlabelled")
+SPLITS = (*SPLIT_VALUES, MIXED)      # values of the summary `split` attribute
 LABEL_DIM_NAMES = {"va": "va_component", "au": "action_unit"}
 
 
@@ -56,16 +61,31 @@ def check_label_values(va: np.ndarray, expr: np.ndarray, au: np.ndarray) -> list
     return problems
 
 
+def full_splits(what: str, split: str = "unlabelled", splits: dict | None = None) -> dict[str, str]:
+    """Per-task splits: `splits` (missing keys unlabelled) or, without them, `split` for every task."""
+    if splits is None:
+        if split not in SPLIT_VALUES:
+            raise CacheError(f"{what}: split {split!r} is not one of {SPLIT_VALUES}")
+        return uniform_splits(split)
+    bad = {k: v for k, v in splits.items() if k not in SPLIT_KEYS or v not in SPLIT_VALUES}
+    if bad:
+        raise CacheError(f"{what}: splits {bad} must map {list(SPLIT_KEYS)} to {list(SPLIT_VALUES)}")
+    return {**uniform_splits("unlabelled"), **splits}
+
+
 def write_labels(root: zarr.Group, video_id: str, n_frames: int, va=None, expr=None, au=None,
-                 split: str = "unlabelled", dataset: str = "affwild2") -> None:
-    """Replace the labels of one video. Any of va/expr/au may be None (all missing)."""
+                 split: str = "unlabelled", dataset: str = "affwild2", splits: dict | None = None,
+                 mtl=None) -> None:
+    """Replace the labels of one video. Any of va/expr/au may be None (all missing); `splits` per
+    task (else `split` for every task); `mtl` the frames of the MTL set (None: not in it)."""
     what = f"labels of video {video_id!r}"
-    if split not in SPLITS:
-        raise CacheError(f"{what}: split {split!r} is not one of {SPLITS}")
+    splits = full_splits(what, split, splits)
     va_rows, n_va = fit_rows(None if va is None else np.asarray(va, np.float32), n_frames, 2, np.float32,
                              np.nan, f"{what}, va")
     expr_rows, n_expr = fit_rows(expr, n_frames, None, np.int8, EXPR_MISSING, f"{what}, expr")
     au_rows, n_au = fit_rows(au, n_frames, N_AU, np.int8, -1, f"{what}, au")
+    mtl_rows = None if mtl is None else fit_rows(np.asarray(mtl, bool), n_frames, None, bool, False,
+                                                  f"{what}, mtl")[0]
     problems = check_label_values(va_rows, expr_rows, au_rows)
     if problems:
         raise CacheError(f"{what}: " + "; ".join(problems))
@@ -73,9 +93,13 @@ def write_labels(root: zarr.Group, video_id: str, n_frames: int, va=None, expr=N
     key = encode_key(video_id)
     remove_node(labels, key)
     group = labels.create_group(key, attributes={
-        "video_id": video_id, "split": split, "dataset": dataset, "n_frames": n_frames,
-        "n_label_rows": {"va": n_va, "expr": n_expr, "au": n_au}, "status": STATUS_WRITING})
-    for name, values in (("va", va_rows), ("expr", expr_rows), ("au", au_rows)):
+        "video_id": video_id, "splits": splits, "split": split_summary(splits), "dataset": dataset,
+        "n_frames": n_frames, "n_label_rows": {"va": n_va, "expr": n_expr, "au": n_au},
+        "status": STATUS_WRITING})
+    arrays = [("va", va_rows), ("expr", expr_rows), ("au", au_rows)]
+    if mtl_rows is not None:
+        arrays.append(("mtl", mtl_rows))
+    for name, values in arrays:
         width = values.shape[1] if values.ndim == 2 else None
         create_frame_array(group, name, n_frames, width, values.dtype, LABEL_DIM_NAMES.get(name))[...] = values
     group.attrs.update({"status": STATUS_COMPLETE, "written": now_utc()})
@@ -104,5 +128,9 @@ def read_labels(root: zarr.Group, video_id: str) -> dict:
         raise CacheError(f"the cache has no labels for video {video_id!r} "
                          "(run `emokd cache relabel` or re-extract it)")
     attrs = group.attrs
+    splits = attrs.get("splits")
+    n = group["expr"].shape[0]
     return {"va": group["va"][...], "expr": group["expr"][...], "au": group["au"][...],
-            "split": attrs["split"], "dataset": attrs.get("dataset", "affwild2")}
+            "mtl": group["mtl"][...] if "mtl" in group else np.zeros(n, bool),
+            "split": attrs["split"], "splits": None if splits is None else {**uniform_splits("unlabelled"), **splits},
+            "dataset": attrs.get("dataset", "affwild2")}

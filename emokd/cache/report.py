@@ -12,7 +12,8 @@ from emokd.cache.writer import STATUS_COMPLETE
 
 
 def _label_counts(cache) -> dict[str, dict[str, int]]:
-    """Per split: videos, frames, and frames carrying a VA / EXPR / AU label."""
+    """Per split: videos and frames (by each video's summary split, "mixed" when its tasks are in
+    different splits), and frames carrying a VA / EXPR / AU label (by that task's own split)."""
     counts: dict[str, dict[str, int]] = {}
     if LABELS not in cache.root:
         return counts
@@ -20,14 +21,17 @@ def _label_counts(cache) -> dict[str, dict[str, int]]:
         attrs = group.attrs
         if attrs.get("status") != STATUS_COMPLETE:
             continue
-        row = counts.setdefault(attrs.get("split", "unlabelled"),
-                                {"videos": 0, "frames": 0, "va": 0, "expr": 0, "au": 0})
+        def row(split: str) -> dict[str, int]:
+            return counts.setdefault(split, {"videos": 0, "frames": 0, "va": 0, "expr": 0, "au": 0})
+
+        summary = attrs.get("split", "unlabelled")
+        splits = attrs.get("splits") or dict.fromkeys(("VA", "EXPR", "AU"), summary)
         va, expr, au = group["va"][...], group["expr"][...], group["au"][...]
-        row["videos"] += 1
-        row["frames"] += len(expr)
-        row["va"] += int((~np.isnan(va)).all(axis=1).sum())
-        row["expr"] += int((expr != -1).sum())
-        row["au"] += int((au != -1).any(axis=1).sum())
+        row(summary)["videos"] += 1
+        row(summary)["frames"] += len(expr)
+        row(splits["VA"])["va"] += int((~np.isnan(va)).all(axis=1).sum())
+        row(splits["EXPR"])["expr"] += int((expr != -1).sum())
+        row(splits["AU"])["au"] += int((au != -1).any(axis=1).sum())
     return {split: counts[split] for split in sorted(counts, key=lambda s: SPLITS.index(s) if s in SPLITS else 99)}
 
 

@@ -52,6 +52,17 @@ def write_soft(root: zarr.Group, run: str, video_id: str, n_frames: int, arrays:
     group.attrs.update({"status": STATUS_COMPLETE, "written": now_utc()})
 
 
+def claim_soft_run(root: zarr.Group, run: str, teacher_run: str) -> None:
+    """Reserve the name `run` for `teacher_run` (before it trains); a name another teacher run holds
+    is a CacheError, so two teachers never write into one soft-label set."""
+    group = _run_group(root, run, create=True)
+    owner = group.attrs.get("teacher_run")
+    if owner is not None and owner != teacher_run:
+        raise CacheError(f"soft labels {run!r} belong to teacher run {owner}, not {teacher_run}; "
+                         "give this teacher another soft_run name (or leave soft_run unset: the default is unique)")
+    group.attrs["teacher_run"] = teacher_run
+
+
 def finish_soft_run(root: zarr.Group, run: str, attrs: dict | None = None) -> None:
     """Mark a teacher run's soft labels complete (after every video was written)."""
     group = _run_group(root, run, create=False)

@@ -76,6 +76,10 @@ def _check_labels(vid: str, group: zarr.Group, n_frames: int | None) -> list[str
         problems += _check_array(where, group, name, shape, np.dtype(dtype))
     if group.attrs.get("split") not in SPLITS:
         problems.append(f"{where}: split {group.attrs.get('split')!r} is not one of {SPLITS}")
+    if group.attrs.get("splits") is None:
+        problems.append(f"{where}: written before per-task splits; run `emokd cache relabel CACHE DATASET`")
+    if "mtl" in group:
+        problems += _check_array(where, group, "mtl", (n_frames,), np.dtype(bool))
     if not problems:
         problems += [f"{where}: {p}" for p in check_label_values(group["va"][...], group["expr"][...],
                                                                   group["au"][...])]

@@ -1,4 +1,4 @@
-"""`emokd train-from-cache`, `emokd evaluate`, `emokd predict`."""
+"""`emokd train-from-cache`, `emokd evaluate`, `emokd predict`, `emokd export-soft`."""
 
 from __future__ import annotations
 
@@ -73,16 +73,24 @@ def evaluate(legacy_run, run, cache, split, checkpoint, device, batch_size):
     """Score --run on a split with its recipe's metrics over the whole set (jeong2022: CCC-V, CCC-A,
     F1-EXPR, F1-AU, P_MTL; vu2021: CCC-V, CCC-A, F1-EXPR, accuracy and its score).
 
-    Prints them and saves RUN/eval_<split>.json.
+    Each task is scored on its own set: the frames of the videos whose split for that task is
+    SPLIT. P_MTL is computed on the dataset's MTL set of that split when it has one, else from the
+    per-task sets. Prints, per task, the videos and frames scored and the metrics, and saves
+    RUN/eval_<split>.json.
     """
     from emokd.train.evaluate import evaluate_run
     from emokd.train.recipes.base import recipe_class
 
     run = pick_run(run, legacy_run, "evaluate")
     result = evaluate_run(run, cache, split, device, checkpoint, batch_size)
+    for task, found in result["tasks"].items():
+        values = "  ".join(f"{k} {v:.4f}" for k, v in found.items() if k not in ("n_videos", "n_frames"))
+        click.echo(f"{task:5s} {found['n_videos']:5d} videos {found['n_frames']:8d} frames  {values}")
     for key in recipe_class(result["recipe"]).metric_keys:
         click.echo(f"{key:8s} {result[key]:.4f}")
-    click.echo(f"saved {run}/eval_{split}.json ({result['n_frames']} frames)")
+    if result.get("mtl_on"):
+        click.echo(f"P_MTL on {result['mtl_on']}")
+    click.echo(f"saved {run}/eval_{split}.json")
 
 
 @click.command("predict")
@@ -108,4 +116,25 @@ def predict(legacy_run, run, cache, test_list, out, checkpoint, device, batch_si
     click.echo(f"wrote {out} ({n} rows)")
 
 
-COMMANDS = [train_from_cache, evaluate, predict]
+@click.command("export-soft")
+@_legacy_run_argument()
+@run_option(help="Trained teacher run folder.", required=False)
+@click.option("--cache", "cache", required=True, help="Feature cache path or URL to write the soft labels to.")
+@click.option("--name", help="Name under the cache's soft/ (default: the run's soft_run, else "
+                             "<run folder>-<8 hex of its path>).")
+@click.option("--missing-only/--all", "only_missing", default=True, show_default=True,
+              help="Write only videos without soft labels of this checkpoint, or every video.")
+@device_option()
+@click.option("--batch-size", type=int, default=2048, help="Frames per prediction batch.")
+def export_soft(legacy_run, run, cache, name, only_missing, device, batch_size):
+    """Write a trained teacher's predictions for every cached frame to the cache, without
+    retraining (e.g. into another cache, or under another name). Students find them by teacher:
+    `--role student --teacher RUN` reuses any complete set this checkpoint made."""
+    from emokd.train.soft_labels import export_soft_labels
+
+    run = pick_run(run, legacy_run, "export-soft")
+    written_as, n = export_soft_labels(cache, run, device, batch_size, only_missing, name)
+    click.echo(f"soft labels {written_as!r}: {n} video(s) written to {cache}")
+
+
+COMMANDS = [train_from_cache, evaluate, predict, export_soft]

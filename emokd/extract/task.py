@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emokd.errors import ConfigError, DataError, EmokdError
+from emokd.cache.relabel import write_item_labels
 from emokd.extract.audio import load_audio
 from emokd.extract.config import ExtractConfig
 from emokd.extract.encoders import Encoders, fingerprint_settings, load_encoders
@@ -152,10 +153,8 @@ def _extract_into(cache, item, source: dict, cfg: ExtractConfig, encoders: Encod
     n_faces = _face_stage(item, probe, cfg, encoders, writer, face_source, clock)
     if face_source != "none" and n_faces == 0:
         log.warning("%s: no face in any of its %d frames (%s)", item.video_id, n, face_source)
-    labels = item.labels  # the cache fits label rows to n frames (extra dropped, absent missing)
-    with clock("write"):
-        cache.write_labels(item.video_id, *((labels.va, labels.expr, labels.au) if labels is not None
-                                            else (None, None, None)), split=item.split, dataset=item.dataset)
+    with clock("write"):   # the cache fits label rows to n frames (extra dropped, absent missing)
+        write_item_labels(cache, item)
         writer.commit()
     return n
 

@@ -58,6 +58,19 @@ class FrameLabels:
         return {"VA": int(np.isfinite(self.va).all(axis=1).sum()), "EXPR": int((self.expr >= 0).sum()),
                 "AU": int((self.au >= 0).any(axis=1).sum())}
 
+    def labelled_any(self) -> np.ndarray:
+        """(n,) bool: frames with a label of any task."""
+        return np.isfinite(self.va).all(axis=1) | (self.expr >= 0) | (self.au >= 0).any(axis=1)
+
+    def clear(self, task: str) -> None:
+        """Mark every frame's `task` label missing."""
+        if task == "VA":
+            self.va[:] = np.nan
+        elif task == "EXPR":
+            self.expr[:] = EXPR_MISSING
+        else:
+            self.au[:] = AU_MISSING
+
     def fill_from(self, other: FrameLabels) -> int:
         """Fill this object's missing values from `other` (same length); returns conflicting frames."""
         va_missing = ~np.isfinite(self.va)

@@ -1,9 +1,10 @@
 """`index_affwild2`: an Aff-Wild2 / ABAW tree -> a Manifest.
 
 Aff-Wild2 (docs/datasets.md): videos at any depth; `<X>_left` / `<X>_right` annotation names share the
-video `<X>`; per-task files (VA, EXPR, AU; Train_Set / Validation_Set) and the MTL files are
-merged per frame (a frame keeps every label any file gives it; per-task files win over MTL on a
-disagreement, which is reported). Labels are fitted to the container's frame count: extra lines
+video `<X>`; each task's labels and split come from its own files (VA, EXPR, AU; Train_Set /
+Validation_Set), so one video can be VA training and EXPR validation data. The MTL files give the
+MTL set (its split and listed frames) and fill missing labels of the tasks in the same split
+(per-task files win on a disagreement, which is reported). Labels are fitted to the container's frame count: extra lines
 are dropped with a problem naming the file, missing lines stay unlabelled. A bad file or line is
 a problem in `Manifest.problems`; the index of everything else completes.
 """
@@ -16,10 +17,13 @@ import re
 from pathlib import Path
 
 
+import numpy as np
+
+from emokd.constants import TASKS
 from emokd.errors import DataError
 from emokd.index.abaw import TASK_FOLDERS, FrameLabels, fit_to_frames, read_mtl_file, read_task_file, read_test_list, videos_of_test_list
 from emokd.index.crop_files import list_crops
-from emokd.index.manifest import Manifest, VideoItem
+from emokd.index.manifest import Manifest, VideoItem, with_splits
 from emokd.index.probe import frame_count
 
 log = logging.getLogger(__name__)
@@ -101,41 +105,64 @@ class _Collected:
         self.mtl: list[tuple[str, Path, FrameLabels]] = []
 
 
-def _labels_of(name: str, entry: _Collected, n_frames: int | None, problems: list[str]) -> FrameLabels:
+def _one_split(name: str, what: str, splits: set[str], problems: list[str]) -> str:
+    """The split of one task of a video; listed in both splits is a problem and counts as validation
+    (its labels then never train)."""
+    if len(splits) > 1:
+        problems.append(f"{name}: its {what} labels are listed as {' and '.join(sorted(splits))}; "
+                        "using validation")
+        return "validation"
+    return splits.pop() if splits else "unlabelled"
+
+
+def _labels_of(name: str, entry: _Collected, n_frames: int | None,
+               problems: list[str]) -> tuple[FrameLabels, dict[str, str], np.ndarray | None]:
+    """(labels, per-task splits, frames of the MTL set or None) of one annotation name.
+
+    Each task's labels and split come from its own files. The MTL rows give the MTL set (its split
+    and frames) and fill a task's missing labels only where that task is in the same split (or has
+    no file of its own): a validation label never becomes training data of another split."""
     arrays = []
-    for task, _split, path in entry.tasks:
+    for task, split, path in entry.tasks:
         try:
             values, found = read_task_file(path, task)
         except DataError as exc:
             problems.append(str(exc))
             continue
         problems += found
-        arrays.append((task, path, values))
+        arrays.append((task, split, path, values))
     n = n_frames if n_frames is not None else max([len(v) for *_, v in arrays]
                                                    + [m.n for *_, m in entry.mtl] + [0])
     labels = FrameLabels.empty(n)
-    for task, path, values in arrays:
+    splits = {task: _one_split(name, task, {s for t, s, _, _ in arrays if t == task}, problems)
+              for task in TASKS}
+    for task, split, path, values in arrays:
+        if split != splits[task]:
+            continue                       # the file of a task listed in two splits that lost
         values, found = fit_to_frames(values, n, path, task)
         problems += found
-        target = {"VA": labels.va, "EXPR": labels.expr, "AU": labels.au}[task]
-        target[:] = values
-    for _split, path, mtl in entry.mtl:
+        {"VA": labels.va, "EXPR": labels.expr, "AU": labels.au}[task][:] = values
+    splits["MTL"] = _one_split(name, "MTL", {s for s, _, _ in entry.mtl}, problems)
+    mtl_frames = np.zeros(n, bool) if entry.mtl else None
+    for split, path, mtl in entry.mtl:
+        if split != splits["MTL"]:
+            continue
         if mtl.n > n:
             problems.append(f"{path}: rows of {name} beyond its {n} frames ignored")
-        conflicts = labels.fill_from(mtl.resized(n))
+        rows = mtl.resized(n)
+        mtl_frames |= rows.labelled_any()
+        for task in TASKS:
+            if splits[task] == "unlabelled" and rows.counts()[task]:
+                splits[task] = split
+            elif splits[task] != split and rows.counts()[task]:
+                problems.append(f"{path}: {name} is MTL {split} data but its {task} file is in "
+                                f"{splits[task]}: the MTL rows' {task} labels are not used")
+                rows.clear(task)
+        conflicts = labels.fill_from(rows)
         if conflicts:
             problems.append(f"{path}: {conflicts} frames of {name} disagree with the per-task files; "
                             "per-task labels kept")
-    return labels
-
-
-def _split_of(name: str, entry: _Collected, problems: list[str]) -> str:
-    splits = {s for _, s, _ in entry.tasks} | {s for s, _, _ in entry.mtl}
-    if len(splits) > 1:
-        problems.append(f"{name}: listed as {' and '.join(sorted(splits))} by different files; "
-                        "using validation")
-        return "validation"
-    return splits.pop() if splits else "unlabelled"
+    return labels, splits, mtl_frames
 
 
 def index_affwild2(root: Path, probe: bool = True) -> Manifest:
@@ -188,14 +215,13 @@ def index_affwild2(root: Path, probe: bool = True) -> Manifest:
         claimed.add(video)
         entry = collected.get(name)
         n = n_frames_of(video)
-        labels = _labels_of(name, entry, n, problems) if entry else None
-        split = _split_of(name, entry, problems) if entry else "test"
-        if split == "unlabelled" and name in test_videos:
-            split = "test"
-        items.append(_item(name, video, crop_root, labels, split, n, problems))
+        labels, splits, mtl = _labels_of(name, entry, n, problems) if entry else (None, {}, None)
+        if name in test_videos:            # test-list entries: the tasks no file labels are test
+            splits = {**splits, **{t: "test" for t in TASKS if splits.get(t, "unlabelled") == "unlabelled"}}
+        items.append(_item(name, video, crop_root, labels, splits, n, problems, mtl))
     for stem, video in sorted(videos.items()):
         if video not in claimed:
-            items.append(_item(stem, video, crop_root, None, "unlabelled", n_frames_of(video), problems))
+            items.append(_item(stem, video, crop_root, None, {}, n_frames_of(video), problems))
     manifest = Manifest(items, test_lists, problems, root, orphans)
     for line in problems:
         log.info("%s", line)
@@ -204,11 +230,12 @@ def index_affwild2(root: Path, probe: bool = True) -> Manifest:
     return manifest
 
 
-def _item(name: str, video: Path, crop_root: Path, labels, split: str, n: int | None,
-          problems: list[str]) -> VideoItem:
+def _item(name: str, video: Path, crop_root: Path, labels, splits: dict[str, str], n: int | None,
+          problems: list[str], mtl: np.ndarray | None = None) -> VideoItem:
     crop_dir = crop_root / name
     if crop_dir.is_dir():
         problems += list_crops(crop_dir)[1]
     else:
         crop_dir = None
-    return VideoItem(name, video, crop_dir, labels, split, "affwild2", n_frames=n)
+    item = VideoItem(name, video, crop_dir, labels, "unlabelled", "affwild2", n_frames=n, mtl=mtl)
+    return with_splits(item, splits)

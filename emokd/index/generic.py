@@ -1,6 +1,7 @@
 """Generic datasets (not Aff-Wild2): a CSV or JSON manifest of videos (docs/datasets.md).
 
-CSV: a header with `video` and optionally `crops`, `labels`, `id`, `split`, `dataset`; one row per
+CSV: a header with `video` and optionally `crops`, `labels`, `id`, `split`, `dataset`, and
+`va_split` / `expr_split` / `au_split` (one task's split when it differs from `split`); one row per
 video. JSON: a list of such objects (or {"items": [...]}). Relative paths are relative to the
 manifest file; a `video` that is an fsspec URL (s3://bucket/clip.mp4) is kept as it is, neither
 checked nor probed here: the worker that extracts it downloads it. `labels` is a per-frame label
@@ -14,12 +15,14 @@ import csv
 import json
 from pathlib import Path, PurePosixPath
 
+from emokd.constants import uniform_splits
 from emokd.errors import DataError
 from emokd.index.abaw import FrameLabels, read_label_file
 from emokd.index.crop_files import list_crops
-from emokd.index.manifest import Manifest, VideoItem, is_saved_manifest, is_url
+from emokd.index.manifest import Manifest, VideoItem, is_saved_manifest, is_url, with_splits
 
-KEYS = ("video", "crops", "labels", "id", "split", "dataset")
+TASK_SPLIT_KEYS = {"va_split": "VA", "expr_split": "EXPR", "au_split": "AU"}
+KEYS = ("video", "crops", "labels", "id", "split", "dataset", *TASK_SPLIT_KEYS)
 SPLITS = ("train", "validation", "test", "unlabelled")
 
 
@@ -77,10 +80,7 @@ def index_generic(path: str | Path, probe: bool = True) -> Manifest:
         if video_id in seen:
             problems.append(f"{where}: duplicate id {video_id}; skipped")
             continue
-        split = row.get("split") or "unlabelled"
-        if split not in SPLITS:
-            problems.append(f"{where}: split {split!r} is not one of {SPLITS}; using 'unlabelled'")
-            split = "unlabelled"
+        splits = _splits(row, where, problems)
         if not url and not video.is_file():
             problems.append(f"{where}: video {video} not found; skipped")
             continue
@@ -98,8 +98,23 @@ def index_generic(path: str | Path, probe: bool = True) -> Manifest:
             problems += list_crops(crop_dir)[1]
         labels = _labels(_resolve(path.parent, row.get("labels")), n, where, problems)
         seen.add(video_id)
-        items.append(VideoItem(video_id, video, crop_dir, labels, split, dataset, n_frames=n))
+        items.append(with_splits(VideoItem(video_id, video, crop_dir, labels, "unlabelled", dataset, n_frames=n),
+                                 splits))
     return Manifest(items, {}, problems, path.parent)
+
+
+def _splits(row: dict, where: str, problems: list[str]) -> dict[str, str]:
+    """Per-task splits of a row: `split` for every task, `<task>_split` where given."""
+    def checked(key: str) -> str:
+        value = row.get(key) or "unlabelled"
+        if value not in SPLITS:
+            problems.append(f"{where}: {key} {value!r} is not one of {SPLITS}; using 'unlabelled'")
+            return "unlabelled"
+        return value
+
+    splits = uniform_splits(checked("split"))
+    splits.update({task: checked(key) for key, task in TASK_SPLIT_KEYS.items() if row.get(key)})
+    return splits
 
 
 def _labels(label_file: Path | None, n: int | None, where: str, problems: list[str]) -> FrameLabels | None:

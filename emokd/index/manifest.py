@@ -9,18 +9,19 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from emokd.constants import SPLIT_KEYS, SPLIT_VALUES, split_summary, uniform_splits
 from emokd.errors import DataError
 from emokd.index.abaw import FrameLabels
 
 __all__ = ["FrameLabels", "VideoItem", "Manifest", "MANIFEST_FORMAT", "is_url"]
 
 MANIFEST_FORMAT = "emokd-manifest"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2          # 2: per-task splits (`splits`) and the MTL set's frames (`mtl`)
 
 
 @dataclass
@@ -29,12 +30,32 @@ class VideoItem:
     video_path: Path | str | None            # media file (shared by _left/_right); a URL stays a str
     crop_dir: Path | None                    # cropped_aligned/<video_id>/ when it exists
     labels: FrameLabels | None
-    split: str                               # "train" | "validation" | "test" | "unlabelled"
+    split: str                               # "train" | "validation" | "test" | "unlabelled" | "mixed"
     dataset: str = "affwild2"
     frame_images: list[Path] | None = None   # image-sequence items (AFEW-VA clips, stills): no audio
     face_boxes: np.ndarray | None = None     # (n, 4) x, y, w, h per frame_image, when given
     fps: float | None = None                 # for image sequences
     n_frames: int | None = None              # frames in the container (index-time probe), if known
+    splits: dict[str, str] | None = None     # per task (VA, EXPR, AU, MTL) -> split; None: `split` for all
+    mtl: np.ndarray | None = None            # (n,) bool: frames listed by the dataset's MTL set
+
+    def task_splits(self) -> dict[str, str]:
+        """The split of each task of `SPLIT_KEYS` (`split` for every task when no per-task splits)."""
+        return {**uniform_splits(self.split), **(self.splits or {})}
+
+
+def item_splits(splits: dict[str, str], where: str) -> dict[str, str]:
+    """`splits` checked: keys among SPLIT_KEYS, values among SPLIT_VALUES; DataError naming `where`."""
+    bad = {k: v for k, v in splits.items() if k not in SPLIT_KEYS or v not in SPLIT_VALUES}
+    if bad:
+        raise DataError(f"{where}: per-task splits {bad} must map {list(SPLIT_KEYS)} to {list(SPLIT_VALUES)}")
+    return dict(splits)
+
+
+def with_splits(item: VideoItem, splits: dict[str, str]) -> VideoItem:
+    """`item` with per-task `splits` and the summary `split` that goes with them."""
+    full = {**uniform_splits("unlabelled"), **splits}
+    return replace(item, splits=full, split=split_summary(full))
 
 
 def _pack(array: np.ndarray) -> dict:
@@ -62,13 +83,15 @@ def _path(value) -> Path | str | None:
 def item_to_dict(item: VideoItem) -> dict:
     out = {"video_id": item.video_id, "video_path": None if item.video_path is None else str(item.video_path),
            "crop_dir": None if item.crop_dir is None else str(item.crop_dir), "split": item.split,
-           "dataset": item.dataset, "fps": item.fps, "n_frames": item.n_frames}
+           "dataset": item.dataset, "fps": item.fps, "n_frames": item.n_frames, "splits": item.task_splits()}
     if item.labels is not None:
         out["labels"] = {k: _pack(getattr(item.labels, k)) for k in ("va", "expr", "au")}
     if item.frame_images is not None:
         out["frame_images"] = [str(p) for p in item.frame_images]
     if item.face_boxes is not None:
         out["face_boxes"] = _pack(np.asarray(item.face_boxes, np.float32))
+    if item.mtl is not None:
+        out["mtl"] = _pack(np.asarray(item.mtl, bool))
     return out
 
 
@@ -82,7 +105,9 @@ def item_from_dict(data: dict) -> VideoItem:
         labels=labels, split=data.get("split", "unlabelled"), dataset=data.get("dataset", "affwild2"),
         frame_images=None if frames is None else [Path(p) for p in frames],
         face_boxes=_unpack(data["face_boxes"]) if data.get("face_boxes") else None,
-        fps=data.get("fps"), n_frames=data.get("n_frames"))
+        fps=data.get("fps"), n_frames=data.get("n_frames"),
+        splits=item_splits(data["splits"], data["video_id"]) if data.get("splits") else None,
+        mtl=_unpack(data["mtl"]) if data.get("mtl") else None)
 
 
 @dataclass
@@ -123,6 +148,11 @@ class Manifest:
             items = [item_from_dict(d) for d in data["items"]]
         except (KeyError, ValueError, TypeError, zlib.error) as exc:
             raise DataError(f"{path}: damaged manifest item ({exc})") from exc
+        if data.get("version", 1) < 2 and any(i.dataset == "affwild2" and i.labels is not None for i in items):
+            # version 1 kept one split per video: a video listed by two tasks' files in different
+            # splits was saved as all "validation", which cannot be undone from the file
+            raise DataError(f"{path}: manifest saved before per-task splits (version 1); write it again "
+                            "with `emokd index` from the dataset")
         return cls(items, data.get("test_lists", {}), data.get("problems", []), _path(data.get("root")),
                    data.get("orphans", []))
 

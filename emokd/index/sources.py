@@ -12,12 +12,13 @@ sources:
 - `thin`: keep the labels of frames 0, k, 2k, ... only, one k for every task or a {task: k}
   table (Vu et al. keep every 5th Aff-Wild2 VA frame). On multi-frame items the labels of the
   other frames are cleared (features are still extracted, they feed the temporal window); on
-  one-frame items (stills) every k-th item keeps the label. Only training items are thinned.
+  one-frame items (stills) every k-th item keeps the label. Only tasks in the training split are
+  thinned (a video's splits are per task).
 - `name` is the `dataset` of the items (the cache keeps it per item, so a training recipe can
   choose which database feeds which task) and the id namespace `<name>/<item>`; Aff-Wild2 ids stay
   bare. `options` go to the reader (ExpW `split`, `min_confidence`; AFEW-VA `split`, `fps`).
 - An id found in two sources (e.g. Aff-Wild2 videos of both the EXPR and VA sets listed twice) is
-  one item whose labels are merged per frame.
+  one item whose labels are merged per frame, each task keeping the split of the source labelling it.
 An item that carried labels and has none left after `tasks`/`thin` is left out.
 """
 
@@ -32,7 +33,7 @@ import numpy as np
 from emokd.config import read_config_file
 from emokd.constants import TASKS
 from emokd.errors import ConfigError, DataError
-from emokd.index.manifest import FrameLabels, Manifest, VideoItem
+from emokd.index.manifest import FrameLabels, Manifest, VideoItem, with_splits
 from emokd.index.readers.affectnet import read_affectnet
 from emokd.index.readers.afew_va import read_afew_va
 from emokd.index.readers.expw import read_expw
@@ -70,31 +71,51 @@ def _parse_thin(value, where: str) -> dict[str, int]:
 
 
 def filter_labels(items: list[VideoItem], tasks: tuple[str, ...], thin: dict[str, int]) -> list[VideoItem]:
-    """Keep only `tasks` labels; on training items only frames 0, k, 2k, ... (k = thin[task]), or
-    every k-th one-frame item."""
+    """Keep only `tasks` labels (a dropped task's split becomes "unlabelled", and the MTL set goes
+    with any dropped task); of a task in the training split only frames 0, k, 2k, ... (k =
+    thin[task]), or every k-th one-frame item."""
     out, still_ordinal = [], 0
     for item in items:
         if item.labels is None:
             out.append(item)
             continue
         had = _has_labels(item.labels)
+        splits = item.task_splits()
         arrays = {t: getattr(item.labels, _FIELD[t]).copy() for t in TASKS}
         n = len(arrays["VA"])
         for task in TASKS:
             if task not in tasks:
                 _clear(task, arrays[task], np.ones(n, bool))
-            elif item.split != "train":
+                splits[task] = "unlabelled"
+            elif splits[task] != "train":
                 continue                      # thinning is for training; evaluation keeps every frame
             elif n == 1:
                 if still_ordinal % thin[task]:
                     _clear(task, arrays[task], np.ones(1, bool))
             else:
                 _clear(task, arrays[task], np.arange(n) % thin[task] != 0)
-        still_ordinal += n == 1 and item.split == "train"
+        still_ordinal += n == 1 and "train" in (splits[t] for t in tasks)
+        mtl = item.mtl
+        if set(TASKS) - set(tasks):
+            splits["MTL"], mtl = "unlabelled", None
         labels = FrameLabels(va=arrays["VA"], expr=arrays["EXPR"], au=arrays["AU"])
         if had and not _has_labels(labels):
             continue
-        out.append(replace(item, labels=labels))
+        out.append(with_splits(replace(item, labels=labels, mtl=mtl), splits))
+    return out
+
+
+def merge_splits(first: VideoItem, second: VideoItem, where: str, problems: list[str]) -> dict[str, str]:
+    """Per task: the split of the item that labels it (`first` when both do; a disagreement is a
+    problem)."""
+    a, b = first.task_splits(), second.task_splits()
+    out = {}
+    for task, split in a.items():
+        other = b.get(task, "unlabelled")
+        if split != "unlabelled" and other not in ("unlabelled", split):
+            problems.append(f"{where}: {first.video_id}: {task} is {split} in one source and {other} in "
+                            f"another; {split} kept")
+        out[task] = split if split != "unlabelled" else other
     return out
 
 
@@ -181,7 +202,9 @@ def index_sources(path: str | Path) -> Manifest:
             if item.video_id in by_id:
                 old = by_id[item.video_id]
                 labels, conflicts = merge_labels(old.labels, item.labels)
-                by_id[item.video_id] = replace(old, labels=labels)
+                mtl = old.mtl if old.mtl is not None else item.mtl
+                by_id[item.video_id] = with_splits(replace(old, labels=labels, mtl=mtl),
+                                                   merge_splits(old, item, where, problems))
                 if conflicts:
                     problems.append(f"{where}: {item.video_id}: {conflicts} frames labelled differently "
                                     f"by two sources; the first source's labels kept")

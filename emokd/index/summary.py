@@ -1,4 +1,5 @@
-"""What `emokd index` prints: videos, frames, labelled frames per task and split, missing crops,
+"""What `emokd index` prints: videos (per summary split: "mixed" when its tasks are in different
+splits), frames, labelled frames per task and that task's split, missing crops,
 videos without annotations and annotations without video, test lists and problems."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from emokd.constants import TASKS
 from emokd.index.crop_files import list_crops
 from emokd.index.manifest import Manifest
 
-SPLIT_ORDER = ("train", "validation", "test", "unlabelled")
+SPLIT_ORDER = ("train", "validation", "test", "unlabelled", "mixed")
 
 
 def summarize(manifest: Manifest, count_crops: bool = True) -> dict:
@@ -32,8 +33,9 @@ def summarize(manifest: Manifest, count_crops: bool = True) -> dict:
             if item.split != "test":
                 without_labels.append(item.video_id)
         else:
+            splits = item.task_splits()
             for task, count in item.labels.counts().items():
-                labelled[item.split][task] += count
+                labelled[splits[task]][task] += count
         if item.frame_images is None:
             if item.crop_dir is None:
                 no_crop_dir.append(item.video_id)

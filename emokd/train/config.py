@@ -23,7 +23,8 @@ class TrainConfig:
     batch_size: int = 256                # samples per task batch
     lr: float = 1e-4                     # Adam learning rate
     patience: int = 5                    # early stop after this many epochs without improvement
-    seed: int = 0                        # random seed (batch order, initial weights)
+    seed: int | None = None              # random seed (batch order, initial weights); none: 0 for a
+                                         # teacher, its teacher's seed + 1 for a student (a fresh net)
     device: str = "auto"                 # auto (cuda when available), cpu, cuda or cuda:N
     window: int = 6                      # image-embedding window length (frames)
     stride: int = 10                     # frames between window positions
@@ -32,7 +33,8 @@ class TrainConfig:
     eval_batch_size: int = 2048          # frames per batch when predicting whole splits
     data_on_device: bool = True          # keep the in-memory cache on the GPU (gathers stay there)
     export_soft: bool = True             # teacher: write predictions of every cached frame to soft/
-    soft_run: str | None = None          # name under soft/ (default: the run directory's name)
+    soft_run: str | None = None          # name under soft/ (default: <run folder>-<8 hex of its path>)
+    progress_every_s: float = 60.0       # not on a terminal: a progress line at most this often per epoch
 
     def check(self) -> None:
         if not self.cache:

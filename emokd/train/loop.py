@@ -1,13 +1,16 @@
 """The training loop shared by every recipe: read top to bottom.
 
-    config -> run dir -> cache in memory (+ teacher soft labels) -> model, Adam
+    config -> seed -> soft-label name claimed (teacher) -> run dir -> cache in memory (+ teacher
+    soft labels) -> recipe checks the data -> model, Adam
     for each epoch: the recipe's steps (one optimiser step each), validation over the whole set,
-                    recipe.end_epoch (patience, gammas), metrics.csv row, best.pt / last.pt
+                    recipe.end_epoch (patience, gammas), metrics.csv row, best.pt / last.pt,
+                    one console line, curves.png redrawn
     teacher: its predictions for every cached frame go to the cache's soft/ area, once.
 
 Determinism and --resume: the batch order of epoch e comes from numpy seeded by (seed, e), and
 last.pt (written after each epoch) holds the torch RNG state, the optimiser and the epoch state,
-so a resumed run continues exactly where an uninterrupted one would be.
+so a resumed run continues exactly where an uninterrupted one would be. A student's seed defaults
+to its teacher's + 1: a fresh network, not the teacher's initial weights, batch order and dropout.
 """
 
 from __future__ import annotations
@@ -16,22 +19,23 @@ import logging
 import random
 import time
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from emokd.cache.store import FeatureCache
 from emokd.config import to_dict
 from emokd.errors import ConfigError, DataError
 from emokd.logs import file_log
-from emokd.train.data import load_frame_data
-from emokd.train.evaluate import evaluate_split
-from emokd.train.recipes.base import EpochState, build_recipe
-from emokd.train.runs import BEST, LAST, LOG, RunDir, net_config_of
-from emokd.train.soft_labels import ensure_soft_labels, export_soft_labels
 from emokd.models.device import resolve_device
 from emokd.train.config import TrainConfig
+from emokd.train.data import load_frame_data
+from emokd.train.evaluate import evaluate, evaluated_videos
+from emokd.train.progress import Progress, epoch_line
+from emokd.train.recipes.base import EpochState, build_recipe
+from emokd.train.runs import BEST, LAST, LOG, RunDir, net_config_of
+from emokd.train.soft_labels import claim_soft_name, ensure_soft_labels, export_soft_labels, soft_run_name
 
 log = logging.getLogger(__name__)
 
@@ -42,31 +46,49 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def resolve_seed(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with its seed set: 0 for a teacher, the teacher's seed + 1 for a student."""
+    if cfg.seed is not None:
+        return cfg
+    if cfg.role == "student":
+        teacher_seed = RunDir(cfg.teacher).config().seed
+        return replace(cfg, seed=(teacher_seed or 0) + 1)
+    return replace(cfg, seed=0)
+
+
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
     """Train one run; returns the summary (best epoch, best validation metrics, soft-label run)."""
     cfg.check()
     recipe = build_recipe(cfg.recipe, cfg.recipe_options)      # unknown options fail before any write
     device = resolve_device(cfg.device)
+    cfg = resolve_seed(cfg)
     run = RunDir(cfg.run)
+    if cfg.role == "teacher" and cfg.export_soft:              # a taken name fails before any epoch
+        claim_soft_name(cfg.cache, run.path, soft_run_name(run.path, cfg.soft_run))
     run.prepare(cfg, resume)
     with file_log(run.file(LOG)):
         return _train(cfg, recipe, device, run, resume)
 
 
 def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: bool) -> dict:
-    log.info("run %s: role %s, recipe %s, device %s", run.path, cfg.role, cfg.recipe, device)
+    log.info("run %s: role %s, recipe %s, device %s, seed %d", run.path, cfg.role, cfg.recipe, device, cfg.seed)
+    if cfg.role == "student" and cfg.seed == RunDir(cfg.teacher).config().seed:
+        log.warning("student seed %d is its teacher's: it starts from the teacher's initial weights", cfg.seed)
     seed_everything(cfg.seed)
+    progress = Progress(every_s=cfg.progress_every_s)
 
     # data: the train and validation videos in memory, plus the teacher's outputs for a student
     soft_run = ensure_soft_labels(cfg.cache, cfg.teacher, cfg.device) if cfg.role == "student" else None
     cache = FeatureCache.open(cfg.cache)
     data = load_frame_data(cache, [cfg.train_split, cfg.val_split], cfg.window, cfg.stride, soft_run,
-                           device if cfg.data_on_device else "cpu")
+                           device if cfg.data_on_device else "cpu", train_split=cfg.train_split)
     data.batch_device = device
     for split in (cfg.train_split, cfg.val_split):
-        if not len(data.frames(split)):
-            raise DataError(f"cache {cfg.cache}: no complete video with labels in split {split!r} "
-                            f"(found only: {sorted(set(data.video_split))}; set train_split / val_split)")
+        if not len(data.videos_in(split)):
+            raise DataError(f"cache {cfg.cache}: no complete video with a task in split {split!r} "
+                            f"(found only: {data.split_names()}; set train_split / val_split)")
+    recipe.check_data(data)
+    evaluated_videos(recipe, data, cfg.val_split)              # its evaluation datasets exist
 
     # model and optimiser
     model = recipe.build_model(data.dims).to(device)
@@ -99,6 +121,7 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
+    mtl_on = None
     for epoch in range(start, cfg.epochs):
         if state.stop:
             break
@@ -109,8 +132,7 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
         sums: dict = defaultdict(float)
         counts, n_samples = defaultdict(int), 0
         steps = recipe.train_steps(data, cfg.train_split, cfg.batch_size, rng)
-        for step in tqdm(steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False,
-                         disable=None):    # None: a bar on a terminal, silent in logs and CI
+        for step in progress.steps(steps, f"epoch {epoch + 1}/{cfg.epochs}"):
             total = 0.0
             for batch in step:
                 loss, parts = recipe.loss(recipe.forward(model, batch), batch, state)
@@ -124,28 +146,29 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
             optimizer.step()
         train_s = time.time() - t0
 
-        metrics = evaluate_split(model, recipe, data, cfg.val_split, cfg.eval_batch_size)
+        found = evaluate(model, recipe, data, cfg.val_split, cfg.eval_batch_size)
+        metrics, mtl_on = found.metrics, found.mtl_description()
         extra = recipe.end_epoch(state, metrics)
         improved = state.stale.get("score") == 0
         if improved:
             state.best_epoch = epoch
         row = {"epoch": epoch, **{k: float(sums[k]) / counts[k] for k in sorted(sums)}, **metrics, **extra,
-               "samples_per_s": n_samples / max(train_s, 1e-9), "epoch_s": time.time() - t0}
+               "steps": len(steps), "samples_per_s": n_samples / max(train_s, 1e-9), "epoch_s": time.time() - t0}
         run.append_metrics(row)
-        log.info("epoch %d: %s=%.4f (best %.4f at epoch %d) %.1fs", epoch, recipe.score_key,
-                 metrics[recipe.score_key], state.best.get("score", float("nan")), state.best_epoch,
-                 row["epoch_s"])
         if improved:
             run.save_checkpoint(BEST, checkpoint(epoch))
         run.save_checkpoint(LAST, checkpoint(epoch))
+        run.plot(recipe)                                       # a killed run still has its picture
+        progress.line(epoch_line(epoch, cfg.epochs, row, recipe.loss_keys, recipe.metric_keys, recipe.score_key,
+                                 state.best.get("score", float("nan")), state.best_epoch, row["epoch_s"]))
         if state.stop:
-            log.info("early stop: %d epochs without improvement of %s", state.patience, recipe.score_key)
+            progress.line(f"early stop: {state.patience} epochs without improvement of {recipe.score_key}")
 
-    run.plot((*recipe.metric_keys, *recipe.curve_keys))
     summary = {"run": str(run.path), "best_epoch": state.best_epoch, "best_score": state.best.get("score"),
-               "score_key": recipe.score_key, "soft_run": soft_run, "epochs_run": state.epoch + 1}
+               "score_key": recipe.score_key, "mtl_score_on": mtl_on, "seed": cfg.seed, "soft_run": soft_run,
+               "epochs_run": state.epoch + 1}
     if cfg.role == "teacher" and cfg.export_soft and run.file(BEST).is_file():
         summary["soft_run"], summary["soft_videos_written"] = export_soft_labels(
-            cfg.cache, run.path, cfg.device, cfg.eval_batch_size)
+            cfg.cache, run.path, cfg.device, cfg.eval_batch_size, name=cfg.soft_run)
     log.info("done: %s", summary)
     return summary

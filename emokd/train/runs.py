@@ -64,12 +64,13 @@ class RunDir:
             writer.writerows(rows)
         os.replace(tmp, self.file(METRICS))
 
-    def plot(self, curves: tuple[str, ...]) -> Path | None:
-        """curves.png: training losses, and the metrics.csv columns `curves` (a recipe's metric
-        and curve keys)."""
+    def plot(self, recipe: Recipe) -> Path | None:
+        """curves.png from metrics.csv: the recipe's training losses, training curves and validation
+        metrics, best epoch marked (`emokd.train.plots`)."""
         from emokd.train.plots import plot_curves
         rows = self.read_metrics()
-        return plot_curves(rows, self.file(PLOT), curves) if rows else None
+        return plot_curves(rows, self.file(PLOT), recipe.loss_keys, recipe.curve_keys, recipe.metric_keys,
+                           recipe.score_key) if rows else None
 
     # ---- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self, name: str, payload: dict) -> None:

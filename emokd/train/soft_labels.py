@@ -1,35 +1,53 @@
-"""A teacher's predictions for every cached frame, written once under soft/<run>/ and reused.
+"""A teacher's predictions for every cached frame, written once under soft/<name>/ and reused.
 
-`export_soft_labels` runs the teacher's best checkpoint over the videos that lack them (raw outputs,
-not filled: a student reads the teacher's view of each frame) and marks the run complete.
-`ensure_soft_labels` is what a student calls: it reuses complete soft labels without computing
-anything and only fills videos added to the cache since. Each video's soft labels record the
-sha256 of the checkpoint that made them, so a teacher retrained at the same path is never
-silently mixed with, or replaced by, its predecessor's predictions: those videos are recomputed.
+The name is the teacher's `soft_run` setting, by default `<run folder>-<8 hex of its absolute
+path>`, so two teachers called `teacher` in different folders never collide. A teacher claims its
+name in the cache before it trains (`claim_soft_name`): a name another teacher run holds is refused
+then, not after training. `export_soft_labels` runs the teacher's best checkpoint over the videos
+that lack them (raw outputs, not filled: a student reads the teacher's view of each frame) and
+marks the set complete; `emokd export-soft` calls it for a trained teacher, under any name.
+`ensure_soft_labels` is what a student calls: it reuses a complete set this teacher's checkpoint
+made, whatever its name, computing nothing, and only fills videos added to the cache since. Each
+video's soft labels record the sha256 of the checkpoint that made them, so a teacher retrained at
+the same path is never silently mixed with, or replaced by, its predecessor's predictions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from emokd.cache.store import FeatureCache
-from emokd.errors import CacheError
 from emokd.models.weights import sha256_file
+from emokd.models.device import resolve_device
 from emokd.train.data import load_frame_data
 from emokd.train.evaluate import predict_frames
 from emokd.train.runs import BEST, RunDir, load_trained
-from emokd.models.device import resolve_device
 
 log = logging.getLogger(__name__)
 VIDEOS_PER_CHUNK = 256
 
 
-def soft_run_name(run: str | Path) -> str:
-    cfg = RunDir(run).config()
-    return cfg.soft_run or Path(run).resolve().name
+def default_soft_name(run: str | Path) -> str:
+    """`<folder name>-<first 8 hex of sha256(absolute path)>`: unique per run directory."""
+    path = Path(run).resolve()
+    return f"{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+
+
+def soft_run_name(run: str | Path, soft_run: str | None = None) -> str:
+    """The soft-label name of a teacher run: `soft_run` if given, else its config's, else the default."""
+    if soft_run:
+        return soft_run
+    cfg = RunDir(run).config() if RunDir(run).file("config.yaml").is_file() else None
+    return (cfg.soft_run if cfg is not None and cfg.soft_run else None) or default_soft_name(run)
+
+
+def claim_soft_name(cache_url: str, run: str | Path, name: str) -> None:
+    """Reserve `name` for teacher `run` before it trains (CacheError if another run holds it)."""
+    FeatureCache.open(cache_url, mode="r+").claim_soft_run(name, str(Path(run).resolve()))
 
 
 def checkpoint_sha256(run: str | Path) -> str:
@@ -42,20 +60,14 @@ def _videos_to_write(cache: FeatureCache, name: str, checkpoint: str) -> list[st
             if cache.soft_video_attrs(name, v).get("checkpoint_sha256") != checkpoint]
 
 
-def _check_owner(cache: FeatureCache, name: str, run: str | Path) -> None:
-    owner = cache.soft_run_attrs(name).get("teacher_run")
-    if owner is not None and owner != str(Path(run).resolve()):
-        raise CacheError(f"{cache.url}: soft labels {name!r} belong to teacher run {owner}, not "
-                         f"{Path(run).resolve()}; set soft_run to another name in the teacher's config")
-
-
-def export_soft_labels(cache_url: str, run: str | Path, device: str = "auto",
-                       batch_size: int = 2048, only_missing: bool = True) -> tuple[str, int]:
-    """Write the teacher run's soft labels; returns (soft run name, number of videos written)."""
-    name = soft_run_name(run)
+def export_soft_labels(cache_url: str, run: str | Path, device: str = "auto", batch_size: int = 2048,
+                       only_missing: bool = True, name: str | None = None) -> tuple[str, int]:
+    """Write the teacher run's soft labels under `name` (default `soft_run_name`); returns (name,
+    number of videos written)."""
+    name = soft_run_name(run, name)
     dev = resolve_device(device)
     cache = FeatureCache.open(cache_url, mode="r+")
-    _check_owner(cache, name, run)
+    cache.claim_soft_run(name, str(Path(run).resolve()))
     checkpoint = checkpoint_sha256(run)
     todo = _videos_to_write(cache, name, checkpoint) if only_missing else cache.video_ids()
     if not todo:
@@ -75,17 +87,26 @@ def export_soft_labels(cache_url: str, run: str | Path, device: str = "auto",
     return name, len(todo)
 
 
+def _complete_sets_of(cache: FeatureCache, run: str | Path, checkpoint: str) -> list[str]:
+    """Names of the complete soft-label sets this teacher run's current checkpoint made."""
+    owner = str(Path(run).resolve())
+    return [name for name in cache.soft_runs(complete_only=True)
+            if cache.soft_run_attrs(name).get("teacher_run") == owner
+            and cache.soft_run_attrs(name).get("checkpoint_sha256") == checkpoint]
+
+
 def ensure_soft_labels(cache_url: str, teacher_run: str | Path, device: str = "auto") -> str:
-    """The soft-label run name of `teacher_run`, computing only what the cache does not hold yet."""
-    name = soft_run_name(teacher_run)
+    """The soft-label name of `teacher_run`, computing only what the cache does not hold yet."""
     cache = FeatureCache.open(cache_url)
-    _check_owner(cache, name, teacher_run)
-    missing = _videos_to_write(cache, name, checkpoint_sha256(teacher_run))
+    checkpoint = checkpoint_sha256(teacher_run)
+    default = soft_run_name(teacher_run)
+    names = _complete_sets_of(cache, teacher_run, checkpoint)
+    name = default if default in names or not names else names[0]
+    missing = _videos_to_write(cache, name, checkpoint)
     if not missing and name in cache.soft_runs(complete_only=True):
-        log.info("reusing soft labels %r of teacher %s (%d videos)", name, teacher_run,
-                 len(cache.video_ids()))
+        log.info("reusing soft labels %r of teacher %s (%d videos)", name, teacher_run, len(cache.video_ids()))
         return name
     log.info("soft labels %r: %d videos missing or from another checkpoint; computing them from %s",
              name, len(missing), teacher_run)
-    export_soft_labels(cache_url, teacher_run, device)
+    export_soft_labels(cache_url, teacher_run, device, name=name)
     return name

@@ -102,3 +102,28 @@ def test_failure_log_survives_reopen_and_clears_on_success(cache):
     assert reopened.failures() == {"bad/video": "corrupt.mp4: still no frames"}
     write_video(reopened, "bad/video", video_values(3, seed=3))
     assert reopened.failures() == {}
+
+
+def test_per_task_splits_and_mtl_frames_round_trip(cache):
+    mtl = np.array([0, 1, 1, 0, 0, 1], bool)
+    cache.write_labels("v/1", va=np.zeros((6, 2)), expr=[1] * 6,
+                       splits={"VA": "train", "EXPR": "validation", "MTL": "validation"}, mtl=mtl)
+    got = FeatureCache.open(cache.url).read_labels("v/1")
+    assert got["splits"] == {"VA": "train", "EXPR": "validation", "AU": "unlabelled", "MTL": "validation"}
+    assert got["split"] == "mixed"
+    np.testing.assert_array_equal(got["mtl"], mtl)
+    cache.write_labels("v/1", expr=[1] * 6, split="test")              # one split: every task
+    got = cache.read_labels("v/1")
+    assert got["splits"] == {"VA": "test", "EXPR": "test", "AU": "test", "MTL": "unlabelled"}
+    assert not got["mtl"].any() and "mtl" not in cache.root["labels/v~2F1"]   # no MTL set: no array
+    with pytest.raises(CacheError, match="splits .*'EXPR': 'dev'"):
+        cache.write_labels("v/1", splits={"EXPR": "dev"})
+
+
+def test_labels_written_before_per_task_splits_are_never_read_as_valid(cache):
+    """A labels group without `splits` (an older emokd merged a video listed by two tasks in
+    different splits into "validation"): read as None, and verify says how to rewrite it."""
+    cache.write_labels("v/1", expr=[1] * 6, split="validation")
+    del cache.root["labels/v~2F1"].attrs["splits"]
+    assert cache.read_labels("v/1")["splits"] is None
+    assert any("before per-task splits; run `emokd cache relabel CACHE DATASET`" in p for p in cache.verify())

@@ -17,11 +17,12 @@ from emokd.inspect.predictions import run_predictions
 from emokd.train.loop import train
 from emokd.train.config import TrainConfig
 from emokd.train.recipes.vu2021.recipe import Vu2021
+from emokd.train.soft_labels import soft_run_name
 from emokd.testing.multidb_cache import LatentWorld, MultiDbSpec, write_multidb_cache
 
 SPEC = MultiDbSpec(expr_stills=30, both_stills=16, va_clips=3, clip_frames=20, val_videos=2, val_frames=60)
 OPTIONS = {"hidden": [32], "gru_hidden": 8, "dropout": 0.0, "expr_datasets": ["expr_db"],
-           "va_datasets": ["va_db"], "expr_va_datasets": ["both_db"]}
+           "va_datasets": ["va_db"], "expr_va_datasets": ["both_db"], "eval_datasets": ["target"]}
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +48,14 @@ def test_teacher_run_and_soft_labels(runs):
     assert ckpt["recipe"] == "vu2021" and ckpt["recipe_options"]["temporal"] is False
     assert ckpt["recipe_options"]["expr_va_datasets"] == ["both_db"]
     cache = FeatureCache.open(runs["url"])
-    soft = cache.read_soft("teacher", "expr_db/00000")
+    name = soft_run_name(root / "teacher")
+    soft = cache.read_soft(name, "expr_db/00000")
     assert soft["expr"].shape == (1, 7) and soft["va_logits"].shape == (1, 40) and soft["va"].shape == (1, 2)
     # the stored expectation is the softmax expectation of the stored bin logits, over the bin centres
     logits = torch.tensor(soft["va_logits"]).view(1, 2, 20)
     centres = torch.linspace(-0.95, 0.95, 20)
     assert np.allclose(soft["va"], (torch.softmax(logits, -1) @ centres).numpy(), atol=1e-5)
-    clip = cache.read_soft("teacher", "va_db/000")
+    clip = cache.read_soft(name, "va_db/000")
     assert clip["expr"].shape == (20, 7)                       # every frame, labelled for EXPR or not
     assert cache.read_labels("both_db/00000")["dataset"] == "both_db"
 
@@ -66,7 +68,7 @@ def test_student_trains_on_all_sets(runs):
     # the EXPR set has no VA label: its VA loss is pure distillation, the teacher's knowledge
     for key in ("ccc_v", "ccc_a", "f1_expr", "acc_expr", "score"):
         assert math.isfinite(float(rows[-1][key])), key
-    assert runs["student"]["soft_run"] == "teacher"
+    assert runs["student"]["soft_run"] == soft_run_name(runs["root"] / "teacher")
 
 
 def test_synthetic_multidb_cache_matches_its_ground_truth(runs):
@@ -105,8 +107,10 @@ def test_evaluate_prints_the_recipes_metrics(runs):
     result = CliRunner().invoke(main, ["evaluate", "--run", str(run), "--cache", runs["url"], "--device", "cpu"])
     assert result.exit_code == 0, result.output
     printed = [line.split()[0] for line in result.output.splitlines()[:-1]]
-    assert printed == list(Vu2021.metric_keys)
+    assert printed == ["VA", "EXPR", *Vu2021.metric_keys]              # per task, then the metrics
     saved = json.loads((run / "eval_validation.json").read_text())
+    assert saved["tasks"]["VA"] == {"n_videos": 2, "n_frames": 120, **{k: saved[k] for k in ("ccc_v", "ccc_a", "ccc_va")}}
+    assert "AU" not in saved["tasks"] and saved["mtl_on"] is None
     best = next(r for r in csv.DictReader(open(run / "metrics.csv")) if int(r["epoch"]) == saved["epoch"])
     for key in Vu2021.metric_keys:
         assert saved[key] == pytest.approx(float(best[key]), abs=1e-5), key

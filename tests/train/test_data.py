@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from emokd.errors import CacheError
-from emokd.train.data import fill_from_earlier, forward_fill_index, load_frame_data, stream_batches
+from emokd.train.data import fill_from_earlier, forward_fill_index, load_frame_data
+from emokd.train.streams import stream_batches
 from emokd.testing.caches import SyntheticSpec, label_function, write_synthetic_cache
 
 
@@ -27,7 +28,7 @@ def test_load_matches_the_cache_and_fills_no_face_frames(cache):
     c, spec = cache
     data = load_frame_data(c, None, window=3, stride=2)
     assert data.n_frames == 3 * 40 and data.dims == {"face": 4, "audio": 3, "window": 3, "stride": 2}
-    assert data.video_split == ["train", "train", "validation"]
+    assert [s["VA"] for s in data.video_splits] == ["train", "train", "validation"]
     assert data.face.dtype == torch.float16
     for v, vid in enumerate(data.video_ids):
         raw = c.read_video(vid)
@@ -59,7 +60,7 @@ def test_window_gathers_frames_at_stride_clamped_to_the_video(cache):
 def test_labelled_indices_and_masks(cache):
     c, spec = cache
     data = load_frame_data(c, ["train"], window=2, stride=1)
-    assert data.video_split == ["train", "train"]
+    assert [s["EXPR"] for s in data.video_splits] == ["train", "train"]
     for task in ("VA", "EXPR", "AU", "MTL"):
         idx = data.labelled("train", task)
         assert data.face_ok[idx].all()
@@ -90,3 +91,16 @@ def test_soft_labels_load_or_error(cache):
     c, _ = cache
     with pytest.raises(CacheError, match="no soft labels"):
         load_frame_data(c, None, soft_run="nobody")
+
+
+def test_labels_without_per_task_splits_are_refused(tmp_path):
+    """Labels written before per-task splits cannot be trusted per task: training and evaluation
+    refuse them in one line that says how to rewrite them."""
+    from emokd.cache import FeatureCache, encode_key
+
+    c = write_synthetic_cache(str(tmp_path / "c.zarr"), SyntheticSpec(n_videos=2, frames_per_video=10))
+    vid = c.video_ids()[0]
+    del c.root[f"labels/{encode_key(vid)}"].attrs["splits"]
+    with pytest.raises(CacheError, match=rf"labels of '{vid}' were written before per-task splits; "
+                                         r"run `emokd cache relabel CACHE DATASET`"):
+        load_frame_data(FeatureCache.open(c.url))

@@ -66,12 +66,12 @@ def test_run_directory_contents(teacher):
         assert (run / name).is_file(), name
     header = open(run / "metrics.csv").readline().strip().split(",")
     for col in ("loss_VA", "loss_EXPR", "loss_AU", "loss_MTL", "ccc_v", "ccc_a", "f1_expr", "f1_au",
-                "p_mtl", "disc_acc", "gamma_VA", "gamma_EXPR", "gamma_AU", "gamma_MTL", "delta"):
+                "p_mtl", "disc_acc", "gamma_VA", "gamma_EXPR", "gamma_AU", "delta", "sup_VA", "sup_MTL", "steps"):
         assert col in header, col
     ckpt = torch.load(run / "best.pt", weights_only=False)
     assert ckpt["net_config"] == {"face_dim": 16, "audio_dim": 8, "window": 3, "stride": 2, "lstm_hidden": 32,
                                   "extractor": [64, 32], "heads": [32], "discriminator": [16], "dropout": 0.0,
-                                  "grl_coefficient": 1.0, "n_expr": 8, "n_au": 12, "n_tasks": 3}
+                                  "head_dropout": 0.0, "grl_coefficient": 1.0, "n_expr": 8, "n_au": 12, "n_tasks": 3}
     assert "dims" not in ckpt and "stride" not in ckpt          # the net config is the one record of them
     assert ckpt["config"]["role"] == "teacher" and ckpt["recipe"] == "jeong2022"
     assert teacher["summary"]["soft_videos_written"] == 8
@@ -83,7 +83,9 @@ def soft_files(url: str, name: str) -> dict:
 
 
 def test_two_students_reuse_one_teachers_soft_labels(teacher, monkeypatch):
-    before = soft_files(teacher["url"], "teacher")
+    soft_name = teacher["summary"]["soft_run"]
+    assert soft_name == soft_labels.default_soft_name(teacher["run"]) and soft_name.startswith("teacher-")
+    before = soft_files(teacher["url"], soft_name)
     assert len(before) > 8
 
     def no_recompute(*args, **kwargs):
@@ -94,13 +96,14 @@ def test_two_students_reuse_one_teachers_soft_labels(teacher, monkeypatch):
         cfg = config(teacher["url"], teacher["root"] / name, role="student", teacher=str(teacher["run"]),
                      epochs=2, recipe_options={**SMALL, **options})
         summary = train(cfg)
-        assert summary["soft_run"] == "teacher"
+        assert summary["soft_run"] == soft_name
         if chance is None:
             data = load_frame_data(teacher["cache"], ["validation"])
             chance = chance_metrics(data.va, data.expr, data.au)
         assert summary["best_score"] > chance["p_mtl"] + 1.0
-        assert "dist_MTL" in open(teacher["root"] / name / "metrics.csv").readline()
-    assert soft_files(teacher["url"], "teacher") == before       # not one soft-label file rewritten
+        header = open(teacher["root"] / name / "metrics.csv").readline()
+        assert "dist_VA" in header and "dist_MTL" not in header        # MTL batches: L_MTL^S alone
+    assert soft_files(teacher["url"], soft_name) == before           # not one soft-label file rewritten
 
 
 def test_evaluate_cli_reproduces_the_best_epoch(teacher):
@@ -113,7 +116,14 @@ def test_evaluate_cli_reproduces_the_best_epoch(teacher):
     for key in ("ccc_v", "ccc_a", "ccc_va", "f1_expr", "f1_au", "p_mtl"):
         assert saved[key] == pytest.approx(float(best[key]), abs=1e-5)
         assert f"{key:8s} {saved[key]:.4f}" in result.output
-    assert len(result.output.splitlines()) == len(Jeong2022.metric_keys) + 1    # the metrics, then "saved"
+    data = load_frame_data(teacher["cache"], ["validation"])
+    for task, key in (("VA", "VA"), ("EXPR", "EXPR"), ("AU", "AU")):
+        assert saved["tasks"][task]["n_frames"] == int(data.task_mask(key).sum())    # every labelled frame
+        assert saved["tasks"][task]["n_videos"] == 2
+    assert saved["mtl_on"].startswith("the per-task validation sets")              # no MTL set here
+    assert f"P_MTL on {saved['mtl_on']}" in result.output
+    # per task, then the metrics, then where P_MTL came from, then "saved"
+    assert len(result.output.splitlines()) == 3 + len(Jeong2022.metric_keys) + 2
 
 
 def test_a_checkpoint_without_its_network_config_is_a_one_line_error(teacher, tmp_path):

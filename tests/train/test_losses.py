@@ -131,27 +131,66 @@ def _hand_terms(fixed):
     return sup, dist
 
 
-@pytest.mark.parametrize("stream", ["VA", "EXPR", "AU", "MTL"])
+TASK_LOGITS = np.array([[1.0, 0.2, -0.3]])
+
+
+@pytest.mark.parametrize("stream", ["VA", "EXPR", "AU"])
 def test_student_loss_is_eq13(fixed, stream):
+    """gamma_i (alpha L_i^S + L_i^D) + delta L^T + sum_{j != i} beta gamma_j L_j^D, by hand, to 1e-6."""
     recipe = build_recipe("jeong2022", {"delta_schedule": "constant", "delta": 0.5})
-    state = EpochState(role="student", epoch=2, epochs=10, stale={"VA": 1, "EXPR": 0, "AU": 3, "MTL": 2})
+    state = EpochState(role="student", epoch=2, epochs=10, stale={"VA": 1, "EXPR": 0, "AU": 3})
     total, parts = recipe.loss(_outputs(fixed), _batch(fixed, stream), state)
     sup, dist = _hand_terms(fixed)
-    gamma = {k: math.exp(0.5 * state.stale[k]) for k in ("VA", "EXPR", "AU", "MTL")}
-    task_ce = -np.log(softmax(np.array([[1.0, 0.2, -0.3]]))[0])
-    if stream == "MTL":
-        want = gamma["MTL"] * (10 * sum(sup.values()) + sum(dist.values()))
-    else:
-        want = gamma[stream] * (10 * sup[stream] + dist[stream]) + 0.5 * task_ce[["VA", "EXPR", "AU"].index(stream)]
-        want += sum(0.9 * gamma[j] * dist[j] for j in ("VA", "EXPR", "AU") if j != stream)
-    assert float(total) == pytest.approx(want, rel=1e-7)
-    assert float(parts[f"loss_{stream}"]) == pytest.approx(want, rel=1e-7)
+    gamma = {k: math.exp(0.5 * state.stale[k]) for k in ("VA", "EXPR", "AU")}
+    task_ce = -np.log(softmax(TASK_LOGITS)[0])[["VA", "EXPR", "AU"].index(stream)]
+    want = gamma[stream] * (10 * sup[stream] + dist[stream]) + 0.5 * task_ce
+    want += sum(0.9 * gamma[j] * dist[j] for j in ("VA", "EXPR", "AU") if j != stream)
+    assert float(total) == pytest.approx(want, rel=1e-6, abs=1e-6)
+    assert float(parts[f"loss_{stream}"]) == pytest.approx(want, rel=1e-6, abs=1e-6)
+    assert float(parts[f"sup_{stream}"]) == pytest.approx(sup[stream], abs=1e-6)       # unweighted
+    assert float(parts[f"dist_{stream}"]) == pytest.approx(dist[stream], abs=1e-6)
 
 
-def test_teacher_loss_is_eq12_and_delta_ramps(fixed):
-    recipe = build_recipe("jeong2022", {})            # delta linear 0 -> 1
-    state = EpochState(role="teacher", epoch=5, epochs=11, stale={"EXPR": 2})
-    total, _ = recipe.loss(_outputs(fixed), _batch(fixed, "EXPR"), state)
+@pytest.mark.parametrize("stream", ["VA", "EXPR", "AU"])
+def test_teacher_loss_is_eq12(fixed, stream):
+    """L_i^S + delta L^T: no alpha, no gamma (they are the student's), whatever the stale counts."""
+    recipe = build_recipe("jeong2022", {"delta_schedule": "constant", "delta": 0.7})
+    state = EpochState(role="teacher", epoch=5, epochs=11, stale={"VA": 2, "EXPR": 2, "AU": 4})
+    total, parts = recipe.loss(_outputs(fixed), _batch(fixed, stream), state)
     sup, _ = _hand_terms(fixed)
-    task_ce = -np.log(softmax(np.array([[1.0, 0.2, -0.3]]))[0, 1])
-    assert float(total) == pytest.approx(math.exp(1.0) * 10 * sup["EXPR"] + 0.5 * task_ce, rel=1e-7)
+    task_ce = -np.log(softmax(TASK_LOGITS)[0])[["VA", "EXPR", "AU"].index(stream)]
+    assert float(total) == pytest.approx(sup[stream] + 0.7 * task_ce, rel=1e-6, abs=1e-6)
+    assert float(parts["loss_task"]) == pytest.approx(task_ce, abs=1e-6)
+
+
+@pytest.mark.parametrize("role", ["teacher", "student"])
+def test_mtl_batch_is_the_mtl_supervision_alone(fixed, role):
+    """Algorithm 1: an MTL batch's loss is L_MTL^S = L_VA^S + L_EXPR^S + L_AU^S, for both roles: no
+    alpha, gamma, distillation or discriminator term."""
+    recipe = build_recipe("jeong2022", {"delta_schedule": "constant", "delta": 1.0})
+    state = EpochState(role=role, epoch=3, epochs=10, stale={"VA": 2, "EXPR": 1, "AU": 3})
+    total, parts = recipe.loss(_outputs(fixed), _batch(fixed, "MTL"), state)
+    sup, _ = _hand_terms(fixed)
+    assert float(total) == pytest.approx(sum(sup.values()), rel=1e-6, abs=1e-6)
+    assert set(parts) == {"sup_MTL", "loss_MTL"}
+
+
+def test_delta_schedule_is_e_plus_one_over_e():
+    recipe = build_recipe("jeong2022", {"delta": 0.8})          # linear by default
+    assert [recipe.delta(EpochState(role="teacher", epoch=e, epochs=4)) for e in range(4)] == \
+        pytest.approx([0.2, 0.4, 0.6, 0.8])
+    constant = build_recipe("jeong2022", {"delta": 0.5, "delta_schedule": "constant"})
+    assert constant.delta(EpochState(role="teacher", epoch=0, epochs=4)) == 0.5
+
+
+def test_heads_have_no_dropout_by_default_and_the_extractor_has():
+    from torch import nn
+
+    from emokd.train.recipes.jeong2022.net import MultitaskNet
+
+    model = build_recipe("jeong2022", {}).build_model({"face": 4, "audio": 3, "window": 2, "stride": 1})
+    assert isinstance(model, MultitaskNet)
+    for head in (model.va_head, model.expr_head, model.au_head):
+        assert all(m.p == 0.0 for m in head.modules() if isinstance(m, nn.Dropout))
+    assert all(m.p == 0.5 for m in model.extractor.modules() if isinstance(m, nn.Dropout))
+    assert all(m.p == 0.5 for m in model.discriminator.modules() if isinstance(m, nn.Dropout))

@@ -11,23 +11,32 @@ What a recipe declares it produces (class attributes):
                  `probabilities` and `decode` return exactly those, keyed "va" / "expr" / "au"
     metric_keys  what `metrics` returns, in the order to show them (`emokd evaluate`, curves.png)
     score_key    the one of `metric_keys` that selects best.pt and stops early
-    curve_keys   per-epoch training values (loss parts that are not losses) drawn next to the metrics
+    mtl_score_key  the metric computed on the dataset's MTL set instead of the per-task sets when
+                 the evaluated split has one (jeong2022: p_mtl); None: always per-task sets
+    task_metric_keys  task -> the `metric_keys` that score it ("VA": ccc_v, ...), reported per
+                 task with the videos and frames scored (eval_<split>.json)
+    loss_keys    prefixes of the training loss parts drawn in curves.png and the epoch line
+                 (unweighted ones: a re-weighted total can grow while the model improves)
+    curve_keys   per-epoch training values (loss parts that are not losses) drawn apart from them
     Net          its network class: built from one frozen config dataclass (`Net.Config`, holding
                  the cache dims, window and stride too), kept as `model.config` and stored whole in
                  checkpoints, so a run is rebuilt from its checkpoint alone
 
-The loop, per epoch:
+The loop, per epoch (`train_steps` returns a sized StepPlan, so the bar knows its total):
 
     for step in recipe.train_steps(data, "train", batch_size, rng):   # step = list[Batch]
         total = sum(recipe.loss(recipe.forward(model, b), b, state)[0] for b in step)
         optimiser.zero_grad(); total.backward(); optimiser.step()
     raw = predict every frame of the validation videos with recipe.forward + recipe.soft_outputs
-    metrics = recipe.metrics(raw, labels)               # exactly recipe.metric_keys
+    metrics = recipe.metrics(raw, labels)   # exactly recipe.metric_keys; each task's labels only
+                                            # where its own split is the validation split
     recipe.end_epoch(state, metrics)                    # patience counters, state.stop
 
 A `Batch` (built by `FrameData.batch`) is a dict on the training device:
     face  (B, T, D_face) float32   image-embedding window ending at the frame (T = window)
+    face_mask (B, T) bool          window positions that are frames of the video with a face
     audio (B, D_audio)   float32   the frame's audio embedding
+    (the masks are True only for labels in the training split of their task)
     va (B, 2) float32, va_mask (B,) bool          missing VA is 0 with mask False
     expr (B,) int64, expr_mask (B,) bool          missing EXPR is 0 with mask False
     au (B, 12) float32, au_mask (B,) bool         an AU row counts only if all 12 are labelled
@@ -51,7 +60,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -64,6 +72,7 @@ from emokd.errors import ConfigError, EmokdError
 
 if TYPE_CHECKING:  # pragma: no cover
     from emokd.train.data import FrameData
+    from emokd.train.streams import StepPlan
 
 Batch = dict[str, Any]
 
@@ -110,7 +119,10 @@ class Recipe(abc.ABC):
     tasks: ClassVar[tuple[str, ...]]        # ABAW tasks it predicts, e.g. ("VA", "EXPR", "AU")
     metric_keys: ClassVar[tuple[str, ...]]  # validation metrics `metrics` returns, display order
     score_key: ClassVar[str]        # the metric for best.pt and early stopping, e.g. "p_mtl"
-    curve_keys: ClassVar[tuple[str, ...]] = ()   # training values drawn with the metrics
+    mtl_score_key: ClassVar[str | None] = None   # scored on the dataset's MTL set where it has one
+    task_metric_keys: ClassVar[dict[str, tuple[str, ...]]] = {}   # task -> metric_keys scoring it
+    loss_keys: ClassVar[tuple[str, ...]] = ("loss_",)   # prefixes of the loss parts drawn
+    curve_keys: ClassVar[tuple[str, ...]] = ()   # other training values drawn
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
@@ -136,8 +148,16 @@ class Recipe(abc.ABC):
     # ---- training ---------------------------------------------------------------------------
     @abc.abstractmethod
     def train_steps(self, data: FrameData, split: str, batch_size: int,
-                    rng: np.random.Generator) -> Iterator[list[Batch]]:
-        """One epoch of optimiser steps; each item is the batches whose losses one step sums."""
+                    rng: np.random.Generator) -> StepPlan:
+        """One epoch of optimiser steps (`emokd.train.streams.StepPlan`: sized; each item is the
+        batches whose losses one step sums)."""
+
+    def check_data(self, data: FrameData) -> None:
+        """Refuse, before training, data this recipe's options cannot use (ConfigError)."""
+
+    def evaluation_datasets(self) -> tuple[str, ...]:
+        """The datasets whose videos validation and `emokd evaluate` score (empty: all)."""
+        return ()
 
     @abc.abstractmethod
     def loss(self, outputs: dict[str, torch.Tensor], batch: Batch,
@@ -177,6 +197,15 @@ class Recipe(abc.ABC):
         state.track(metrics, {"score": self.score_key})
         state.stop = state.stale.get("score", 0) >= state.patience
         return {}
+
+
+def require_datasets(option: str, names, data: FrameData) -> None:
+    """ConfigError unless every dataset of `names` (a recipe option) has videos in `data`: a
+    misspelt name would silently train or score on nothing."""
+    have = sorted(set(data.video_dataset))
+    unknown = sorted(set(names) - set(have))
+    if unknown:
+        raise ConfigError(f"recipe_options.{option}: {unknown} not in the cache; its datasets are {have}")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -31,7 +31,8 @@ class Jeong2022NetConfig:
     extractor: tuple[int, ...] = (1024, 512)
     heads: tuple[int, ...] = (256, 128)
     discriminator: tuple[int, ...] = (64, 32)
-    dropout: float = 0.5
+    dropout: float = 0.5               # extractor and discriminator blocks
+    head_dropout: float = 0.0          # task heads (the official code has none)
     grl_coefficient: float = 1.0
     n_expr: int = N_EXPR
     n_au: int = N_AU
@@ -47,9 +48,9 @@ class MultitaskNet(nn.Module):
         self.lstm = nn.LSTM(c.face_dim, c.lstm_hidden, batch_first=True)
         self.extractor, feature_dim = dense_stack(c.lstm_hidden + c.audio_dim, c.extractor, c.dropout)
         self.feature_dim = feature_dim
-        self.va_head = self._head(feature_dim, c.heads, c.dropout, 2)
-        self.expr_head = self._head(feature_dim, c.heads, c.dropout, c.n_expr)
-        self.au_head = self._head(feature_dim, c.heads, c.dropout, c.n_au)
+        self.va_head = self._head(feature_dim, c.heads, c.head_dropout, 2)
+        self.expr_head = self._head(feature_dim, c.heads, c.head_dropout, c.n_expr)
+        self.au_head = self._head(feature_dim, c.heads, c.head_dropout, c.n_au)
         self.grl = GradientReversal(c.grl_coefficient)
         self.discriminator = self._head(feature_dim, c.discriminator, c.dropout, c.n_tasks)
 

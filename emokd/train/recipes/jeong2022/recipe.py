@@ -1,24 +1,24 @@
 """Jeong, Oh, Lim (ABAW 2022): multitask teacher/student with a GRL task discriminator.
 
-Streams (Algorithm 1): each round takes one batch of VA-, EXPR-, AU- and MTL-labelled frames (MTL =
-frames carrying all three labels), one optimiser step per batch. For the batch of task i:
+Streams (Algorithm 1): VA-, EXPR-, AU- and MTL-labelled training frames (MTL: the dataset's MTL set
+when it has one, else frames carrying all three labels). By default each stream's batch is its
+share of the epoch (`batching: proportional`, as the official loader), so an epoch sees every
+stream once; one optimiser step per batch (`steps: per_batch`). For the batch of task i:
 
-  teacher (eq. 12): gamma_i * alpha * L_i^S + delta * L^T
-  student (eq. 13): gamma_i * (alpha * L_i^S + L_i^D) + delta * L^T + sum_{j != i} beta * gamma_j * L_j^D
+  teacher (eq. 12):   L_i^S + delta * L^T
+  student (eq. 13):   gamma_i * (alpha * L_i^S + L_i^D) + delta * L^T + sum_{j != i} beta * gamma_j * L_j^D
+  MTL batch, both:    L_MTL^S                       (Algorithm 1: "if i is MTL then loss = L_MTL^S")
 
 L^S supervision (VA 1-CCC, EXPR CE, AU BCE; MTL = their sum), L^D distillation against the stored
-teacher outputs of the same frames (for MTL the sum of the three; the j != i sum is then empty,
-as all three tasks are already in L_MTL^D), L^T the discriminator's CE on the batch's task (not on
-MTL batches: they belong to no single task). gamma_i = exp(gamma_rate * n_i), n_i = epochs without
-validation improvement of task i (VA: mean CCC, EXPR: F1, AU: F1, MTL: P_MTL). delta constant or
-linear 0 -> 1 over the planned epochs. Our reading of eq. 12: alpha scales the teacher's
-supervision too, so that supervision-vs-discriminator balance is the same in both roles.
+teacher outputs of the same frames, L^T the discriminator's CE on the batch's task.
+gamma_i = exp(gamma_rate * n_i), n_i = epochs without validation improvement of task i (VA: mean
+CCC, EXPR: F1, AU: F1). delta constant, or (e + 1) / E * delta in epoch e of E (`linear`).
+Where emokd still differs from the paper or the official code: the table in docs/training.md.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,13 +27,16 @@ import torch
 from emokd.constants import TASKS, TRAIN_TASKS
 from emokd.errors import ConfigError
 from emokd.train import losses
-from emokd.train.data import TASK_ID, FrameData, stream_batches
+from emokd.train.data import TASK_ID, FrameData
 from emokd.train.metrics import abaw_metrics
 from emokd.train.recipes.base import Batch, EpochState, Recipe, sigmoid, softmax
 from emokd.train.recipes.jeong2022 import losses as kd_losses
 from emokd.train.recipes.jeong2022.net import Jeong2022NetConfig, MultitaskNet
+from emokd.train.streams import StepPlan, cycled_rounds, proportional_rounds
 
-TRACKED = {"VA": "ccc_va", "EXPR": "f1_expr", "AU": "f1_au", "MTL": "p_mtl"}
+TRACKED = {"VA": "ccc_va", "EXPR": "f1_expr", "AU": "f1_au"}     # gamma_i's validation metric
+BATCHING = ("proportional", "cycle")
+STEPS = ("per_batch", "per_round")
 
 
 @dataclass
@@ -42,15 +45,18 @@ class Jeong2022Config:
     extractor: tuple[int, ...] = (1024, 512)
     heads: tuple[int, ...] = (256, 128)
     discriminator: tuple[int, ...] = (64, 32)
-    dropout: float = 0.5
+    dropout: float = 0.5               # extractor and discriminator blocks
+    head_dropout: float = 0.0          # task heads: none in the official code
     grl_coefficient: float = 1.0
-    alpha: float = 10.0
+    alpha: float = 10.0                # student only (eq. 13)
     beta: float = 0.9
     temperature: float = 2.5
     delta: float = 1.0                 # weight of the discriminator loss (its final value if linear)
-    delta_schedule: str = "linear"     # "constant" | "linear" (0 -> delta over the epochs)
-    gamma_rate: float = 0.5            # gamma_i = exp(gamma_rate * n_i)
-    rounds: str = "max"                # rounds per epoch: "max" | "min" stream length, or a number
+    delta_schedule: str = "linear"     # "constant" | "linear": (e + 1) / E * delta
+    gamma_rate: float = 0.5            # gamma_i = exp(gamma_rate * n_i), student only
+    batching: str = "proportional"     # "proportional" (each stream once per epoch) | "cycle" (fixed size)
+    rounds: str = "max"                # batching "cycle": rounds per epoch, "max" | "min" or a number
+    steps: str = "per_batch"           # one optimiser step per batch (Algorithm 1) | "per_round" (4 summed)
     require_face: bool = True          # train only on labelled frames that have a face themselves
 
 
@@ -61,35 +67,44 @@ class Jeong2022(Recipe):
     tasks = TASKS
     metric_keys = ("ccc_v", "ccc_a", "ccc_va", "f1_expr", "f1_au", "p_mtl")
     score_key = "p_mtl"
+    mtl_score_key = "p_mtl"
+    task_metric_keys = {"VA": ("ccc_v", "ccc_a", "ccc_va"), "EXPR": ("f1_expr",), "AU": ("f1_au",)}
     curve_keys = ("disc_acc",)          # training accuracy of the task discriminator
+    loss_keys = ("sup_", "dist_", "loss_task")
 
     def __init__(self, config: Jeong2022Config | None = None):
         super().__init__(config)
-        if self.config.delta_schedule not in ("constant", "linear"):
-            raise ConfigError(f"recipe_options.delta_schedule: {self.config.delta_schedule!r}; "
-                              "use 'constant' or 'linear'")
+        c = self.config
+        for name, value, allowed in (("delta_schedule", c.delta_schedule, ("constant", "linear")),
+                                     ("batching", c.batching, BATCHING), ("steps", c.steps, STEPS)):
+            if value not in allowed:
+                raise ConfigError(f"recipe_options.{name}: {value!r}; use one of {list(allowed)}")
 
     def net_config(self, dims: dict[str, int]) -> Jeong2022NetConfig:
         c = self.config
         return Jeong2022NetConfig(face_dim=dims["face"], audio_dim=dims["audio"], window=dims["window"],
                                   stride=dims["stride"], lstm_hidden=c.lstm_hidden, extractor=tuple(c.extractor),
                                   heads=tuple(c.heads), discriminator=tuple(c.discriminator), dropout=c.dropout,
-                                  grl_coefficient=c.grl_coefficient)
+                                  head_dropout=c.head_dropout, grl_coefficient=c.grl_coefficient)
 
-    def train_steps(self, data: FrameData, split: str, batch_size: int,
-                    rng: np.random.Generator) -> Iterator[list[Batch]]:
-        streams = {t: data.labelled(split, t, require_face=self.config.require_face) for t in TRAIN_TASKS}
-        rounds = self.config.rounds if self.config.rounds in ("max", "min") else int(self.config.rounds)
-        for task, idx in stream_batches(streams, batch_size, rng, rounds):
-            yield [data.batch(idx, stream=task)]
+    def train_steps(self, data: FrameData, split: str, batch_size: int, rng: np.random.Generator) -> StepPlan:
+        c = self.config
+        streams = {t: data.labelled(split, t, require_face=c.require_face) for t in TRAIN_TASKS}
+        if c.batching == "proportional":
+            rounds = proportional_rounds(streams, batch_size, rng)
+        else:
+            rounds = cycled_rounds(streams, batch_size, rng, c.rounds if c.rounds in ("max", "min") else int(c.rounds))
+        if c.steps == "per_round":
+            return StepPlan(data, [[(task, idx, None) for task, idx in r] for r in rounds])
+        return StepPlan(data, [[(task, idx, None)] for r in rounds for task, idx in r])
 
     def delta(self, state: EpochState) -> float:
-        if self.config.delta_schedule == "constant" or state.epochs <= 1:
+        if self.config.delta_schedule == "constant":
             return self.config.delta
-        return self.config.delta * state.epoch / (state.epochs - 1)
+        return self.config.delta * (state.epoch + 1) / max(state.epochs, 1)
 
     def gammas(self, state: EpochState) -> dict[str, float]:
-        return {t: math.exp(self.config.gamma_rate * state.stale.get(t, 0)) for t in TRAIN_TASKS}
+        return {t: math.exp(self.config.gamma_rate * state.stale.get(t, 0)) for t in TASKS}
 
     @staticmethod
     def supervision(out: dict, b: Batch) -> dict[str, torch.Tensor]:
@@ -109,25 +124,25 @@ class Jeong2022(Recipe):
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: Batch,
              state: EpochState) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. 12 (teacher), eq. 13 (student), L_MTL^S alone on MTL batches (module docstring).
+        Parts: the unweighted supervision `sup_<stream>` and distillation `dist_<stream>`, the
+        discriminator's `loss_task` and accuracy `disc_acc`, and the weighted total `loss_<stream>`."""
         c, task = self.config, batch["stream"]
-        gamma = self.gammas(state)
         sup = self.supervision(outputs, batch)
-        sup_i = sum(sup.values()) if task == "MTL" else sup[task]
-        parts: dict[str, torch.Tensor] = {f"sup_{task}": sup_i.detach()}
+        if task == "MTL":
+            total = sum(sup.values())
+            return total, {"sup_MTL": total.detach(), "loss_MTL": total.detach()}
+        parts: dict[str, torch.Tensor] = {f"sup_{task}": sup[task].detach()}
+        task_loss = kd_losses.task_ce_loss(outputs["task"], TASK_ID[task])
         if state.role == "student":
-            dist = self.distillation(outputs, batch)
-            dist_i = sum(dist.values()) if task == "MTL" else dist[task]
-            total = gamma[task] * (c.alpha * sup_i + dist_i)
-            if task != "MTL":
-                total = total + sum(c.beta * gamma[j] * dist[j] for j in TASKS if j != task)
-            parts[f"dist_{task}"] = dist_i.detach()
+            gamma, dist = self.gammas(state), self.distillation(outputs, batch)
+            total = (gamma[task] * (c.alpha * sup[task] + dist[task]) + self.delta(state) * task_loss
+                     + sum(c.beta * gamma[j] * dist[j] for j in TASKS if j != task))
+            parts[f"dist_{task}"] = dist[task].detach()
         else:
-            total = gamma[task] * c.alpha * sup_i
-        if task != "MTL":
-            task_loss = kd_losses.task_ce_loss(outputs["task"], TASK_ID[task])
-            total = total + self.delta(state) * task_loss
-            parts["loss_task"] = task_loss.detach()
-            parts["disc_acc"] = (outputs["task"].argmax(1) == TASK_ID[task]).float().mean()
+            total = sup[task] + self.delta(state) * task_loss
+        parts["loss_task"] = task_loss.detach()
+        parts["disc_acc"] = (outputs["task"].argmax(1) == TASK_ID[task]).float().mean()
         parts[f"loss_{task}"] = total.detach()
         return total, parts
 

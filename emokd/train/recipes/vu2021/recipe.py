@@ -2,7 +2,9 @@
 
 Training sets (config, not code): EXPR (frames with an expression label), VA (frames with a
 valence/arousal label) and EXPR_VA (frames with both: the "combination task"), each drawn from
-the datasets listed for it (empty = every dataset in the cache). One batch from each set per
+the datasets listed for it (empty = every dataset in the cache); validation scores the datasets of
+`eval_datasets` only (default Aff-Wild2, as the paper reports). A name that matches no dataset of
+the cache is an error before training. One batch from each set per
 optimiser step; an epoch ends with the shortest set. A frame carrying both labels trains both
 heads, whichever set drew it: this is how frames of Aff-Wild2 videos present in both the EXPR
 and VA challenge sets (their labels are merged per frame at indexing) help both tasks.
@@ -16,7 +18,6 @@ only its own task's labels.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,8 +29,9 @@ from emokd.train.recipes.vu2021.net import Vu2021Net, Vu2021NetConfig
 from emokd.train.recipes.vu2021 import sampling as sampling
 from emokd.train.data import FrameData
 from emokd.train.metrics import ccc, expr_f1
-from emokd.train.recipes.base import Batch, EpochState, Recipe, softmax
+from emokd.train.recipes.base import Batch, EpochState, Recipe, require_datasets, softmax
 from emokd.train.recipes.vu2021.losses import Vu2021LossConfig, expr_loss, va_loss
+from emokd.train.streams import StepPlan
 
 SETS = ("EXPR", "VA", "EXPR_VA")
 
@@ -48,6 +50,7 @@ class Vu2021Config:
     expr_datasets: tuple[str, ...] = ()      # datasets feeding the EXPR set; empty = all
     va_datasets: tuple[str, ...] = ()
     expr_va_datasets: tuple[str, ...] = ()
+    eval_datasets: tuple[str, ...] = ("affwild2",)   # scored by validation and evaluate (empty = all)
     combination: bool = True                 # the EXPR_VA set, and both labels used in every set
     balanced: bool = False                   # 1 / class count (EXPR), 1 / VA-cell count (VA)
     rounds: str = "min"                      # steps per epoch: "min" | "max" set length, or a number
@@ -61,6 +64,7 @@ class Vu2021(Recipe):
     tasks = ("VA", "EXPR")              # no AU head
     metric_keys = ("ccc_v", "ccc_a", "ccc_va", "f1_expr", "acc_expr", "expr_score", "score")
     score_key = "score"
+    task_metric_keys = {"VA": ("ccc_v", "ccc_a", "ccc_va"), "EXPR": ("f1_expr", "acc_expr", "expr_score")}
 
     def __init__(self, config: Vu2021Config | None = None):
         super().__init__(config)
@@ -80,7 +84,15 @@ class Vu2021(Recipe):
                                gru_hidden=c.gru_hidden, n_expr=sampling.N_CLASSES, va_bins=c.va_bins)
 
     def forward(self, model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        return model(batch["face"])
+        return model(batch["face"], batch["face_mask"])
+
+    def evaluation_datasets(self) -> tuple[str, ...]:
+        return tuple(self.config.eval_datasets)
+
+    def check_data(self, data: FrameData) -> None:
+        """Every dataset a training-set option names must be in the cache."""
+        for option in ("expr_datasets", "va_datasets", "expr_va_datasets"):
+            require_datasets(option, getattr(self.config, option), data)
 
     def datasets_of(self, task_group: str) -> tuple[str, ...]:
         c = self.config
@@ -91,15 +103,14 @@ class Vu2021(Recipe):
         return {g: sampling.set_frames(data, split, g, self.datasets_of(g), self.config.require_face)
                 for g in groups}
 
-    def train_steps(self, data: FrameData, split: str, batch_size: int,
-                    rng: np.random.Generator) -> Iterator[list[Batch]]:
+    def train_steps(self, data: FrameData, split: str, batch_size: int, rng: np.random.Generator) -> StepPlan:
         streams = self.streams(data, split)
         weights = None
         if self.config.balanced:
             weights = {g: sampling.balance_weights(data, idx, g, self.bins) for g, idx in streams.items() if len(idx)}
         rounds = self.config.rounds if str(self.config.rounds) in ("max", "min") else int(self.config.rounds)
-        for step in sampling.steps(streams, batch_size, rng, rounds, weights):
-            yield [data.batch(idx, stream=name) for name, idx in step]
+        return StepPlan(data, [[(name, idx, None) for name, idx in step]
+                               for step in sampling.steps(streams, batch_size, rng, rounds, weights)])
 
     def _targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """EXPR target (-1 missing) and VA target (NaN missing) that this batch may supervise."""

@@ -14,20 +14,23 @@ from collections.abc import Iterator
 import numpy as np
 
 from emokd.train.recipes.vu2021.bins import VABins
-from emokd.train.data import FrameData, stream_batches
+from emokd.train.data import FrameData
+from emokd.train.streams import stream_batches
 
 N_CLASSES = 7   # the recipe's expressions: emokd's classes 0-6, "Other" (7) is not one of them
 
 
 def set_frames(data: FrameData, split: str, task_group: str, datasets: tuple[str, ...],
                require_face: bool = True) -> np.ndarray:
-    """Frame ids of `split` in `datasets` (all when empty) labelled for `task_group`."""
+    """Frame ids in `datasets` (all when empty) labelled for `task_group` with labels of `split`
+    (EXPR_VA: both labels, each in `split` for its own task)."""
     expr_ok = (data.expr >= 0) & (data.expr < N_CLASSES)
     va_ok = ~np.isnan(data.va).any(1)
     mask = {"EXPR": expr_ok, "VA": va_ok, "EXPR_VA": expr_ok & va_ok}[task_group]
-    keep = np.array([sp == split and (not datasets or ds in datasets)
-                     for sp, ds in zip(data.video_split, data.video_dataset)], dtype=bool)
-    mask = mask & keep[data.frame_video]
+    keep = np.array([not datasets or ds in datasets for ds in data.video_dataset], dtype=bool)
+    in_split = {"EXPR": data.in_split(split, "EXPR"), "VA": data.in_split(split, "VA")}
+    in_split["EXPR_VA"] = in_split["EXPR"] & in_split["VA"]
+    mask = mask & keep[data.frame_video] & in_split[task_group]
     if require_face:
         mask &= data.face_ok
     return np.flatnonzero(mask)
