@@ -52,7 +52,7 @@ def plot_curves(rows: list[dict], path: Path, loss_keys: tuple[str, ...], curve_
             ax.axvline(best + 1, color="grey", linestyle="--", linewidth=1, label=f"best epoch ({score_key})"
                        if ax is validation else None)
     for ax in (losses, training, validation):
-        if ax.lines:
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
