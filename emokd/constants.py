@@ -18,6 +18,8 @@ AU_MISSING = -1
 
 SPLITS = ("train", "validation", "test")
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
+
 # A video's split per task (docs/datasets.md): ABAW publishes Train_Set / Validation_Set per task, so
 # one video can be VA training data and EXPR validation data. "MTL" is the split of the dataset's
 # MTL set (ABAW3 MTL_Challenge files) that lists the video, "unlabelled" when none does.

@@ -138,6 +138,12 @@ def store_errors(url: str | Path):
         raise CacheError(f"{url}: {hint}") from exc
 
 
+def absolute_url(url: str | Path) -> str:
+    """A local path made absolute (workers, runs and later commands may start elsewhere); any
+    other URL unchanged."""
+    return str(local_path(url).resolve()) if is_local(url) else str(url)
+
+
 def make_store(url: str | Path, read_only: bool, storage_options: dict[str, Any] | None = None):
     if is_local(url):
         return LocalStore(local_path(url), read_only=read_only)

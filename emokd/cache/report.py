@@ -50,7 +50,7 @@ def cache_info(cache) -> dict:
         "incomplete": [vid for vid in records if vid not in complete],
         "failures": cache.failures(), "labels": _label_counts(cache), "soft_runs": soft,
         "size_bytes": size, "bytes_per_frame": (size / frames) if frames else None,
-        "config": cache.config,
+        "config": cache.config, "made_by": cache.made_by,
     }
 
 
@@ -87,6 +87,9 @@ def format_info(info: dict) -> str:
     lines.append(f"failed       {len(info['failures'])}")
     for vid, message in list(info["failures"].items())[:20]:
         lines.append(f"  {vid}: {message}")
+    for record in info.get("made_by", [])[-3:]:
+        lines.append(f"written by   {record.get('command')} (emokd {record.get('emokd_version')}, "
+                     f"{record.get('time')}, dataset {record.get('dataset')})")
     if info["config"]:
         lines.append("config (of the run that created the cache)")
         lines += _key_values(info["config"])

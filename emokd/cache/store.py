@@ -165,6 +165,18 @@ class FeatureCache(BesideFeatures):
         return self._attrs.get("config", {})
 
     @property
+    def made_by(self) -> list[dict]:
+        """Who wrote into this cache, oldest first (the last 20 extraction runs): emokd version,
+        command line, working directory, dataset, time (`emokd.config.made_by`)."""
+        return list(self._attrs.get("made_by", []))
+
+    def note_made_by(self, record: dict, keep: int = 20) -> None:
+        self._require_writable("record the command that wrote it")
+        runs = (self.made_by + [_jsonable(record)])[-keep:]
+        self.root.attrs["made_by"] = runs
+        self._attrs["made_by"] = runs
+
+    @property
     def encoders(self) -> list[dict]:
         """Encoder records in the order given at creation; each also has its "array" name."""
         records = self._attrs.get("encoders", {})

@@ -8,6 +8,7 @@ import sys
 import click
 
 from emokd.cache import FeatureCache
+from emokd.cli.dataset import dataset_root_option, load_dataset
 from emokd.cli.options import deprecated
 from emokd.errors import EmokdError
 
@@ -53,22 +54,20 @@ def verify_command(path: str) -> None:
 @cache_group.command("relabel")
 @click.argument("dataset")
 @click.argument("path", metavar="CACHE")
-def relabel_command(dataset: str, path: str) -> None:
+@dataset_root_option()
+def relabel_command(dataset: str, path: str, dataset_root: str | None) -> None:
     """Rewrite only the labels of the cached videos in CACHE from DATASET's annotation files.
 
     DATASET is a dataset root (Aff-Wild2 layout) or a manifest file, as for extract-features.
     Features are never touched; cached videos the index lacks keep their labels.
     """
     from emokd.cache.relabel import relabel
-    from emokd.index.dataset import index_dataset
 
     if _is_cache(dataset) and not _is_cache(path):   # the old order, CACHE DATASET
         deprecated("`emokd cache relabel CACHE DATASET`", "`emokd cache relabel DATASET CACHE`")
         dataset, path = path, dataset
     cache = FeatureCache.open(path, mode="r+")
-    manifest = index_dataset(dataset)
-    for problem in getattr(manifest, "problems", [])[:20]:
-        click.echo(f"index: {problem}", err=True)
+    manifest = load_dataset(dataset, dataset_root)
     report = relabel(cache, manifest.items)
     click.echo(report.line())
     if report.not_indexed:

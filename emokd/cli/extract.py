@@ -9,10 +9,12 @@ import click
 import yaml
 
 from emokd.cli.options import DEVICE, config_option, config_overrides
-from emokd.config import load_config, save_config
+from emokd.cli.dataset import dataset_root_option, load_dataset
+from emokd.config import load_config, made_by, save_config
 from emokd.extract.config import DETECTORS, ExtractConfig
-from emokd.cache.location import is_local, local_path
+from emokd.cache.location import absolute_url, is_local, local_path
 from emokd.errors import DataError
+from emokd.logs import quiet
 
 
 @click.command("extract-features")
@@ -57,8 +59,10 @@ from emokd.errors import DataError
 @config_option(ExtractConfig, "window_s")
 @config_option(ExtractConfig, "crop_size")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
+@dataset_root_option()
 @click.pass_context
 def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, no_progress, face_input, audio_input,
+                     dataset_root,
                      **flags):
     """Extract frozen face and audio features of every video in DATASET into the cache at --cache.
 
@@ -67,16 +71,14 @@ def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, n
     complete videos and redoes incomplete ones. Exit status 1 when any video failed.
     """
     from emokd.extract.driver import prepare_cache, run_extraction
-    from emokd.index.dataset import index_dataset
     from emokd.models.input_spec import parse_pairs
 
     overrides = config_overrides(ctx, ExtractConfig, flags)
     overrides.update({key: parse_pairs(pairs, f"--{key.replace('_', '-')}")
                       for key, pairs in (("face_input", face_input), ("audio_input", audio_input)) if pairs})
     cfg = load_config(ExtractConfig, config_file, overrides).resolved()
-    if is_local(cache_url):  # workers (maybe on other machines) need the absolute path
-        cache_url = str(local_path(cache_url).resolve())
-    manifest = index_dataset(dataset)
+    cache_url = absolute_url(cache_url)   # workers (maybe on other machines) need the absolute path
+    manifest = load_dataset(dataset, dataset_root)
     if not manifest.items:
         raise DataError(f"{dataset}: no video or image item found (see `emokd index {dataset} --problems`)")
     items = manifest.items[: cfg.limit] if cfg.limit else manifest.items
@@ -92,10 +94,13 @@ def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, n
         return
 
     log_file = local_path(cache_url) / "extract.log" if is_local(cache_url) else Path("emokd-extract.log")
-    summary = run_extraction(items, cache_url, cfg, overwrite=overwrite, progress=not no_progress,
-                             log_file=log_file, notes=manifest.problems)
+    provenance = made_by(dataset=str(Path(dataset).resolve()),
+                         dataset_root=None if manifest.root is None else str(manifest.root))
+    summary = run_extraction(items, cache_url, cfg, overwrite=overwrite,
+                             progress=not no_progress and not quiet(),
+                             log_file=log_file, notes=manifest.problems, provenance=provenance)
     if is_local(cache_url):
-        save_config(cfg, local_path(cache_url) / "extract_config.yaml")
+        save_config(cfg, local_path(cache_url) / "extract_config.yaml", provenance)
     click.echo(summary.line())
     for video_id, message in summary.failures.items():
         click.echo(f"  failed {video_id}: {message}", err=True)

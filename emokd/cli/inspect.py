@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from emokd.cli.dataset import dataset_root_option, load_dataset
 from emokd.cli.options import device_option, run_option
 
 COMMANDS: list = []
@@ -24,7 +25,8 @@ COMMANDS: list = []
 @click.option("--detector-weights", default=None, type=click.Path(),
               help="Face detector weights folder, if extraction used non-default ones.")
 @device_option("Torch device of the run's model and the face detector")
-def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_weights, device):
+@dataset_root_option()
+def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_weights, device, dataset_root):
     """Draw VIDEO_ID's face crops in time order over its audio waveform and its per-frame labels
     (and a run's predictions), all on the video's clock, into a PNG.
 
@@ -39,9 +41,7 @@ def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_w
     cache = FeatureCache.open(cache_path)
     item = None
     if dataset is not None:
-        from emokd.index.dataset import index_dataset
-
-        item = find_item(index_dataset(dataset), video_id)
+        item = find_item(load_dataset(dataset, dataset_root), video_id)
     predictions = run_predictions(Path(run), cache, video_id, device) if run is not None else None
     data = gather(cache, video_id, item=item, n_crops=n_crops, detector_weights=detector_weights, device=device)
     if predictions is not None:

@@ -7,6 +7,7 @@ Which of its values change feature values (and so are fingerprinted) is decided 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 from emokd.config import check_device_name
@@ -20,6 +21,7 @@ DETECTORS = ("mtcnn",)
 DEFAULT_DETECTOR = "mtcnn"
 
 AUDIO_MODES = ("per-window", "shared-trunk")
+WEIGHT_PATHS = ("face_weights", "audio_weights", "detector_weights")
 FACE_SOURCES = ("auto", "crops", "detector", "whole-frame")
 
 MODE_NAMES = {"trunk": "shared-trunk", "window": "per-window"}  # emokd.models.soundnet's spelling
@@ -71,9 +73,12 @@ class ExtractConfig:
     lock_wait_s: float = 0.0             # wait this long for another writer's lock before refusing
 
     def resolved(self) -> "ExtractConfig":
+        """Defaults filled in, local weight paths made absolute (workers run anywhere), checked."""
         layer = self.audio_layer or ("conv8" if self.audio_encoder == "soundnet8" else None)
+        paths = {name: os.path.abspath(os.path.expanduser(value)) for name in WEIGHT_PATHS
+                 if (value := getattr(self, name)) and "://" not in value}
         cfg = dataclasses.replace(self, audio_mode=self.audio_mode or default_audio_mode(self.audio_encoder),
-                                  audio_layer=layer)
+                                  audio_layer=layer, **paths)
         cfg.validate()
         return cfg
 

@@ -110,11 +110,12 @@ def dask_client(workers: int = 1, scheduler: str | None = None):
 
 def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite: bool = False,
                    progress: bool = True, client=None, log_file=None,
-                   notes: list[str] = (), task=None) -> ExtractionSummary:
+                   notes: list[str] = (), task=None, provenance: dict | None = None) -> ExtractionSummary:
     """Extract every item not yet complete in the cache; returns the summary (failures included).
 
     `log_file` (e.g. inside a local cache folder) receives the log of this run once the cache
-    exists, starting with `notes` (e.g. the dataset index's problems). `task` replaces
+    exists, starting with `notes` (e.g. the dataset index's problems); `provenance`
+    (`emokd.config.made_by`) is added to the cache's record of who wrote it. `task` replaces
     `extract_video` (same signature; it must be importable on the workers), for tests.
     """
     from emokd.cache.lock import writer_lock
@@ -126,12 +127,14 @@ def run_extraction(items: list, cache_url: str, cfg: ExtractConfig, *, overwrite
     with writer_lock(cache_url, cfg.storage_options, purpose="extraction", stale_after_s=cfg.lock_expiry_s,
                      heartbeat_s=cfg.lock_expiry_s / 10, wait_s=cfg.lock_wait_s) as held:
         return _locked_run(items, cache_url, cfg, overwrite, progress, client, log_file, notes, task, started,
-                           held)
+                           held, provenance)
 
 
 def _locked_run(items, cache_url, cfg, overwrite, progress, client, log_file, notes, task,
-                started, held) -> ExtractionSummary:
+                started, held, provenance=None) -> ExtractionSummary:
     cache, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite)
+    if provenance:
+        cache.note_made_by(provenance)
     with file_log(log_file) if log_file is not None else contextlib.nullcontext():
         for note in notes:
             log.info("index: %s", note)

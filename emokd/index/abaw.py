@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emokd.constants import AU_MISSING, AU_NAMES, EXPR_CLASSES, EXPR_MISSING, N_AU, N_EXPR, VA_MISSING
+from emokd.constants import AU_MISSING, AU_NAMES, EXPR_CLASSES, EXPR_MISSING, N_AU, N_EXPR, VA_MISSING, VIDEO_SUFFIXES
 from emokd.errors import DataError
 
 FIELDS = {"VA": 2, "EXPR": 1, "AU": N_AU}
@@ -252,23 +252,37 @@ def frame_of_entry(entry: str) -> tuple[str, int] | None:
     return match.group("video"), int(match.group("num")) - 1
 
 
-def read_test_frames(path: str | Path) -> list[tuple[str, str, int]]:
-    """(entry as listed, video id, 0-based frame index) per entry of a test list of frame paths
-    (an ABAW submission has one row per entry). A first line that is no frame path is a header;
-    DataError naming the line of any other entry that is not `<video>/NNNNN.jpg` with NNNNN >= 1,
-    or for a list without entries."""
+def read_test_frames(path: str | Path) -> list[tuple[str, str, int | None]]:
+    """(entry as listed, video id, 0-based frame index) per entry of a test list (an ABAW
+    submission has one row per entry). A list of frame paths `<video>/NNNNN.jpg` (NNNNN >= 1)
+    gives one frame each; a list of video names (`clip` or `clip.mp4`) gives frame None: every
+    frame of that video. A first line of neither kind before frame paths is a header. DataError
+    naming the line for a frame path with NNNNN < 1, a list that mixes the two kinds, or a list
+    without entries."""
     path = Path(path)
-    out = []
-    for number, entry in _test_list_entries(path):
-        frame = frame_of_entry(entry)
-        if frame is None and number == 1:
-            continue                    # a header line of another name than TEST_LIST_HEADERS
-        if frame is None:
-            raise DataError(f"{path}:{number}: {entry!r} is not <video>/<NNNNN>.jpg with NNNNN >= 1")
-        out.append((entry, *frame))
-    if not out:
+    entries = [(number, entry, frame_of_entry(entry)) for number, entry in _test_list_entries(path)]
+    if len(entries) > 1 and entries[0][0] == 1 and entries[0][2] is None and entries[1][2] is not None:
+        entries = entries[1:]           # a header line of another name than TEST_LIST_HEADERS
+    if not entries:
         raise DataError(f"{path}: the test list has no image lines after its header")
+    by_frame = entries[0][2] is not None
+    out = []
+    for number, entry, frame in entries:
+        if by_frame and frame is None:
+            raise DataError(f"{path}:{number}: {entry!r} is not <video>/<NNNNN>.jpg with NNNNN >= 1 "
+                            "(a test list is all frame paths or all video names)")
+        if not by_frame and (frame is not None or FRAME_OF_IMAGE.match(entry.replace("\\", "/"))):
+            raise DataError(f"{path}:{number}: {entry!r} is a frame path, but the list starts with video "
+                            "names (a test list is all frame paths or all video names)")
+        out.append((entry, *frame) if by_frame else (entry, _video_of_name(entry), None))
     return out
+
+
+def _video_of_name(entry: str) -> str:
+    """A test list's video name as a video id: `clip.mp4` -> `clip` (other text as it is)."""
+    name = entry.replace("\\", "/")
+    suffix = Path(name).suffix.lower()
+    return name[: -len(suffix)] if suffix in VIDEO_SUFFIXES else name
 
 
 def videos_of_test_list(entries: list[str]) -> list[str]:
@@ -279,12 +293,16 @@ def videos_of_test_list(entries: list[str]) -> list[str]:
     return list(seen)
 
 
+INDEX_COLUMNS = ("frame", "time", "timestamp", "image")   # label-file columns that carry no label
+
+
 def read_label_file(path: str | Path) -> tuple[FrameLabels, list[str]]:
     """Generic per-frame label CSV: a header naming the columns, one row per frame (row 1 = frame 0).
 
     Recognised columns (any case): valence, arousal; expression (or expr, or the eight class names
     as the header of a one-column file, as Aff-Wild2's EXPR files); AU1 ... AU26. Missing values:
-    -5 (VA), -1 (EXPR, AU), or an empty field. Other columns are ignored.
+    -5 (VA), -1 (EXPR, AU), or an empty field. Frame/time/image columns are ignored; any other
+    column is reported as a problem (a typo such as `AU5` must not pass silently) and ignored.
     """
     path = Path(path)
     lines = _lines(path)
@@ -302,6 +320,11 @@ def read_label_file(path: str | Path) -> tuple[FrameLabels, list[str]]:
         raise DataError(f"{path}:1: header names no label column (valence, arousal, expression, AU1...)")
     labels = FrameLabels.empty(len(lines) - 1)
     problems = []
+    known = {"valence", "arousal", "expression", "expr", *(a.lower() for a in AU_NAMES), *INDEX_COLUMNS}
+    unknown = [name for name in header if name not in known]
+    if unknown:
+        problems.append(f"{path}:1: unknown label column(s) {unknown} ignored (known: valence, arousal, "
+                        f"expression, {', '.join(AU_NAMES)})")
     for row, line in enumerate(lines[1:]):
         parts = [p.strip() for p in line.split(",")]
         if len(parts) != len(header):

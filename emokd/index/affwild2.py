@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emokd.constants import TASKS
+from emokd.constants import TASKS, VIDEO_SUFFIXES
 from emokd.errors import DataError
 from emokd.index.abaw import TASK_FOLDERS, FrameLabels, fit_to_frames, read_mtl_file, read_task_file, read_test_list, videos_of_test_list
 from emokd.index.crop_files import list_crops
@@ -28,7 +28,6 @@ from emokd.index.probe import frame_count
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
 TASK_OF_FOLDER = {folder: task for task, folder in TASK_FOLDERS.items()}
 # split folder names, lower-cased, as they appear in the releases
 SPLIT_OF_FOLDER = {"train_set": "train", "training_set": "train", "validation_set": "validation"}
@@ -223,10 +222,8 @@ def index_affwild2(root: Path, probe: bool = True) -> Manifest:
         if video not in claimed:
             items.append(_item(stem, video, crop_root, None, {}, n_frames_of(video), problems))
     manifest = Manifest(items, test_lists, problems, root, orphans)
-    for line in problems:
+    for line in problems:   # the commands print one summary of them (`emokd index --problems`: all)
         log.info("%s", line)
-    if problems:
-        log.warning("%s: %d problem(s) while indexing; first: %s", root, len(problems), problems[0])
     return manifest
 
 

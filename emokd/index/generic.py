@@ -24,6 +24,17 @@ from emokd.index.manifest import Manifest, VideoItem, is_saved_manifest, is_url,
 TASK_SPLIT_KEYS = {"va_split": "VA", "expr_split": "EXPR", "au_split": "AU"}
 KEYS = ("video", "crops", "labels", "id", "split", "dataset", *TASK_SPLIT_KEYS)
 SPLITS = ("train", "validation", "test", "unlabelled")
+SPLIT_NAMES = {**{s: s for s in SPLITS}, "val": "validation", "valid": "validation"}  # any case
+
+
+def split_of(value: str | None, where: str, key: str = "split") -> str:
+    """A manifest row's split, matched case-insensitively (val / valid = validation); an empty
+    field is unlabelled; anything else is a DataError naming the row."""
+    name = str(value or "").strip().lower() or "unlabelled"
+    if name not in SPLIT_NAMES:
+        raise DataError(f"{where}: {key} {value!r} is not one of train, validation (or val, valid), test, "
+                        "unlabelled (any case); fix the row")
+    return SPLIT_NAMES[name]
 
 
 def _rows(path: Path) -> list[dict]:
@@ -80,7 +91,7 @@ def index_generic(path: str | Path, probe: bool = True) -> Manifest:
         if video_id in seen:
             problems.append(f"{where}: duplicate id {video_id}; skipped")
             continue
-        splits = _splits(row, where, problems)
+        splits = _splits(row, where)
         if not url and not video.is_file():
             problems.append(f"{where}: video {video} not found; skipped")
             continue
@@ -103,14 +114,10 @@ def index_generic(path: str | Path, probe: bool = True) -> Manifest:
     return Manifest(items, {}, problems, path.parent)
 
 
-def _splits(row: dict, where: str, problems: list[str]) -> dict[str, str]:
+def _splits(row: dict, where: str) -> dict[str, str]:
     """Per-task splits of a row: `split` for every task, `<task>_split` where given."""
     def checked(key: str) -> str:
-        value = row.get(key) or "unlabelled"
-        if value not in SPLITS:
-            problems.append(f"{where}: {key} {value!r} is not one of {SPLITS}; using 'unlabelled'")
-            return "unlabelled"
-        return value
+        return split_of(row.get(key), where, key)
 
     splits = uniform_splits(checked("split"))
     splits.update({task: checked(key) for key, task in TASK_SPLIT_KEYS.items() if row.get(key)})

@@ -7,6 +7,7 @@ Aff-Wild2 (millions of frames) stays a few megabytes and loads in a second.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import zlib
 from dataclasses import dataclass, field, replace
@@ -120,6 +121,35 @@ class Manifest:
 
     def by_id(self) -> dict[str, VideoItem]:
         return {item.video_id: item for item in self.items}
+
+    def rerooted(self, new_root: Path, source: Path | str = "manifest") -> Manifest:
+        """The same items with every path under `self.root` moved under `new_root` (a dataset
+        copied or mounted elsewhere); paths outside the old root are kept and reported."""
+        if self.root is None:
+            raise DataError(f"{source}: records no dataset root, so it cannot be re-rooted; index the "
+                            "dataset again where it is now")
+        old = Path(self.root)
+        outside: list[str] = []
+
+        def move(p: Path | str | None, video_id: str) -> Path | str | None:
+            if p is None or "://" in str(p):          # an object-store URL does not move with the root
+                return p
+            try:
+                return new_root / Path(p).relative_to(old)
+            except ValueError:
+                outside.append(video_id)
+                return Path(p)
+
+        items = [dataclasses.replace(
+            item, video_path=move(item.video_path, item.video_id), crop_dir=move(item.crop_dir, item.video_id),
+            frame_images=None if item.frame_images is None else [move(p, item.video_id) for p in item.frame_images])
+            for item in self.items]
+        problems = list(self.problems)
+        if outside:
+            names = sorted(set(outside))
+            problems.append(f"{source}: {len(names)} item(s) have paths outside the recorded root {old}, "
+                            f"kept as they are: {names[:5]}")
+        return Manifest(items, self.test_lists, problems, new_root, self.orphans)
 
     def save(self, path: str | Path) -> None:
         path = Path(path)

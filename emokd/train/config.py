@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from emokd.config import check_device_name
@@ -51,6 +53,17 @@ class TrainConfig:
         if self.lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
         check_device_name(self.device)   # whether it exists here: models.device.resolve_device
+
+    def with_absolute_paths(self) -> TrainConfig:
+        """The cache (when local), the run and the teacher as absolute paths: a saved config.yaml
+        then works from any directory (--resume, evaluate, students of this teacher)."""
+        from emokd.cache.location import absolute_url
+
+        def folder(path: str | None) -> str | None:
+            return str(Path(path).expanduser().resolve()) if path else path
+
+        return dataclasses.replace(self, cache=absolute_url(self.cache) if self.cache else self.cache,
+                                   run=folder(self.run), teacher=folder(self.teacher))
 
 
 def __getattr__(name: str):

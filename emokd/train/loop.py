@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from emokd.cache.store import FeatureCache
-from emokd.config import to_dict
+from emokd.config import made_by, to_dict
 from emokd.errors import ConfigError, DataError
 from emokd.logs import file_log
 from emokd.models.device import resolve_device
@@ -59,13 +59,15 @@ def resolve_seed(cfg: TrainConfig) -> TrainConfig:
 def train(cfg: TrainConfig, resume: bool = False) -> dict:
     """Train one run; returns the summary (best epoch, best validation metrics, soft-label run)."""
     cfg.check()
+    cfg = cfg.with_absolute_paths()
     recipe = build_recipe(cfg.recipe, cfg.recipe_options)      # unknown options fail before any write
     device = resolve_device(cfg.device)
     cfg = resolve_seed(cfg)
+    made = FeatureCache.open(cfg.cache).made_by                 # a missing cache fails here, too
     run = RunDir(cfg.run)
     if cfg.role == "teacher" and cfg.export_soft:              # a taken name fails before any epoch
         claim_soft_name(cfg.cache, run.path, soft_run_name(run.path, cfg.soft_run))
-    run.prepare(cfg, resume)
+    run.prepare(cfg, resume, made_by(dataset=made[-1].get("dataset") if made else None))
     with file_log(run.file(LOG)):
         return _train(cfg, recipe, device, run, resume)
 

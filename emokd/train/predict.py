@@ -1,7 +1,8 @@
 """ABAW MTL submission files from a trained run: `image,valence,arousal,expression,aus`.
 
 A test list (parsed by `emokd.index.abaw.read_test_frames`) is a header line then one image path
-per line, `<video_id>/NNNNN.jpg` (1-based: frame index = NNNNN - 1). Every frame of the listed
+per line, `<video_id>/NNNNN.jpg` (1-based: frame index = NNNNN - 1), or one video name per line
+(every frame of that video gets a row `<video>/NNNNN.jpg`, 00001.jpg = frame 0). Every frame of the listed
 videos is predicted from the cache; frames without a usable face, and listed frames past the end of
 the cached video, take the nearest earlier prediction (as ABAW submissions do). The file needs all
 three tasks: a recipe that does not predict VA, EXPR and AU cannot write one (MissingTasksError).
@@ -25,6 +26,15 @@ from emokd.train.runs import BEST, load_trained
 HEADER = "image,valence,arousal,expression,aus"
 
 
+def expand_videos(entries: list[tuple[str, str, int | None]], row_of: dict[str, tuple[int, int]]):
+    """Test-list entries with each video name (frame None) replaced by all of its frames."""
+    for image, video, frame in entries:
+        if frame is None:
+            yield from ((f"{video}/{k + 1:05d}.jpg", video, k) for k in range(row_of[video][1]))
+        else:
+            yield image, video, frame
+
+
 def write_submission(run: str | Path, cache_url: str, test_list: str | Path, out: str | Path,
                      device: str = "auto", batch_size: int = 2048, which: str = BEST) -> int:
     """Write the submission file `out`; returns the number of rows written."""
@@ -44,7 +54,7 @@ def write_submission(run: str | Path, cache_url: str, test_list: str | Path, out
     decided = recipe.decode(raw)
     row_of = {vid: (int(s), int(n)) for vid, s, n in zip(data.video_ids, data.video_start, data.video_len)}
     lines = [HEADER]
-    for image, video, frame in entries:
+    for image, video, frame in expand_videos(entries, row_of):
         s, n = row_of[video]
         r = s + min(frame, n - 1)           # idx == arange(N) here: all videos, in order
         va, expr, au = decided["va"][r], int(decided["expr"][r]), decided["au"][r]

@@ -29,15 +29,16 @@ class RunDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def prepare(self, config: TrainConfig, resume: bool) -> None:
-        """Create the directory; refuse to overwrite a previous run unless resuming it."""
+    def prepare(self, config: TrainConfig, resume: bool, provenance: dict | None = None) -> None:
+        """Create the directory; refuse to overwrite a previous run unless resuming it. config.yaml
+        gets `provenance` (emokd version, command line, dataset: `emokd.config.made_by`)."""
         if resume:
             if not self.file(LAST).is_file():
                 raise ConfigError(f"{self.file(LAST)}: nothing to resume (no last.pt)")
         elif self.file(LAST).exists() or self.file(METRICS).exists():
             raise ConfigError(f"{self.path}: already holds a run; use --resume or a new --run")
         self.path.mkdir(parents=True, exist_ok=True)
-        save_config(config, self.file(CONFIG))
+        save_config(config, self.file(CONFIG), provenance)
 
     def config(self) -> TrainConfig:
         if not self.file(CONFIG).is_file():

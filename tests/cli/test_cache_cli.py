@@ -88,7 +88,7 @@ def test_relabel_rewrites_labels_only(cache):
 def test_relabel_command_uses_the_dataset_index(cache, monkeypatch, tmp_path):
     seen = []
 
-    def index_dataset(root):
+    def index_dataset(root, probe=True, dataset_root=None):
         seen.append(root)
         return SimpleNamespace(items=[_item("vid_a", "test"), _item("vid_c_left", "train", expr=np.ones(6, np.int8), n=6)],
                                problems=["vid_x.txt: 3 lines, 4 frames"])
@@ -101,7 +101,8 @@ def test_relabel_command_uses_the_dataset_index(cache, monkeypatch, tmp_path):
     assert "DeprecationWarning" not in result.output
     assert seen == [str(tmp_path / "affwild2")]
     assert "relabelled 2 video(s), 2 changed" in result.output
-    assert "index: vid_x.txt: 3 lines, 4 frames" in result.output
+    assert ("index: 1 problem(s) in " + str(tmp_path / "affwild2") + ": vid_x.txt: 3 lines, 4 frames "
+            "(`emokd index") in result.output
     got = cache.read_labels("vid_a")
     assert got["split"] == "test" and (got["expr"] == -1).all()
     assert (cache.read_labels("vid_c_left")["expr"] == 1).all()

@@ -182,3 +182,53 @@ def test_cli_index_prints_summary_and_writes_manifest(tmp_path, tree):
     assert len(Manifest.load(out).items) == 5
     result = CliRunner().invoke(main, ["index", str(tree.root), "--json", "--no-probe"])
     assert json.loads(result.output)["items"] == 5
+
+
+def _csv_dataset(root, splits):
+    for name in splits:
+        make_video(root / "clips" / f"{name}.mp4", 6, 25, (32, 32), audio=None)
+    rows = "".join(f"clips/{name}.mp4,{split}\n" for name, split in splits.items())
+    (root / "videos.csv").write_text("video,split\n" + rows)
+    return root / "videos.csv"
+
+
+def test_csv_splits_any_case_with_val_and_valid(tmp_path):
+    path = _csv_dataset(tmp_path, {"a": "Train", "b": "val", "c": "VALID", "d": "Validation", "e": "TEST", "f": ""})
+    splits = {i.video_id: i.split for i in index_dataset(path, probe=False).items}
+    assert splits == {"generic/a": "train", "generic/b": "validation", "generic/c": "validation",
+                      "generic/d": "validation", "generic/e": "test", "generic/f": "unlabelled"}
+
+
+def test_an_unknown_csv_split_is_refused_naming_the_row(tmp_path):
+    path = _csv_dataset(tmp_path, {"a": "train", "b": "dev"})
+    with pytest.raises(DataError, match=r"videos.csv:3: split 'dev' is not one of train, validation"):
+        index_dataset(path, probe=False)
+
+
+def test_unknown_label_columns_are_problems(tmp_path):
+    from emokd.index.abaw import read_label_file
+
+    path = tmp_path / "labels.csv"
+    path.write_text("frame,valence,arousal,AU5,AU12,smile\n0,0.1,0.2,1,1,3\n")
+    labels, problems = read_label_file(path)
+    assert problems == [f"{path}:1: unknown label column(s) ['au5', 'smile'] ignored (known: valence, arousal, "
+                        "expression, AU1, AU2, AU4, AU6, AU7, AU10, AU12, AU15, AU23, AU24, AU25, AU26)"]
+    assert labels.va[0].tolist() == pytest.approx([0.1, 0.2]) and labels.au[0, 6] == 1
+
+
+def test_paths_are_absolute_and_a_moved_dataset_is_rerooted(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    _csv_dataset(data, {"a": "train", "b": "validation"})
+    monkeypatch.chdir(tmp_path)
+    manifest = index_dataset("data/videos.csv", probe=False)                 # named relative
+    assert manifest.root == data
+    assert [i.video_path for i in manifest.items] == [data / "clips" / "a.mp4", data / "clips" / "b.mp4"]
+    manifest.save(tmp_path / "saved.json")
+    moved = tmp_path / "elsewhere" / "data"
+    shutil.move(str(data), str(moved))
+    rerooted = index_dataset("saved.json", dataset_root=moved)
+    assert rerooted.root == moved
+    assert [i.video_path for i in rerooted.items] == [moved / "clips" / "a.mp4", moved / "clips" / "b.mp4"]
+    assert all(i.video_path.is_file() for i in rerooted.items)
+    result = CliRunner().invoke(main, ["index", "saved.json", "--dataset-root", str(moved), "--no-probe"])
+    assert result.exit_code == 0 and "items: 2" in result.output
