@@ -54,7 +54,7 @@ from emokd.logs import quiet
 @config_option(ExtractConfig, "face_source", type=click.Choice(["auto", "crops", "detector", "whole-frame"]),
                help="auto: dataset crops where present, else the face detector; crops: crops only "
                     "(none: face_ok False); detector; whole-frame: frames are faces already.")
-@config_option(ExtractConfig, "detector", type=click.Choice(list(DETECTORS)))
+@config_option(ExtractConfig, "detector", type=click.Choice(sorted(DETECTORS)))
 @config_option(ExtractConfig, "detector_weights", type=click.Path(exists=True))
 @config_option(ExtractConfig, "window_s")
 @config_option(ExtractConfig, "crop_size")

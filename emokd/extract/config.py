@@ -15,10 +15,9 @@ from emokd.cache.location import public_options
 from emokd.cache.lock import STALE_AFTER_S
 from emokd.constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
 from emokd.errors import ConfigError
+from emokd.models.detectors import DEFAULT_DETECTOR, DETECTORS
 from emokd.models.input_spec import AudioInput, FaceInput
 
-DETECTORS = ("mtcnn",)
-DEFAULT_DETECTOR = "mtcnn"
 
 AUDIO_MODES = ("per-window", "shared-trunk")
 WEIGHT_PATHS = ("face_weights", "audio_weights", "detector_weights")
@@ -54,7 +53,8 @@ class ExtractConfig:
     face_source: str = "auto"            # auto: dataset crops, else the detector; crops: crops only
                                          # (none: face_ok False); detector; whole-frame: frames are faces
     detector: str = DEFAULT_DETECTOR     # face detector where a video has no crops (docs/encoders.md)
-    detector_weights: str | None = None  # folder with MTCNN pnet.pt, rnet.pt, onet.pt (default: the weights store)
+    detector_weights: str | None = None  # MTCNN: a folder with pnet/rnet/onet.pt; blazeface, blazeface_full: a
+                                         # .tflite file; blazeface_cascade: a folder with both (default: the store)
     crop_size: int = CROP_SIZE           # face crop size in pixels
     sample_rate: int = SAMPLE_RATE       # audio sample rate (SoundNet runs at 22050 Hz only)
     window_s: float = AUDIO_WINDOW_S     # audio window length in seconds, ending at each frame

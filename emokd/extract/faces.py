@@ -93,20 +93,70 @@ def _aligner():
     return align_face
 
 
-def detect_face(detector, image: np.ndarray, size: int) -> np.ndarray | None:
-    """The largest detection (the subject; the best-scoring if the detector cannot say), aligned on
-    its 5 landmarks (a box crop when no aligner exists)."""
-    det = detector.detect(image)
-    boxes = np.asarray(det.boxes)
-    if boxes.size == 0:
-        return None
-    best = det.largest() if hasattr(det, "largest") else int(np.argmax(np.asarray(det.scores)))
+class FacePicker:
+    """Which detected face is the item's subject, frame after frame.
+
+    One person (any video id): the largest face. `<video>_left` / `<video>_right` (Aff-Wild2's
+    two-person videos): of the two largest faces, the one on the left / on the right (box centres).
+    A frame with one face gives it to the side whose last known face centre is nearer (the side of
+    the frame's half until both sides were seen), so the two items of one video never take the same
+    face in the same frame. Both items see the same detections in the same order, so they agree.
+    """
+
+    def __init__(self, video_id: str = "") -> None:
+        self.side = next((s for s in ("left", "right") if video_id.endswith("_" + s)), None)
+        self.last = {"left": None, "right": None}  # x of the last face centre given to each side
+
+    def pick(self, det, width: int) -> int | None:
+        boxes = np.asarray(det.boxes)
+        if boxes.size == 0:
+            return None
+        if self.side is None:
+            return det.largest() if hasattr(det, "largest") else int(np.argmax(np.asarray(det.scores)))
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        two = np.argsort(-areas, kind="stable")[:2]
+        centres = (boxes[two, 0] + boxes[two, 2]) / 2
+        if len(two) == 2:
+            order = two[np.argsort(centres, kind="stable")]
+            self.last = {"left": float(centres.min()), "right": float(centres.max())}
+            return int(order[0] if self.side == "left" else order[1])
+        x = float(centres[0])
+        known = {side: at for side, at in self.last.items() if at is not None}
+        if len(known) == 2:
+            owner = min(known, key=lambda side: abs(known[side] - x))
+        else:
+            owner = "left" if x < width / 2 else "right"
+        self.last[owner] = x
+        return int(two[0]) if owner == self.side else None
+
+
+def align_detection(image: np.ndarray, det, index: int, size: int) -> np.ndarray | None:
+    """Detection `index` of `image` aligned on its landmarks (a box crop when no aligner exists)."""
     align = _aligner()
     landmarks = getattr(det, "landmarks", None)
-    if align is not None and landmarks is not None and len(landmarks) > best:
-        return np.asarray(align(image, np.asarray(landmarks[best]), size=size), np.uint8)
-    x1, y1, x2, y2 = boxes[best]
+    if align is not None and landmarks is not None and len(landmarks) > index:
+        return np.asarray(align(image, np.asarray(landmarks[index]), size=size,
+                                template=getattr(det, "template", None)), np.uint8)
+    x1, y1, x2, y2 = np.asarray(det.boxes)[index]
     return box_crop(image, (x1, y1, x2 - x1, y2 - y1), size, margin=0.2)
+
+
+def detect_faces(detector, images: list[np.ndarray], size: int, picker: FacePicker | None = None) -> list:
+    """The subject's aligned face in each image (None where there is none); detectors with
+    `detect_many` (BlazeFace) run the images as one batch."""
+    picker = picker or FacePicker()
+    found = detector.detect_many(images) if hasattr(detector, "detect_many") else \
+        [detector.detect(image) for image in images]
+    out = []
+    for image, det in zip(images, found):
+        index = picker.pick(det, image.shape[1])
+        out.append(None if index is None else align_detection(image, det, index, size))
+    return out
+
+
+def detect_face(detector, image: np.ndarray, size: int) -> np.ndarray | None:
+    """The largest detection (the subject of a one-person frame), aligned on its landmarks."""
+    return detect_faces(detector, [image], size)[0]
 
 
 @dataclass
@@ -126,8 +176,10 @@ def _faces_from(frames: list[np.ndarray | None], size: int) -> tuple[np.ndarray,
     return faces, ok
 
 
-def _frame_face(image: np.ndarray, size: int, detector) -> np.ndarray | None:
-    return detect_face(detector, image, size) if detector is not None else whole_frame(image, size)
+def _frame_faces(images: list[np.ndarray], size: int, detector, picker: FacePicker) -> list:
+    if detector is None:
+        return [whole_frame(image, size) for image in images]
+    return detect_faces(detector, list(images), size, picker)
 
 
 def _video_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int,
@@ -151,8 +203,9 @@ def _video_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size
     # whole-frame faces only need the centre square at crop size: let the decoder scale
     size = scaled_size(info.width, info.height, crop_size) if detector is None and info.width and info.height \
         else None
+    picker = FacePicker(item.video_id)
     for start, frames in decode_batches(item.video_path, probe.n_frames, batch_size, size):
-        yield batch(start, [_frame_face(frame, crop_size, detector) for frame in frames])
+        yield batch(start, _frame_faces(list(frames), crop_size, detector, picker))
 
 
 def _image_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int,
@@ -161,6 +214,7 @@ def _image_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size
     boxes = None if item.face_boxes is None else np.asarray(item.face_boxes, np.float64)
     if boxes is not None and len(boxes) != len(paths):
         raise DataError(f"{item.video_id}: {len(boxes)} face boxes for {len(paths)} frame images")
+    picker = FacePicker(item.video_id)
     for start in range(0, len(paths), batch_size):
         faces_list = []
         for k in range(start, min(start + batch_size, len(paths))):
@@ -172,7 +226,7 @@ def _image_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size
             elif boxes is not None:
                 faces_list.append(box_crop(image, boxes[k], crop_size))
             else:
-                faces_list.append(_frame_face(image, crop_size, detector))
+                faces_list.append(_frame_faces([image], crop_size, detector, picker)[0])
         idx = np.arange(start, start + len(faces_list), dtype=np.int64)
         faces, ok = _faces_from(faces_list, crop_size)
         yield FaceBatch(idx, probe.pts[idx].copy(), faces, ok)

@@ -56,11 +56,14 @@ def read_crop_files(crop_dir: Path, frames: np.ndarray, size: int) -> tuple[np.n
 
 
 def detector_crops(video_path: Path, n_frames: int, frames: np.ndarray, size: int, detector,
-                   batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Crops of the given frames by the extraction's own per-frame path (`faces.detect_face` on the
-    frames of `video.decode_batches`); frames are decoded in order, only the shown ones detected."""
-    from emokd.extract.faces import detect_face
+                   batch_size: int = 64, video_id: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Crops of the given frames by the extraction's own path (`faces.detect_faces` with the item's
+    `FacePicker` on the frames of `video.decode_batches`); frames are decoded in order, only the
+    shown ones detected, except for a `_left` / `_right` item, whose picker follows every frame."""
+    from emokd.extract.faces import FacePicker, detect_faces
     from emokd.extract.video import decode_batches
+
+    picker = FacePicker(video_id)
 
     wanted = {int(k): j for j, k in enumerate(frames)}
     crops = np.zeros((len(frames), size, size, 3), np.uint8)
@@ -69,9 +72,9 @@ def detector_crops(video_path: Path, n_frames: int, frames: np.ndarray, size: in
     for start, batch in decode_batches(Path(video_path), n_frames, batch_size):
         for b, image in enumerate(batch):
             j = wanted.get(start + b)
-            if j is not None:
-                face = detect_face(detector, image, size)
-                if face is not None:
+            if j is not None or picker.side is not None:
+                face = detect_faces(detector, [image], size, picker)[0]
+                if face is not None and j is not None:
                     crops[j], ok[j] = face, True
         if start + len(batch) > last:
             break
@@ -112,11 +115,12 @@ def gather(cache, video_id: str, item=None, n_crops: int = 10, detector_weights=
     if attrs.get("face_source") == "crops" and item.crop_dir is not None:
         crops, ok = read_crop_files(item.crop_dir, shown, size)
     elif attrs.get("face_source") == "detector" and item.video_path is not None:
+        from emokd.models.detectors import build_detector, detector_name
         from emokd.models.device import resolve_device
-        from emokd.models.face_detector import build_face_detector
 
-        detector = build_face_detector(detector_weights, device=str(resolve_device(device)))
-        crops, ok = detector_crops(item.video_path, n, shown, size, detector)
+        detector = build_detector(detector_name(cache.settings.get("face_detector")), detector_weights,
+                                  device=str(resolve_device(device)))
+        crops, ok = detector_crops(item.video_path, n, shown, size, detector, video_id=video_id)
     else:
         crops, ok = np.zeros((len(shown), size, size, 3), np.uint8), np.zeros(len(shown), bool)
         notes.append("no crops available")

@@ -54,13 +54,19 @@ def warp_affine(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarray:
-    """uint8 RGB (H, W, 3) + (5, 2) landmarks -> uint8 (size, size, 3) aligned face."""
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 112,
+               template: np.ndarray | None = None) -> np.ndarray:
+    """uint8 RGB (H, W, 3) + (K, 2) landmarks -> uint8 (size, size, 3) aligned face.
+
+    `template`: (K, 2) each landmark's place in the 112 x 112 crop, NaN rows for landmarks not
+    used (BlazeFace's ear points); default the five-point TEMPLATE_112."""
     landmarks = np.asarray(landmarks, np.float64)
-    if landmarks.shape != (5, 2):
-        raise ValueError(f"align_face: expected (5, 2) landmarks, got {landmarks.shape}")
+    template = TEMPLATE_112 if template is None else np.asarray(template, np.float64)
+    if landmarks.shape != template.shape or landmarks.ndim != 2 or landmarks.shape[1] != 2:
+        raise ValueError(f"align_face: expected {template.shape} landmarks, got {landmarks.shape}")
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"align_face: expected an RGB image (H, W, 3), got {image.shape}")
-    matrix = similarity_transform(landmarks, TEMPLATE_112 * (size / 112.0))
+    used = np.isfinite(template).all(axis=1)
+    matrix = similarity_transform(landmarks[used], template[used] * (size / 112.0))
     return warp_affine(image, matrix, size)

