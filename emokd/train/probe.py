@@ -22,13 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emokd.constants import N_AU, N_EXPR
+from emokd.constants import N_AU, N_EXPR, TASKS, uniform_splits
 from emokd.errors import CacheError, DataError
 from emokd.train.metrics import au_f1, ccc, chance_metrics, expr_f1
 
 log = logging.getLogger(__name__)
 
-TASKS = ("VA", "EXPR", "AU")
 COLUMNS = ("features", "dim", "ccc_v", "ccc_a", "f1_expr", "f1_au", "p_mtl", "n_train_va", "n_val_va",
            "n_train_expr", "n_val_expr", "n_train_au", "n_val_au", "seconds")
 
@@ -48,7 +47,7 @@ class ProbeConfig:
 @dataclass
 class ProbeData:
     features: dict[str, np.ndarray]      # array name -> (N, D) float32, frames with a face only
-    split: np.ndarray                    # (N,) "train" | "validation" | other
+    split: dict[str, np.ndarray]         # task -> (N,) "train" | "validation" | other (per-task splits)
     va: np.ndarray                       # (N, 2) float32, NaN = missing
     expr: np.ndarray                     # (N,) int, -1 = missing
     au: np.ndarray                       # (N, 12) int, -1 = missing
@@ -71,24 +70,28 @@ def feature_sets(cache, cfg: ProbeConfig) -> tuple[list[str], list[str]]:
 def load_probe_data(cache, arrays: list[str]) -> ProbeData:
     """The labelled frames with a face of the train and validation videos, through the cache API."""
     parts = {name: [] for name in arrays}
-    splits, va, expr, au = [], [], [], []
+    splits, va, expr, au = {task: [] for task in TASKS}, [], [], []
     for vid in cache.video_ids():
         if not cache.has_labels(vid):
             continue
         lab = cache.read_labels(vid)
-        if lab["split"] not in ("train", "validation"):
+        # labels written before per-task splits carry one split for every task
+        task_split = lab.get("splits") or uniform_splits(lab["split"])
+        if not {"train", "validation"} & {task_split[task] for task in TASKS}:
             continue
         got = cache.read_video(vid, [*arrays, "face_ok"])
         n = min(len(got["face_ok"]), len(lab["va"]))
         keep = np.flatnonzero(np.asarray(got["face_ok"][:n], bool))
         for name in arrays:
             parts[name].append(np.asarray(got[name][:n][keep], np.float32))
-        splits.append(np.full(len(keep), lab["split"], dtype=object))
+        for task in TASKS:
+            splits[task].append(np.full(len(keep), task_split[task], dtype=object))
         va.append(lab["va"][:n][keep]), expr.append(lab["expr"][:n][keep]), au.append(lab["au"][:n][keep])
-    if not splits:
+    if not va:
         raise DataError(f"cache {cache.url}: no labelled train/validation video to probe (relabel the cache "
                         f"with `emokd cache relabel DATASET CACHE`)")
-    return ProbeData({name: np.concatenate(p) for name, p in parts.items()}, np.concatenate(splits),
+    return ProbeData({name: np.concatenate(p) for name, p in parts.items()},
+                     {task: np.concatenate(parts_) for task, parts_ in splits.items()},
                      np.concatenate(va).astype(np.float32), np.concatenate(expr).astype(np.int64),
                      np.concatenate(au).astype(np.int64))
 
@@ -102,8 +105,8 @@ def task_rows(data: ProbeData, cfg: ProbeConfig) -> dict[str, tuple[np.ndarray, 
     """Per task, the (train, validation) frame rows used by every feature set."""
     rng = np.random.default_rng(cfg.seed)
     labelled = {"VA": ~np.isnan(data.va).any(1), "EXPR": data.expr >= 0, "AU": (data.au >= 0).all(1)}
-    return {task: (_rows(mask & (data.split == "train"), cfg.max_train, rng),
-                   _rows(mask & (data.split == "validation"), cfg.max_validation, rng))
+    return {task: (_rows(mask & (data.split[task] == "train"), cfg.max_train, rng),
+                   _rows(mask & (data.split[task] == "validation"), cfg.max_validation, rng))
             for task, mask in labelled.items()}
 
 
