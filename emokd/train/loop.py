@@ -157,10 +157,10 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
         row = {"epoch": epoch, **{k: float(sums[k]) / counts[k] for k in sorted(sums)}, **metrics, **extra,
                "steps": len(steps), "samples_per_s": n_samples / max(train_s, 1e-9), "epoch_s": time.time() - t0}
         run.append_metrics(row)
+        run.plot(recipe)                                       # a killed run still has its picture
         if improved:
             run.save_checkpoint(BEST, checkpoint(epoch))
         run.save_checkpoint(LAST, checkpoint(epoch))
-        run.plot(recipe)                                       # a killed run still has its picture
         progress.line(epoch_line(epoch, cfg.epochs, row, recipe.loss_keys, recipe.metric_keys, recipe.score_key,
                                  state.best.get("score", float("nan")), state.best_epoch, row["epoch_s"]))
         if state.stop:

@@ -102,3 +102,28 @@ def test_network_masks_padding_and_shapes():
     x3 = x.clone()
     x3[:, :4] = 0.0
     assert torch.allclose(frame_only(x3)["expr"], a)      # the frame-level model reads the last frame only
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_k_over_10_falls_in_the_bin_that_starts_at_it_on_both_paths(dtype):
+    """Every AFEW-VA label is an integer / 10: value k/10 is edge k + 10 of the 21, so it falls in
+    [edges[k + 10], edges[k + 11]) (the last edge, 1.0, closes bin 19), in numpy and in torch."""
+    bins = VABins(20)
+    values = np.array([k / 10 for k in range(-10, 11)], dtype)
+    want = np.minimum(np.arange(21), 19)
+    assert bins.bin_of(values).tolist() == want.tolist()
+    for tdtype in (torch.float32, torch.float64):
+        assert bins.bin_of_tensor(torch.tensor(values, dtype=tdtype)).tolist() == want.tolist()
+    edges = bins.edges
+    for v, b in zip(values.astype(np.float64), want):
+        assert edges[b] - 1e-6 <= v and (v < edges[b + 1] - 1e-6 or b == 19)
+    # floor((v + 1) / 0.1) alone, as before: some of the 21 land one bin low
+    naive = np.floor((values.astype(np.float64) + 1) / 0.1).astype(int)
+    assert (naive != np.arange(21)).any()
+
+
+def test_numpy_and_torch_bins_agree_everywhere():
+    bins = VABins(20)
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.uniform(-1.2, 1.2, 5000), np.round(rng.uniform(-1, 1, 5000), 2)]).astype(np.float32)
+    assert bins.bin_of(values).tolist() == bins.bin_of_tensor(torch.tensor(values)).tolist()

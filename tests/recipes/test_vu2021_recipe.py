@@ -135,3 +135,39 @@ def test_metrics_against_sklearn():
     assert m["score"] == pytest.approx(m["ccc_va"] + m["expr_score"])
     assert not math.isnan(vu2021_metrics({"va": raw["va"], "expr": logits.argmax(1)},
                                          {"va": va_true, "expr": true_expr})["score"])
+
+
+def test_the_gru_gets_the_window_mask_of_the_batch():
+    """A still is a window of one real frame: the batch's face_mask says so, and the recipe hands it
+    to the network (its GRU's mask channel is not a constant 1)."""
+    data = _data(window=3)
+    batch = data.batch(np.array([4, 7, 8, 0]))      # a still; clip frames 1 and 2; video frame 0
+    assert batch["face_mask"].tolist() == [[False, False, True], [False, True, True], [True, True, True],
+                                           [False, False, True]]
+    recipe = build_recipe("vu2021", {"hidden": [8], "gru_hidden": 4})
+    model = recipe.build_model(data.dims).eval()
+    seen = {}
+    real_forward = model.forward
+
+    def spy(x, mask=None):
+        seen["mask"] = mask
+        return real_forward(x, mask)
+    model.forward = spy
+    recipe.forward(model, batch)
+    assert torch.equal(seen["mask"], batch["face_mask"])
+    unmasked = model.features(batch["face"])          # without the mask the padding would count
+    assert not torch.allclose(unmasked[0], model.features(batch["face"], batch["face_mask"])[0])
+
+
+def test_a_dataset_name_the_cache_lacks_is_refused_naming_what_it_has():
+    from emokd.train.evaluate import evaluated_videos
+
+    data = _data()
+    with pytest.raises(ConfigError, match=r"recipe_options.va_datasets: \['afew'\] not in the cache; its datasets "
+                                          r"are \['afew_va', 'affwild2', 'expw'\]"):
+        build_recipe("vu2021", {"va_datasets": ["afew"]}).check_data(data)
+    recipe = build_recipe("vu2021", {})                      # evaluation: Aff-Wild2 only by default
+    assert recipe.evaluation_datasets() == ("affwild2",)
+    with pytest.raises(ConfigError, match=r"eval_datasets: \['target'\] not in the cache"):
+        evaluated_videos(build_recipe("vu2021", {"eval_datasets": ["target"]}), data, "train")
+    assert evaluated_videos(recipe, data, "train").tolist() == [0]      # the affwild2 video only

@@ -46,6 +46,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert proc.returncode != 0, "training finished before it could be killed"
     done = torch.load(killed / "last.pt", weights_only=False)["epoch"]
     assert done < 5                                         # killed part-way
+    assert (killed / "curves.png").is_file()                # drawn every epoch: the killed run has it
 
     result = CliRunner().invoke(main, ["train-from-cache", "--run", str(killed), "--resume"])
     assert result.exit_code == 0, result.output
