@@ -40,8 +40,8 @@ from emokd.models.weights import fetch
 def demo_frames(every: int) -> list[np.ndarray]:
     frames = []
     for video_id, path in fetch_demo_videos().items():
-        n = probe_video(path).n_frames
-        for _start, batch in decode_batches(path, n, 32, size=(640, 360)):
+        info = probe_video(path)
+        for _start, batch in decode_batches(path, info, info.n_frames, 32, size=(640, 360)):
             frames.extend(batch)
     return frames[::every]
 

@@ -35,6 +35,14 @@ def _label_counts(cache) -> dict[str, dict[str, int]]:
     return {split: counts[split] for split in sorted(counts, key=lambda s: SPLITS.index(s) if s in SPLITS else 99)}
 
 
+def _media_notes(complete: dict[str, dict]) -> dict:
+    """Videos whose frame timestamps were repaired, and videos PyAV decoded instead of decord."""
+    repaired = {vid: int(a["pts_repairs"]) for vid, a in complete.items() if a.get("pts_repairs")}
+    pyav = {vid: (a.get("decoding") or {}).get("reason", "") for vid, a in complete.items()
+            if (a.get("decoding") or {}).get("decoder") == "pyav"}
+    return {"repaired": repaired, "pyav": pyav}
+
+
 def cache_info(cache) -> dict:
     records = cache.video_records()
     complete = {vid: a for vid, a in records.items() if a.get("status") == STATUS_COMPLETE}
@@ -49,6 +57,7 @@ def cache_info(cache) -> dict:
         "videos": len(complete), "frames": frames,
         "incomplete": [vid for vid in records if vid not in complete],
         "failures": cache.failures(), "labels": _label_counts(cache), "soft_runs": soft,
+        "media": _media_notes(complete),
         "size_bytes": size, "bytes_per_frame": (size / frames) if frames else None,
         "config": cache.config, "made_by": cache.made_by,
     }
@@ -84,6 +93,14 @@ def format_info(info: dict) -> str:
         lines.append(f"soft labels  {run}: {row['videos']} videos{'' if row['complete'] else ' (run not finished)'}")
     lines.append(f"incomplete   {len(info['incomplete'])}" + (": " + ", ".join(info["incomplete"][:10])
                                                           if info["incomplete"] else ""))
+    media = info.get("media") or {}
+    if media.get("repaired"):
+        repaired = media["repaired"]
+        lines.append(f"repairs      {len(repaired)} videos with repaired frame timestamps ({sum(repaired.values())} "
+                     "stamps): " + ", ".join(f"{vid} ({n})" for vid, n in list(repaired.items())[:10]))
+    if media.get("pyav"):
+        lines.append(f"decoding     {len(media['pyav'])} videos decoded with PyAV instead of decord")
+        lines += [f"  {vid}: {why}" for vid, why in list(media["pyav"].items())[:10]]
     lines.append(f"failed       {len(info['failures'])}")
     for vid, message in list(info["failures"].items())[:20]:
         lines.append(f"  {vid}: {message}")

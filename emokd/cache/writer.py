@@ -10,6 +10,7 @@ was written, then sets `status: "complete"`; readers ignore any other status.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 
 import numpy as np
 import zarr
@@ -124,6 +125,13 @@ class VideoWriter:
         lo = chunk * rows
         array[lo:lo + len(buffer)] = buffer
         self._flushed[name].add(chunk)
+
+    def set_attrs(self, attrs: dict) -> None:
+        """Add to the video's attributes what was learnt while writing (reserved names are kept)."""
+        if self.committed:
+            raise CacheError(f"video {self.video_id!r}: attributes set after commit")
+        values = json.loads(json.dumps(attrs, default=str))
+        self.group.attrs.update({k: v for k, v in values.items() if k not in RESERVED_ATTRS})
 
     def missing_rows(self) -> dict[str, str]:
         """Arrays with rows never written, as "first..last (count)" text."""

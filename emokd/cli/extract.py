@@ -56,6 +56,7 @@ from emokd.logs import quiet
                     "(none: face_ok False); detector; whole-frame: frames are faces already.")
 @config_option(ExtractConfig, "detector", type=click.Choice(sorted(DETECTORS)))
 @config_option(ExtractConfig, "detector_weights", type=click.Path(exists=True))
+@config_option(ExtractConfig, "audio_track")
 @config_option(ExtractConfig, "window_s")
 @config_option(ExtractConfig, "crop_size")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
@@ -102,6 +103,8 @@ def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, n
     if is_local(cache_url):
         save_config(cfg, local_path(cache_url) / "extract_config.yaml", provenance)
     click.echo(summary.line())
+    for video_id, reason in list(summary.pyav.items())[:10]:
+        click.echo(f"  decoded with PyAV {video_id}: {reason}")
     for video_id, message in summary.failures.items():
         click.echo(f"  failed {video_id}: {message}", err=True)
     if summary.failed:

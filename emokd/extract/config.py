@@ -55,6 +55,8 @@ class ExtractConfig:
     detector: str = DEFAULT_DETECTOR     # face detector where a video has no crops (docs/encoders.md)
     detector_weights: str | None = None  # MTCNN: a folder with pnet/rnet/onet.pt; blazeface, blazeface_full: a
                                          # .tflite file; blazeface_cascade: a folder with both (default: the store)
+    audio_track: int | None = None       # the N-th audio track of every video, from 0 as ffmpeg's -map 0:a:N
+                                         # (default: the track marked default, else the first)
     crop_size: int = CROP_SIZE           # face crop size in pixels
     sample_rate: int = SAMPLE_RATE       # audio sample rate (SoundNet runs at 22050 Hz only)
     window_s: float = AUDIO_WINDOW_S     # audio window length in seconds, ending at each frame
@@ -97,6 +99,8 @@ class ExtractConfig:
         for name in ("crop_size", "batch_size", "workers"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.audio_track is not None and int(self.audio_track) < 0:
+            raise ConfigError(f"audio_track: must be >= 0 (the N-th audio track, from 0), got {self.audio_track}")
         if self.window_s <= 0:
             raise ConfigError(f"window_s: must be > 0, got {self.window_s}")
         check_device_name(self.device)

@@ -34,15 +34,19 @@ class ExtractionSummary:
     seconds: float = 0.0
     failures: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # worker seconds per stage, all videos
+    pyav: dict[str, str] = field(default_factory=dict)       # video -> why PyAV decoded it, not decord
+    repaired: dict[str, int] = field(default_factory=dict)   # video -> frame timestamps repaired
 
     @property
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
+        media = "".join([f"; {len(self.pyav)} decoded with PyAV" if self.pyav else "",
+                         f"; {len(self.repaired)} with repaired frame timestamps" if self.repaired else ""])
         return (f"{self.total} videos: {self.done} extracted, {self.skipped} already complete, "
                 f"{self.failed} failed; {self.frames} frames in {self.seconds:.1f} s "
-                f"({self.frames_per_second:.1f} frames/s)")
+                f"({self.frames_per_second:.1f} frames/s){media}")
 
 
 @dataclass
@@ -203,6 +207,12 @@ def _account(result: dict, summary: ExtractionSummary, cache) -> None:
         for stage, seconds in (result.get("timings") or {}).items():
             summary.timings[stage] = summary.timings.get(stage, 0.0) + seconds
         log.info("%s: %d frames in %.1f s", video_id, result["n_frames"], result["seconds"])
+        media = result.get("media") or {}
+        if media.get("decoder") == "pyav":
+            summary.pyav[video_id] = media.get("pyav_reason", "")
+            log.info("%s: decoded with PyAV: %s", video_id, summary.pyav[video_id])
+        if media.get("pts_repairs"):
+            summary.repaired[video_id] = int(media["pts_repairs"])
     elif result["status"] == "skipped":
         summary.skipped += 1
     else:

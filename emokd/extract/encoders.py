@@ -83,5 +83,6 @@ def fingerprint_settings(cfg: ExtractConfig, encoders: Encoders) -> dict:
         "sample_rate": int(cfg.sample_rate),
         "window_s": float(cfg.window_s),
         "audio_mode": cfg.audio_mode,
+        "audio_track": cfg.audio_track,
     }
 

@@ -12,7 +12,10 @@ Faces come, in this order of preference, from
 A frame without a crop file or a detection has face_ok False and a zero face. Every per-frame
 function returns uint8 RGB (size, size, 3) or None when there is no face.
 
-Video frames are decoded with decord, one reader per call (`emokd.extract.video`).
+Video frames are what a player shows (square pixels, rotation and mirroring applied, see
+`emokd.index.geometry`) before any detection, cropping or whole-frame use; they are decoded by
+`emokd.extract.video` (decord checked against PyAV, or PyAV), in batches sized by pixels and
+regrouped here into face batches of `batch_size`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from emokd.constants import CROP_SIZE
 from emokd.errors import DataError
 from emokd.extract.timing import ItemProbe
-from emokd.extract.video import decode_batches, scaled_size
+from emokd.extract.video import DecodeReport, decode_batches, scaled_size
 from emokd.index.crop_files import crop_path
 from emokd.index.manifest import VideoItem
 
@@ -183,7 +186,7 @@ def _frame_faces(images: list[np.ndarray], size: int, detector, picker: FacePick
 
 
 def _video_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int,
-                   detector) -> Iterator[FaceBatch]:
+                   detector, decoder: str = "auto", report: DecodeReport | None = None) -> Iterator[FaceBatch]:
     info = probe.info
     crop_dir = item.crop_dir if item.crop_dir is not None and Path(item.crop_dir).is_dir() else None
     if item.crop_dir is not None and crop_dir is None:
@@ -201,11 +204,18 @@ def _video_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size
             yield batch(start, [load_crop(crop_dir, k, crop_size) for k in range(start, stop)])
         return
     # whole-frame faces only need the centre square at crop size: let the decoder scale
-    size = scaled_size(info.width, info.height, crop_size) if detector is None and info.width and info.height \
-        else None
+    display = info.display_geometry.display
+    size = scaled_size(*display, crop_size) if detector is None and min(display) > 0 else None
     picker = FacePicker(item.video_id)
-    for start, frames in decode_batches(item.video_path, probe.n_frames, batch_size, size):
-        yield batch(start, _frame_faces(list(frames), crop_size, detector, picker))
+    pending: list = []
+    for start, frames in decode_batches(item.video_path, info, probe.n_frames, batch_size, size, decoder, report):
+        first = start - len(pending)
+        pending += _frame_faces(list(frames), crop_size, detector, picker)
+        while len(pending) >= batch_size:
+            yield batch(first, pending[:batch_size])
+            first, pending = first + batch_size, pending[batch_size:]
+    if pending:
+        yield batch(first, pending)
 
 
 def _image_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int,
@@ -233,14 +243,17 @@ def _image_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size
 
 
 def iter_face_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int = CROP_SIZE,
-                      detector=None) -> Iterator[FaceBatch]:
+                      detector=None, decoder: str = "auto", report: DecodeReport | None = None
+                      ) -> Iterator[FaceBatch]:
     """The face of every frame of `item` once, in order, `batch_size` at a time (see the module
-    docstring); `probe` is `probe_item(item)`."""
+    docstring); `probe` is `probe_item(item)`. `decoder` and `report`: see
+    `emokd.extract.video.decode_batches` (which raises `DecoderMismatch` through here when the
+    video must be decoded again with decoder="pyav")."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if item.frame_images is not None:
         yield from _image_batches(item, probe, batch_size, crop_size, detector)
     elif item.video_path is not None:
-        yield from _video_batches(item, probe, batch_size, crop_size, detector)
+        yield from _video_batches(item, probe, batch_size, crop_size, detector, decoder, report)
     else:
         raise DataError(f"{item.video_id}: item has neither a video file nor frame images")

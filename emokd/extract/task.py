@@ -25,6 +25,7 @@ from emokd.extract.config import ExtractConfig
 from emokd.extract.encoders import Encoders, fingerprint_settings, load_encoders
 from emokd.extract.faces import iter_face_batches
 from emokd.extract.source_files import local_source
+from emokd.extract.video import DecodeReport, DecoderMismatch
 from emokd.extract.timing import ItemProbe, audio_features, audio_ok, probe_item, window_end_samples
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,9 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
     """Extract one video into the cache and mark it complete; never raises for a bad video.
 
     Returns {"video_id", "status": done|skipped|failed, "n_frames", "seconds", "error", "log",
-    "timings"}: "log" holds the task's log lines (the driver writes them to its log file), "timings"
-    the seconds per stage. `expected` is the driver's fingerprint settings: a worker whose encoder
+    "timings", "media"}: "log" holds the task's log lines (the driver writes them to its log file),
+    "timings" the seconds per stage, "media" what the driver's summary reports about the file
+    (the decoder that served it and why, repaired frame timestamps). `expected` is the driver's fingerprint settings: a worker whose encoder
     weights differ (another machine, another file) refuses to write instead of mixing features.
     """
     from emokd.cache import FeatureCache
@@ -105,7 +107,7 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
         with contextlib.ExitStack() as stack:
             with clock("fetch"):  # a URL source is downloaded to scratch, and deleted on exit
                 local, source = stack.enter_context(local_source(item, cfg.storage_options, cfg.scratch_dir))
-            result["n_frames"] = _extract_into(cache, local, source, cfg, encoders, clock)
+            result["n_frames"] = _extract_into(cache, local, source, cfg, encoders, clock, result)
         result["status"] = "done"
     except Exception as exc:  # one bad video must not stop the others
         result["error"] = _describe(item, exc)
@@ -132,9 +134,19 @@ def _face_source(item, wanted: str) -> str:
     return wanted if wanted != "auto" else "detector"
 
 
-def _extract_into(cache, item, source: dict, cfg: ExtractConfig, encoders: Encoders, clock: StageClock) -> int:
+def _media_attrs(info) -> dict:
+    """What the cache records about a media file before its rows: display geometry, time repairs."""
+    if info is None:
+        return {}
+    return {"display": info.display_geometry.record(), "pts_repairs": len(info.repaired),
+            "pts_repaired_frames": list(info.repaired[:100]), "audio_tracks": len(info.audio_tracks)}
+
+
+def _extract_into(cache, item, source: dict, cfg: ExtractConfig, encoders: Encoders, clock: StageClock,
+                  result: dict) -> int:
     """Write one video's group: audio stage, face stage, labels, then the complete mark (last).
-    `item.video_path` is a local file here; `source` is the identity of the original (path or URL)."""
+    `item.video_path` is a local file here; `source` is the identity of the original (path or URL);
+    `result["media"]` receives what the driver's summary reports about the file."""
     with clock("probe"):
         probe = probe_item(item)
     n = probe.n_frames
@@ -144,32 +156,38 @@ def _extract_into(cache, item, source: dict, cfg: ExtractConfig, encoders: Encod
     attrs = {
         "fps": probe.fps, "n_frames": n, "source": source,
         "pts_source": probe.pts_source, "face_source": face_source,
-        "dataset": item.dataset, "split": item.split,
+        "dataset": item.dataset, "split": item.split, **_media_attrs(probe.info),
     }
     with clock("write"):
         writer = cache.begin_video(item.video_id, n, attrs)
         writer.write("pts", 0, probe.pts)
-    _audio_stage(item, probe, cfg, encoders, writer, clock)
-    n_faces = _face_stage(item, probe, cfg, encoders, writer, face_source, clock)
+    audio = _audio_stage(item, probe, cfg, encoders, writer, clock)
+    n_faces, report = _face_stage(item, probe, cfg, encoders, writer, face_source, clock)
     if face_source != "none" and n_faces == 0:
         log.warning("%s: no face in any of its %d frames (%s)", item.video_id, n, face_source)
+    media = {"audio": audio, "decoding": report.record() if report.decoder else None}
+    result["media"] = {"decoder": report.decoder, "pyav_reason": report.reason,
+                       "pts_repairs": attrs.get("pts_repairs", 0)}
     with clock("write"):   # the cache fits label rows to n frames (extra dropped, absent missing)
         write_item_labels(cache, item)
+        writer.set_attrs(media)
         writer.commit()
     return n
 
 
-def _audio_stage(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders, writer, clock) -> None:
-    """Audio features of every frame, in chunks of frames so memory stays bounded on long videos."""
+def _audio_stage(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders, writer, clock) -> dict | None:
+    """Audio features of every frame, in chunks of frames so memory stays bounded on long videos;
+    returns the record of the track used (None: no audio track)."""
     n, dim = probe.n_frames, int(encoders.audio.output_dim)
     with clock("audio_in"):
-        track = load_audio(item.video_path, probe.info, cfg.sample_rate) if probe.info is not None else None
+        track = load_audio(item.video_path, probe.info, cfg.sample_rate, cfg.audio_track) \
+            if probe.info is not None else None
     if track is None or not track.has_audio:
         writer.write("audio", 0, np.zeros((n, dim), np.float16))
         writer.write("audio_ok", 0, np.zeros(n, bool))
         if probe.info is not None:
             log.info("%s: no audio track; audio features are zeros and audio_ok is False", item.video_id)
-        return
+        return track.record() if track is not None else None
     ends = window_end_samples(probe.info, cfg.sample_rate)
     shared = cfg.audio_mode == "shared-trunk"
     chunk = max(cfg.batch_size, AUDIO_CHUNK_FRAMES) if shared else cfg.batch_size
@@ -181,20 +199,34 @@ def _audio_stage(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders,
         with clock("write"):
             writer.write("audio", start, _to_float16(feats, "audio", item.video_id))
             writer.write("audio_ok", start, audio_ok(track, part))
+    return track.record()
 
 
 def _face_stage(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders, writer, face_source: str,
-                clock) -> int:
-    n, dim = probe.n_frames, int(encoders.face.output_dim)
+                clock) -> tuple[int, DecodeReport]:
+    """Face features of every frame; (frames with a face, how the video was decoded). When decord's
+    frames turn out wrong after rows were written, the stage starts again on PyAV (rows rewritten)."""
+    report = DecodeReport()
     if face_source == "none":
+        n, dim = probe.n_frames, int(encoders.face.output_dim)
         writer.write("face", 0, np.zeros((n, dim), np.float16))
         writer.write("face_ok", 0, np.zeros(n, bool))
-        return 0
+        return 0, report
     detector = encoders.detector if face_source == "detector" else None
     if face_source in ("detector", "whole-frame"):  # iter_face_batches prefers crops when present
         item = dataclasses.replace(item, crop_dir=None, face_boxes=None)
+    try:
+        return _face_rows(item, probe, cfg, encoders, writer, detector, clock, "auto", report), report
+    except DecoderMismatch:
+        return _face_rows(item, probe, cfg, encoders, writer, detector, clock, "pyav", report), report
+
+
+def _face_rows(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders, writer, detector, clock,
+               decoder: str, report: DecodeReport) -> int:
+    n, dim = probe.n_frames, int(encoders.face.output_dim)
     n_faces = written = 0
-    batches = iter_face_batches(item, probe, cfg.batch_size, crop_size=cfg.crop_size, detector=detector)
+    batches = iter_face_batches(item, probe, cfg.batch_size, crop_size=cfg.crop_size, detector=detector,
+                                decoder=decoder, report=report)
     while True:
         with clock("faces_in"):  # decoding, crop files or the detector
             batch = next(batches, None)

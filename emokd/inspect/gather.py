@@ -55,11 +55,21 @@ def read_crop_files(crop_dir: Path, frames: np.ndarray, size: int) -> tuple[np.n
     return crops, ok
 
 
-def detector_crops(video_path: Path, n_frames: int, frames: np.ndarray, size: int, detector,
-                   batch_size: int = 64, video_id: str = "") -> tuple[np.ndarray, np.ndarray]:
+def detector_crops(video_path: Path, info, frames: np.ndarray, size: int, detector,
+                   batch_size: int = 64, video_id: str = "", decoder: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Crops of the given frames by the extraction's own path (`faces.detect_faces` with the item's
-    `FacePicker` on the frames of `video.decode_batches`); frames are decoded in order, only the
-    shown ones detected, except for a `_left` / `_right` item, whose picker follows every frame."""
+    `FacePicker` on the frames of `video.decode_batches`, verified and shown as a player shows them;
+    `info` is the video's probe, `decoder` the one extraction used); frames are decoded in order, only
+    the shown ones detected, except for a `_left` / `_right` item, whose picker follows every frame."""
+    from emokd.extract.video import DecoderMismatch
+
+    try:
+        return _detector_crops(video_path, info, frames, size, detector, batch_size, video_id, decoder)
+    except DecoderMismatch:
+        return _detector_crops(video_path, info, frames, size, detector, batch_size, video_id, "pyav")
+
+
+def _detector_crops(video_path, info, frames, size, detector, batch_size, video_id, decoder):
     from emokd.extract.faces import FacePicker, detect_faces
     from emokd.extract.video import decode_batches
 
@@ -69,7 +79,7 @@ def detector_crops(video_path: Path, n_frames: int, frames: np.ndarray, size: in
     crops = np.zeros((len(frames), size, size, 3), np.uint8)
     ok = np.zeros(len(frames), bool)
     last = int(frames.max()) if len(frames) else -1
-    for start, batch in decode_batches(Path(video_path), n_frames, batch_size):
+    for start, batch in decode_batches(Path(video_path), info, info.n_frames, batch_size, decoder=decoder):
         for b, image in enumerate(batch):
             j = wanted.get(start + b)
             if j is not None or picker.side is not None:
@@ -107,7 +117,7 @@ def gather(cache, video_id: str, item=None, n_crops: int = 10, detector_weights=
             raise DataError(f"{item.video_path}: has {info.n_frames} frames, the cache holds {n} for "
                             f"'{video_id}'; the file changed since extraction")
         frame_end = np.asarray(info.frame_end, np.float64)
-        track = load_audio(item.video_path, info)
+        track = load_audio(item.video_path, info, track=(attrs.get("audio") or {}).get("track"))
         signal = np.asarray(track.signal, np.float32) if track.has_audio else None
         if signal is None:
             notes.append("no audio track")
@@ -120,7 +130,8 @@ def gather(cache, video_id: str, item=None, n_crops: int = 10, detector_weights=
 
         detector = build_detector(detector_name(cache.settings.get("face_detector")), detector_weights,
                                   device=str(resolve_device(device)))
-        crops, ok = detector_crops(item.video_path, n, shown, size, detector, video_id=video_id)
+        decoder = "pyav" if (attrs.get("decoding") or {}).get("decoder") == "pyav" else "auto"
+        crops, ok = detector_crops(item.video_path, info, shown, size, detector, video_id=video_id, decoder=decoder)
     else:
         crops, ok = np.zeros((len(shown), size, size, 3), np.uint8), np.zeros(len(shown), bool)
         notes.append("no crops available")

@@ -146,11 +146,12 @@ class _RecordingDetector:
 
 
 def test_detector_path_sees_exactly_the_shown_frames(tmp_path):
+    from emokd.index.probe import probe_video
     from emokd.inspect.gather import detector_crops
 
     video = make_video(tmp_path / "v.mp4", 40, fps=25, audio=None)
     detector = _RecordingDetector()
-    crops, ok = detector_crops(video.path, 40, pick_frames(40, 4), 16, detector, batch_size=8)
+    crops, ok = detector_crops(video.path, probe_video(video.path), pick_frames(40, 4), 16, detector, batch_size=8)
     assert detector.seen == [0, 13, 26, 39]  # decoded frame k shows index k: no off-by-one, no extra work
     assert not ok.any() and crops.shape == (4, 16, 16, 3)
 

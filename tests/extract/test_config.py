@@ -37,7 +37,7 @@ def test_config_file_then_flags(tmp_path):
 @pytest.mark.parametrize("field, value, words", [
     ("audio_mode", "fast", "audio_mode"), ("face_source", "eyes", "face_source"),
     ("sample_rate", 16000, "sample_rate"), ("batch_size", 0, "batch_size"), ("window_s", 0.0, "window_s"),
-    ("limit", 0, "limit"),
+    ("limit", 0, "limit"), ("audio_track", -1, "audio_track"),
 ])
 def test_bad_values_name_the_setting(field, value, words):
     with pytest.raises(ConfigError, match=words):
@@ -104,7 +104,7 @@ def test_fingerprint_settings_hold_every_feature_setting(encoders):
     cfg = ExtractConfig().resolved()
     settings = fingerprint_settings(cfg, encoders)
     assert set(settings) == {"face_encoder", "audio_encoder", "face_source", "face_detector", "crop_size",
-                             "sample_rate", "window_s", "audio_mode"}
+                             "sample_rate", "window_s", "audio_mode", "audio_track"}
     for key in ("face_encoder", "audio_encoder"):
         assert len(settings[key]["weights_sha256"]) == 64 and settings[key]["layer"]
     assert settings["audio_encoder"]["layer"] == "conv8" and settings["audio_encoder"]["output_dim"] == 1000
@@ -113,6 +113,7 @@ def test_fingerprint_settings_hold_every_feature_setting(encoders):
     from dataclasses import replace
     assert fingerprint_settings(replace(cfg, workers=4, batch_size=8, device="cpu"), encoders) == settings
     assert fingerprint_settings(replace(cfg, window_s=5.0), encoders)["window_s"] == 5.0
+    assert fingerprint_settings(replace(cfg, audio_track=1), encoders)["audio_track"] == 1
 
 
 def test_audio_record_tells_the_window_extraction_runs_with(encoders):
