@@ -277,6 +277,33 @@ def save_config(obj: Any, path: str | Path, provenance: dict | None = None) -> N
 # ---- provenance ---------------------------------------------------------------------------------
 
 _COMMAND_LINE: list[str] | None = None
+# Names of storage options (fsspec/s3fs/gcsfs/adlfs) that hold credentials: never saved or logged.
+SECRET_OPTIONS = frozenset({"key", "secret", "token", "password", "session_token", "account_key",
+                            "sas_token", "client_secret", "credentials", "aws_access_key_id",
+                            "aws_secret_access_key", "aws_session_token"})
+
+
+def without_secrets(options: dict | None) -> dict:
+    """Storage options without their credentials (at any depth): what configs and logs may keep."""
+    out = {}
+    for key, value in (options or {}).items():
+        if str(key).lower() not in SECRET_OPTIONS:
+            out[key] = without_secrets(value) if isinstance(value, dict) else value
+    return out
+
+
+def _redacted(argv: list[str]) -> list[str]:
+    """The command line with the values of secret `--storage-options KEY=VALUE` replaced by ***."""
+    out, after_flag = [], False
+    for arg in argv:
+        text = arg[len("--storage-options="):] if arg.startswith("--storage-options=") else arg
+        if after_flag or text is not arg:
+            key, sep, _value = text.partition("=")
+            if sep and key.split(".")[-1].strip().lower() in SECRET_OPTIONS:
+                arg = arg[: len(arg) - len(text)] + f"{key}=***"
+        after_flag = arg == "--storage-options"
+        out.append(arg)
+    return out
 
 
 def set_command_line(argv: list[str]) -> None:
@@ -294,7 +321,7 @@ def made_by(**extra: Any) -> dict:
         emokd_version = version("emokd")
     except PackageNotFoundError:
         emokd_version = "unknown"
-    command = shlex.join(["emokd", *_COMMAND_LINE] if _COMMAND_LINE is not None else sys.argv)
+    command = shlex.join(_redacted(["emokd", *_COMMAND_LINE] if _COMMAND_LINE is not None else sys.argv))
     return {"emokd_version": emokd_version, "command": command, "cwd": os.getcwd(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
 

@@ -8,7 +8,8 @@ secret, anon, client_kwargs, ...), given as `--storage-options KEY=VALUE` or in 
 with none, s3fs reads the standard AWS environment and files (AWS_ACCESS_KEY_ID, AWS_PROFILE,
 AWS_ENDPOINT_URL, ~/.aws/config) and fsspec its own (FSSPEC_S3_*). On object stores the listing
 cache of the filesystem is turned off: other processes (the workers) add groups all the time, and a
-cached listing would hide them (docs/scaling.md#object-stores).
+cached listing would hide them (docs/scaling.md#object-stores). Saved configs keep the options
+without their credentials (`emokd.config.without_secrets`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,6 @@ from emokd.errors import CacheError, ConfigError
 
 # Filesystems whose instances cache directory listings across calls (fsspec's DirCache).
 LISTING_CACHE_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "abfs", "az", "adl")
-# Option names that hold credentials: never saved into configs or logs (see `public_options`).
-SECRET_OPTIONS = frozenset({"key", "secret", "token", "password", "session_token", "account_key",
-                            "sas_token", "client_secret", "credentials", "aws_access_key_id",
-                            "aws_secret_access_key", "aws_session_token"})
 
 
 def is_local(url: str | Path) -> bool:
@@ -84,16 +81,6 @@ def resolve_options(url: str | Path, storage_options: dict[str, Any] | None = No
     """The filesystem options used for `url`: emokd's defaults for its protocol, then the user's."""
     defaults = {"use_listings_cache": False} if protocol(url) in LISTING_CACHE_PROTOCOLS else {}
     return {**defaults, **(storage_options or {})}
-
-
-def public_options(storage_options: dict[str, Any] | None) -> dict[str, Any]:
-    """The options without credentials (at any depth): what configs and logs may keep."""
-    out = {}
-    for key, value in (storage_options or {}).items():
-        if key.lower() in SECRET_OPTIONS:
-            continue
-        out[key] = public_options(value) if isinstance(value, dict) else value
-    return out
 
 
 def filesystem(url: str | Path, storage_options: dict[str, Any] | None = None):

@@ -9,7 +9,7 @@ import click
 
 from emokd.cache import FeatureCache
 from emokd.cli.dataset import dataset_root_option, load_dataset
-from emokd.cli.options import deprecated
+from emokd.cli.options import deprecated, storage_options_option
 from emokd.errors import EmokdError
 
 
@@ -21,22 +21,24 @@ def cache_group() -> None:
 @cache_group.command("info")
 @click.argument("path")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
-def info_command(path: str, as_json: bool) -> None:
+@storage_options_option()
+def info_command(path: str, as_json: bool, storage_options: dict | None) -> None:
     """Videos, frames, encoders and dims, labels, size on disk, incomplete and failed videos, config."""
     from emokd.cache.report import format_info
 
-    info = FeatureCache.open(path).info()
+    info = FeatureCache.open(path, storage_options=storage_options).info()
     click.echo(json.dumps(info, indent=2, default=str) if as_json else format_info(info))
 
 
 @cache_group.command("verify")
 @click.argument("path")
-def verify_command(path: str) -> None:
+@storage_options_option()
+def verify_command(path: str, storage_options: dict | None) -> None:
     """Check shapes and dtypes against the encoder records, NaN/inf, label ranges and completeness.
 
     Exit status 1 when any defect is found.
     """
-    cache = FeatureCache.open(path)
+    cache = FeatureCache.open(path, storage_options=storage_options)
     problems = cache.verify()
     for problem in problems:
         click.echo(problem)
@@ -55,7 +57,8 @@ def verify_command(path: str) -> None:
 @click.argument("dataset")
 @click.argument("path", metavar="CACHE")
 @dataset_root_option()
-def relabel_command(dataset: str, path: str, dataset_root: str | None) -> None:
+@storage_options_option()
+def relabel_command(dataset: str, path: str, dataset_root: str | None, storage_options: dict | None) -> None:
     """Rewrite only the labels of the cached videos in CACHE from DATASET's annotation files.
 
     DATASET is a dataset root (Aff-Wild2 layout) or a manifest file, as for extract-features.
@@ -63,10 +66,10 @@ def relabel_command(dataset: str, path: str, dataset_root: str | None) -> None:
     """
     from emokd.cache.relabel import relabel
 
-    if _is_cache(dataset) and not _is_cache(path):   # the old order, CACHE DATASET
+    if _is_cache(dataset, storage_options) and not _is_cache(path, storage_options):   # the old order, CACHE DATASET
         deprecated("`emokd cache relabel CACHE DATASET`", "`emokd cache relabel DATASET CACHE`")
         dataset, path = path, dataset
-    cache = FeatureCache.open(path, mode="r+")
+    cache = FeatureCache.open(path, mode="r+", storage_options=storage_options)
     manifest = load_dataset(dataset, dataset_root)
     report = relabel(cache, manifest.items)
     click.echo(report.line())
@@ -74,9 +77,9 @@ def relabel_command(dataset: str, path: str, dataset_root: str | None) -> None:
         click.echo("not in the index: " + ", ".join(report.not_indexed[:20]))
 
 
-def _is_cache(path: str) -> bool:
+def _is_cache(path: str, storage_options: dict | None = None) -> bool:
     try:
-        FeatureCache.open(path)
+        FeatureCache.open(path, storage_options=storage_options)
     except EmokdError:
         return False
     return True

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import yaml
 
-from emokd.cli.options import DEVICE, config_option, config_overrides
+from emokd.cli.options import DEVICE, config_option, config_overrides, storage_options_option
 from emokd.cli.dataset import dataset_root_option, load_dataset
 from emokd.config import load_config, made_by, save_config
 from emokd.extract.config import DETECTORS, ExtractConfig
@@ -59,6 +59,9 @@ from emokd.logs import quiet
 @config_option(ExtractConfig, "audio_track")
 @config_option(ExtractConfig, "window_s")
 @config_option(ExtractConfig, "crop_size")
+@storage_options_option()
+@config_option(ExtractConfig, "scratch_dir")
+@config_option(ExtractConfig, "lock_wait_s")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
 @dataset_root_option()
 @click.pass_context

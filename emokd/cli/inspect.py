@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from emokd.cli.dataset import dataset_root_option, load_dataset
-from emokd.cli.options import device_option, run_option
+from emokd.cli.options import device_option, run_option, storage_options_option
 
 COMMANDS: list = []
 
@@ -26,7 +26,9 @@ COMMANDS: list = []
               help="Face detector weights folder, if extraction used non-default ones.")
 @device_option("Torch device of the run's model and the face detector")
 @dataset_root_option()
-def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_weights, device, dataset_root):
+@storage_options_option()
+def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_weights, device, dataset_root,
+                    storage_options):
     """Draw VIDEO_ID's face crops in time order over its audio waveform and its per-frame labels
     (and a run's predictions), all on the video's clock, into a PNG.
 
@@ -38,7 +40,7 @@ def inspect_command(video_id, cache_path, dataset, run, out, n_crops, detector_w
     from emokd.inspect.plot import render_inspect
     from emokd.inspect.predictions import run_predictions
 
-    cache = FeatureCache.open(cache_path)
+    cache = FeatureCache.open(cache_path, storage_options=storage_options)
     item = None
     if dataset is not None:
         item = find_item(load_dataset(dataset, dataset_root), video_id)

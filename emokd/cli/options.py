@@ -8,6 +8,8 @@
 - `add_verbosity(command)`: `-v/--verbose` and `-q/--quiet` on a command and all its subcommands,
   so they work before or after the subcommand's name.
 - `deprecated(old, new)`: the one-line note an old spelling prints (kept for one version).
+- `storage_options_option()`: `--storage-options KEY=VALUE` (repeatable, or EMOKD_STORAGE_OPTIONS),
+  the fsspec options of a cache or source URLs on an object store, parsed to a dict.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from emokd.cache.location import parse_storage_options
 from emokd.config import DEVICE_HELP, check_device_name, field_default, field_docs
 from emokd.errors import ConfigError
 from emokd.logs import setup_logging
@@ -82,6 +85,24 @@ def config_overrides(ctx: click.Context, cls: type, values: dict) -> dict:
     fields = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in values.items()
             if k in fields and v is not None and ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
+
+
+def _storage_options(ctx: click.Context, param: click.Parameter, value) -> dict | None:
+    try:
+        return parse_storage_options(value) if value else None
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def storage_options_option():
+    """`--storage-options KEY=VALUE`, repeatable; None when not given (a config file's table then holds)."""
+    return click.option(
+        "--storage-options", "storage_options", multiple=True, metavar="KEY=VALUE", callback=_storage_options,
+        envvar="EMOKD_STORAGE_OPTIONS", show_envvar=True,
+        help="fsspec options of a cache (and source URLs) on an object store, repeatable: "
+             "endpoint_url=http://10.0.0.9:9000, anon=true, client_kwargs.region_name=eu-west-1. Without them "
+             "s3fs reads the AWS environment and files (AWS_ENDPOINT_URL, AWS_PROFILE, ~/.aws/config); "
+             "credentials given here are never saved (docs/scaling.md#object-stores).")
 
 
 def deprecated(old: str, new: str) -> None:

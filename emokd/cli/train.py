@@ -6,7 +6,8 @@ import json
 
 import click
 
-from emokd.cli.options import DEVICE, config_option, config_overrides, deprecated, device_option, pick_run, run_option
+from emokd.cli.options import (DEVICE, config_option, config_overrides, deprecated, device_option, pick_run,
+                               run_option, storage_options_option)
 from emokd.config import load_config
 from emokd.train.config import TrainConfig
 
@@ -32,6 +33,7 @@ LEGACY_RUN = "the positional RUN"
 @config_option(TrainConfig, "seed")
 @config_option(TrainConfig, "window")
 @config_option(TrainConfig, "stride")
+@storage_options_option()
 @click.option("--resume", is_flag=True, help="Continue the run in --run from its last.pt (with its config.yaml).")
 @click.option("--out", "legacy_out", metavar="RUN", deprecated="use --run RUN", help="Old name of --run.")
 @click.pass_context
@@ -69,7 +71,8 @@ def _legacy_run_argument():
 @click.option("--checkpoint", type=click.Choice(["best.pt", "last.pt"]), default="best.pt")
 @device_option()
 @click.option("--batch-size", type=int, default=2048, help="Frames per prediction batch.")
-def evaluate(legacy_run, run, cache, split, checkpoint, device, batch_size):
+@storage_options_option()
+def evaluate(legacy_run, run, cache, split, checkpoint, device, batch_size, storage_options):
     """Score --run on a split with its recipe's metrics over the whole set (jeong2022: CCC-V, CCC-A,
     F1-EXPR, F1-AU, P_MTL; vu2021: CCC-V, CCC-A, F1-EXPR, accuracy and its score).
 
@@ -82,7 +85,7 @@ def evaluate(legacy_run, run, cache, split, checkpoint, device, batch_size):
     from emokd.train.recipes.base import recipe_class
 
     run = pick_run(run, legacy_run, "evaluate")
-    result = evaluate_run(run, cache, split, device, checkpoint, batch_size)
+    result = evaluate_run(run, cache, split, device, checkpoint, batch_size, storage_options)
     for task, found in result["tasks"].items():
         values = "  ".join(f"{k} {v:.4f}" for k, v in found.items() if k not in ("n_videos", "n_frames"))
         click.echo(f"{task:5s} {found['n_videos']:5d} videos {found['n_frames']:8d} frames  {values}")
@@ -103,7 +106,8 @@ def evaluate(legacy_run, run, cache, split, checkpoint, device, batch_size):
 @click.option("--checkpoint", type=click.Choice(["best.pt", "last.pt"]), default="best.pt")
 @device_option()
 @click.option("--batch-size", type=int, default=2048, help="Frames per prediction batch.")
-def predict(legacy_run, run, cache, test_list, out, checkpoint, device, batch_size):
+@storage_options_option()
+def predict(legacy_run, run, cache, test_list, out, checkpoint, device, batch_size, storage_options):
     """Write an ABAW MTL submission file (image,valence,arousal,expression,aus) for a test list.
 
     Frames without a usable face take the nearest earlier prediction. The run's recipe must
@@ -112,7 +116,7 @@ def predict(legacy_run, run, cache, test_list, out, checkpoint, device, batch_si
     from emokd.train.predict import write_submission
 
     run = pick_run(run, legacy_run, "predict")
-    n = write_submission(run, cache, test_list, out, device, batch_size, checkpoint)
+    n = write_submission(run, cache, test_list, out, device, batch_size, checkpoint, storage_options)
     click.echo(f"wrote {out} ({n} rows)")
 
 

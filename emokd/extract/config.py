@@ -10,8 +10,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from emokd.config import check_device_name
-from emokd.cache.location import public_options
+from emokd.config import check_device_name, without_secrets
 from emokd.cache.lock import STALE_AFTER_S
 from emokd.constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
 from emokd.errors import ConfigError
@@ -67,7 +66,7 @@ class ExtractConfig:
     scheduler: str | None = None         # address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786
     limit: int | None = None             # only the first N videos of the index
     # where the cache and source URLs live, and the writer lock (runtime; docs/scaling.md#object-stores)
-    storage_options: dict = field(default_factory=dict, metadata={"redact": public_options, "help": (
+    storage_options: dict = field(default_factory=dict, metadata={"redact": without_secrets, "help": (
         "fsspec options of the cache and of source URLs (s3: endpoint_url, anon, client_kwargs, ...); "
         "credentials are never saved")})
     scratch_dir: str | None = None       # workers download source URLs here ($VARS expanded on the worker)

@@ -28,17 +28,18 @@ def find_item(manifest, video_id: str):
 
 def item_from_cache(cache, video_id: str):
     """A VideoItem rebuilt from the cache's record of the source file (no crops, no labels)."""
-    from emokd.index.manifest import VideoItem
+    from emokd.index.manifest import VideoItem, is_url
 
     attrs = cache.video_attrs(video_id)
-    source = (attrs.get("source") or {}).get("path")
+    recorded = attrs.get("source") or {}
+    source = recorded.get("path") or recorded.get("url")
     if not source:
         raise DataError(f"cache {cache.url}: video '{video_id}' records no source file; pass --dataset ROOT")
     if attrs.get("face_source") == "crops":
         raise DataError(f"cache {cache.url}: video '{video_id}' was extracted from crop files; pass "
                         "--dataset ROOT so that inspect can find its cropped_aligned folder")
-    return VideoItem(video_id=video_id, video_path=Path(source), crop_dir=None, labels=None,
-                     split=attrs.get("split", "unlabelled"), dataset=attrs.get("dataset", "affwild2"))
+    return VideoItem(video_id=video_id, video_path=source if is_url(source) else Path(source), crop_dir=None,
+                     labels=None, split=attrs.get("split", "unlabelled"), dataset=attrs.get("dataset", "affwild2"))
 
 
 def read_crop_files(crop_dir: Path, frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,18 +94,27 @@ def _detector_crops(video_path, info, frames, size, detector, batch_size, video_
 
 def gather(cache, video_id: str, item=None, n_crops: int = 10, detector_weights=None,
            crop_size: int | None = None, device: str = "cpu") -> InspectData:
-    """InspectData for `video_id`: cache arrays + labels, crops and audio from the media file."""
-    from emokd.extract.audio import load_audio
-    from emokd.index.probe import probe_video
+    """InspectData for `video_id`: cache arrays + labels, crops and audio from the media file (a
+    source URL is downloaded to scratch for the picture, as extraction does)."""
+    from emokd.extract.source_files import local_source
 
     if not cache.is_complete(video_id):
         some = ", ".join(cache.video_ids()[:8])
         raise DataError(f"cache {cache.url}: no complete video '{video_id}' (complete: {some}...)")
+    item = item if item is not None else item_from_cache(cache, video_id)
+    with local_source(item, cache.storage_options) as (local, _identity):
+        return _gather(cache, video_id, local, n_crops, detector_weights, crop_size, device)
+
+
+def _gather(cache, video_id: str, item, n_crops: int, detector_weights, crop_size: int | None,
+            device: str) -> InspectData:
+    from emokd.extract.audio import load_audio
+    from emokd.index.probe import probe_video
+
     attrs = cache.video_attrs(video_id)
     arrays = cache.read_video(video_id, ["pts", "face_ok", "audio_ok"])
     pts = np.asarray(arrays["pts"], np.float64)
     n = len(pts)
-    item = item if item is not None else item_from_cache(cache, video_id)
     size = int(crop_size or cache.settings.get("crop_size") or cache.config.get("crop_size") or CROP_SIZE)
     notes = [f"face source: {attrs.get('face_source', '?')}", f"pts source: {attrs.get('pts_source', '?')}"]
     frame_end = np.append(pts[1:], pts[-1] + 1.0 / float(attrs.get("fps") or 30.0)) if n else pts

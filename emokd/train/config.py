@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from emokd.config import check_device_name
+from emokd.config import check_device_name, without_secrets
 from emokd.errors import ConfigError
 
 
@@ -37,6 +37,9 @@ class TrainConfig:
     export_soft: bool = True             # teacher: write predictions of every cached frame to soft/
     soft_run: str | None = None          # name under soft/ (default: <run folder>-<8 hex of its path>)
     progress_every_s: float = 60.0       # not on a terminal: a progress line at most this often per epoch
+    storage_options: dict = field(default_factory=dict, metadata={"redact": without_secrets, "help": (
+        "fsspec options of a cache on an object store (s3: endpoint_url, anon, ...); credentials are "
+        "never saved")})
 
     def check(self) -> None:
         if not self.cache:

@@ -140,13 +140,13 @@ def evaluate_split(model, recipe: Recipe, data: FrameData, split: str,
 
 
 def evaluate_run(run: str | Path, cache_url: str, split: str = "validation", device: str = "auto",
-                 which: str = BEST, batch_size: int = 2048) -> dict:
+                 which: str = BEST, batch_size: int = 2048, storage_options: dict | None = None) -> dict:
     """Metrics of a run's checkpoint on a split of a cache; saved as eval_<split>.json in the run.
     The recipe's `metric_keys` say which top-level keys are metrics; `tasks` holds per task the
     videos and frames scored and their metrics, `mtl_on` where the MTL score was computed."""
     dev = resolve_device(device)
     recipe, model, ckpt = load_trained(run, which, dev)
-    cache = FeatureCache.open(cache_url)
+    cache = FeatureCache.open(cache_url, storage_options=storage_options)
     data = load_frame_data(cache, [split], model.config.window, model.config.stride, device=dev)
     found = evaluate(model, recipe, data, split, batch_size)
     result = {"run": str(run), "checkpoint": which, "epoch": ckpt["epoch"], "recipe": recipe.name,

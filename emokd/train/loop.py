@@ -63,10 +63,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     recipe = build_recipe(cfg.recipe, cfg.recipe_options)      # unknown options fail before any write
     device = resolve_device(cfg.device)
     cfg = resolve_seed(cfg)
-    made = FeatureCache.open(cfg.cache).made_by                 # a missing cache fails here, too
+    made = FeatureCache.open(cfg.cache, storage_options=cfg.storage_options).made_by  # a missing cache fails here
     run = RunDir(cfg.run)
     if cfg.role == "teacher" and cfg.export_soft:              # a taken name fails before any epoch
-        claim_soft_name(cfg.cache, run.path, soft_run_name(run.path, cfg.soft_run))
+        claim_soft_name(cfg.cache, run.path, soft_run_name(run.path, cfg.soft_run), cfg.storage_options)
     run.prepare(cfg, resume, made_by(dataset=made[-1].get("dataset") if made else None))
     with file_log(run.file(LOG)):
         return _train(cfg, recipe, device, run, resume)
@@ -80,8 +80,9 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
     progress = Progress(every_s=cfg.progress_every_s)
 
     # data: the train and validation videos in memory, plus the teacher's outputs for a student
-    soft_run = ensure_soft_labels(cfg.cache, cfg.teacher, cfg.device) if cfg.role == "student" else None
-    cache = FeatureCache.open(cfg.cache)
+    soft_run = (ensure_soft_labels(cfg.cache, cfg.teacher, cfg.device, cfg.storage_options)
+                if cfg.role == "student" else None)
+    cache = FeatureCache.open(cfg.cache, storage_options=cfg.storage_options)
     data = load_frame_data(cache, [cfg.train_split, cfg.val_split], cfg.window, cfg.stride, soft_run,
                            device if cfg.data_on_device else "cpu", train_split=cfg.train_split)
     data.batch_device = device
@@ -171,6 +172,7 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
                "epochs_run": state.epoch + 1}
     if cfg.role == "teacher" and cfg.export_soft and run.file(BEST).is_file():
         summary["soft_run"], summary["soft_videos_written"] = export_soft_labels(
-            cfg.cache, run.path, cfg.device, cfg.eval_batch_size, name=cfg.soft_run)
+            cfg.cache, run.path, cfg.device, cfg.eval_batch_size, name=cfg.soft_run,
+            storage_options=cfg.storage_options)
     log.info("done: %s", summary)
     return summary

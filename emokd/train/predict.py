@@ -36,13 +36,14 @@ def expand_videos(entries: list[tuple[str, str, int | None]], row_of: dict[str, 
 
 
 def write_submission(run: str | Path, cache_url: str, test_list: str | Path, out: str | Path,
-                     device: str = "auto", batch_size: int = 2048, which: str = BEST) -> int:
+                     device: str = "auto", batch_size: int = 2048, which: str = BEST,
+                     storage_options: dict | None = None) -> int:
     """Write the submission file `out`; returns the number of rows written."""
     entries = read_test_frames(test_list)
     dev = resolve_device(device)
     recipe, model, _ = load_trained(run, which, dev)
     recipe.require_tasks(TASKS, "an ABAW MTL submission")
-    cache = FeatureCache.open(cache_url)
+    cache = FeatureCache.open(cache_url, storage_options=storage_options)
     videos = list(dict.fromkeys(video for _, video, _ in entries))
     known = set(cache.video_ids())
     absent = [v for v in videos if v not in known]

@@ -45,9 +45,9 @@ def soft_run_name(run: str | Path, soft_run: str | None = None) -> str:
     return (cfg.soft_run if cfg is not None and cfg.soft_run else None) or default_soft_name(run)
 
 
-def claim_soft_name(cache_url: str, run: str | Path, name: str) -> None:
+def claim_soft_name(cache_url: str, run: str | Path, name: str, storage_options: dict | None = None) -> None:
     """Reserve `name` for teacher `run` before it trains (CacheError if another run holds it)."""
-    FeatureCache.open(cache_url, mode="r+").claim_soft_run(name, str(Path(run).resolve()))
+    FeatureCache.open(cache_url, mode="r+", storage_options=storage_options).claim_soft_run(name, str(Path(run).resolve()))
 
 
 def checkpoint_sha256(run: str | Path) -> str:
@@ -61,12 +61,13 @@ def _videos_to_write(cache: FeatureCache, name: str, checkpoint: str) -> list[st
 
 
 def export_soft_labels(cache_url: str, run: str | Path, device: str = "auto", batch_size: int = 2048,
-                       only_missing: bool = True, name: str | None = None) -> tuple[str, int]:
+                       only_missing: bool = True, name: str | None = None,
+                       storage_options: dict | None = None) -> tuple[str, int]:
     """Write the teacher run's soft labels under `name` (default `soft_run_name`); returns (name,
     number of videos written)."""
     name = soft_run_name(run, name)
     dev = resolve_device(device)
-    cache = FeatureCache.open(cache_url, mode="r+")
+    cache = FeatureCache.open(cache_url, mode="r+", storage_options=storage_options)
     cache.claim_soft_run(name, str(Path(run).resolve()))
     checkpoint = checkpoint_sha256(run)
     todo = _videos_to_write(cache, name, checkpoint) if only_missing else cache.video_ids()
@@ -95,9 +96,10 @@ def _complete_sets_of(cache: FeatureCache, run: str | Path, checkpoint: str) -> 
             and cache.soft_run_attrs(name).get("checkpoint_sha256") == checkpoint]
 
 
-def ensure_soft_labels(cache_url: str, teacher_run: str | Path, device: str = "auto") -> str:
+def ensure_soft_labels(cache_url: str, teacher_run: str | Path, device: str = "auto",
+                       storage_options: dict | None = None) -> str:
     """The soft-label name of `teacher_run`, computing only what the cache does not hold yet."""
-    cache = FeatureCache.open(cache_url)
+    cache = FeatureCache.open(cache_url, storage_options=storage_options)
     checkpoint = checkpoint_sha256(teacher_run)
     default = soft_run_name(teacher_run)
     names = _complete_sets_of(cache, teacher_run, checkpoint)
@@ -108,5 +110,5 @@ def ensure_soft_labels(cache_url: str, teacher_run: str | Path, device: str = "a
         return name
     log.info("soft labels %r: %d videos missing or from another checkpoint; computing them from %s",
              name, len(missing), teacher_run)
-    export_soft_labels(cache_url, teacher_run, device, name=name)
+    export_soft_labels(cache_url, teacher_run, device, name=name, storage_options=storage_options)
     return name

@@ -11,8 +11,9 @@ import pytest
 
 from cache_support import ENCODERS, SETTINGS, video_values, write_video
 from emokd.cache import FeatureCache
-from emokd.cache.location import parse_storage_options, public_options
-from emokd.config import to_dict
+from emokd.cache.location import parse_storage_options
+from emokd import config
+from emokd.config import made_by, to_dict, without_secrets
 from emokd.errors import CacheError, ConfigError
 from emokd.testing.s3_server import free_port
 
@@ -31,7 +32,7 @@ def test_storage_options_parse_to_typed_nested_values():
             parse_storage_options(bad)
 
 
-def test_saved_configs_keep_no_credentials():
+def test_saved_configs_and_command_lines_keep_no_credentials(monkeypatch):
     from emokd.extract.config import ExtractConfig
 
     options = {"endpoint_url": "http://127.0.0.1:9000", "key": "AKIA", "secret": "s3cr3t",
@@ -39,7 +40,14 @@ def test_saved_configs_keep_no_credentials():
     cfg = ExtractConfig(storage_options=options)
     saved = to_dict(cfg)["storage_options"]
     assert saved == {"endpoint_url": "http://127.0.0.1:9000", "client_kwargs": {"region_name": "x"}}
-    assert public_options(options) == saved and cfg.storage_options["secret"] == "s3cr3t"
+    assert without_secrets(options) == saved and cfg.storage_options["secret"] == "s3cr3t"
+    monkeypatch.setattr(config, "_COMMAND_LINE", None)
+    config.set_command_line(["cache", "info", "s3://b/c.zarr", "--storage-options", "secret=s3cr3t",
+                             "--storage-options=client_kwargs.aws_session_token=tok", "--storage-options",
+                             "anon=false"])
+    command = made_by()["command"]
+    assert "s3cr3t" not in command and "tok" not in command
+    assert "secret=***" in command and "aws_session_token=***" in command and "anon=false" in command
 
 
 @pytest.mark.slow
