@@ -1,6 +1,7 @@
 """Extraction end to end against the encoders alone, 1 and 2 workers, and the two audio modes.
 
     .venv/bin/python benchmarks/extract.py [--clips 2] [--seconds 10] [--workers 1 2] [--repeat 2] [--per-window-clips 1]
+        [--check-seconds 20] [--check-gop 60] [--check-only]
 
 1. Generates clips in the Aff-Wild2 layout (160x120 video at 30 fps, speech-like audio, a 112x112
    crop file per frame).
@@ -14,6 +15,11 @@
 4. Audio: per-window (the paper's definition) against the shared trunk, both through the pipeline:
    frames/s, and agreement of the cached 1000-d vectors (cosine, max relative difference).
 5. Bytes per frame on disk.
+6. The decord check (`emokd.extract.verify`): clips whose frames are decoded (whole-frame faces,
+   320x240, a keyframe every `--check-gop` frames as cameras write), through the pipeline with one
+   worker; the seconds the check took (reference decode by PyAV + comparisons, the task's
+   `decord_check` timing, part of `faces_in`) against the task time of the same run (goal <= 5 %).
+   `--check-only` runs this part alone.
 """
 
 from __future__ import annotations
@@ -127,6 +133,28 @@ def agreement(url_a: str, url_b: str) -> dict:
     return {"cos_mean": cos.mean(), "cos_min": cos.min(), "maxrel_median": np.median(rel), "maxrel_max": rel.max()}
 
 
+def decord_check(root: Path, clips: int, seconds: float, gop: int) -> dict:
+    """Share of the task time spent checking decord against PyAV, in one whole-frame run."""
+    from emokd.extract.config import ExtractConfig
+    from emokd.extract.driver import run_extraction
+    from emokd.index.dataset import index_dataset
+    from emokd.testing.videos import make_video
+
+    paths = [make_video(root / "check" / f"cam{i}.mp4", int(round(seconds * 30)), 30, (320, 240),
+                        audio="speechlike", face=True, texture=True, gop=gop, seed=i).path for i in range(clips)]
+    manifest = root / "check.csv"
+    manifest.write_text("video\n" + "".join(f"{p}\n" for p in paths))
+    items = index_dataset(manifest).items
+    cfg = ExtractConfig(face_source="whole-frame", workers=1).resolved()
+    t = time.perf_counter()
+    summary = run_extraction(items, str(root / "check.zarr"), cfg, progress=False)
+    assert summary.failed == 0, summary.failures
+    stages = dict(summary.timings)
+    check = stages.pop("decord_check", 0.0)
+    return {"frames": summary.frames, "wall": time.perf_counter() - t, "check": check,
+            "task": sum(stages.values()), "faces_in": stages.get("faces_in", 0.0), "pyav": len(summary.pyav)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=2)
@@ -135,6 +163,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="alternating measurements, best kept")
     parser.add_argument("--per-window-clips", type=int, default=1,
                         help="clips for the per-window vs shared-trunk comparison (0: skip)")
+    parser.add_argument("--check-seconds", type=float, default=20.0, help="length of the decord-check clips")
+    parser.add_argument("--check-gop", type=int, default=60, help="frames between keyframes of those clips")
+    parser.add_argument("--check-only", action="store_true", help="only the decord check (part 6)")
     args = parser.parse_args()
 
     import torch
@@ -145,6 +176,14 @@ def main() -> None:
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="emokd-bench-extract-"))
     try:
+        check = decord_check(tmp, args.clips, args.check_seconds, args.check_gop)
+        print(f"decord check: {check['frames']} frames ({args.clips} clips x {args.check_seconds:g} s, 320x240, "
+              f"keyframe every {args.check_gop} frames, whole-frame faces, 1 worker, {check['wall']:.1f} s wall): "
+              f"check {check['check']:.3f} s of {check['task']:.2f} s task time = "
+              f"{100 * check['check'] / check['task']:.2f} % (faces_in {check['faces_in']:.2f} s); "
+              f"videos switched to PyAV: {check['pyav']}")
+        if args.check_only:
+            return
         t = time.perf_counter()
         items = make_clips(tmp / "data", args.clips, args.seconds)
         print(f"{len(items)} clips x {args.seconds:g} s at 30 fps, generated in {time.perf_counter() - t:.1f} s")

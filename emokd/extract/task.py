@@ -48,7 +48,8 @@ class _Collect(logging.Handler):
 
 
 class StageClock:
-    """Seconds per stage of one task (probe, audio_in, audio_encode, faces_in, face_encode, write)."""
+    """Seconds per stage of one task (probe, audio_in, audio_encode, faces_in, face_encode, write;
+    decord_check is the part of faces_in spent checking decord's frames against PyAV's)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -165,6 +166,8 @@ def _extract_into(cache, item, source: dict, cfg: ExtractConfig, encoders: Encod
     n_faces, report = _face_stage(item, probe, cfg, encoders, writer, face_source, clock)
     if face_source != "none" and n_faces == 0:
         log.warning("%s: no face in any of its %d frames (%s)", item.video_id, n, face_source)
+    if report.check_seconds:  # part of faces_in, shown apart (benchmarks/extract.py)
+        clock.seconds["decord_check"] = report.check_seconds
     media = {"audio": audio, "decoding": report.record() if report.decoder else None}
     result["media"] = {"decoder": report.decoder, "pyav_reason": report.reason,
                        "pts_repairs": attrs.get("pts_repairs", 0)}

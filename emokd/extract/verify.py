@@ -13,6 +13,7 @@ shift, and a shift cannot harm it much either.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import av
@@ -59,6 +60,7 @@ class ReferenceFrames:
         self.positions, self._seek, self._last_gop = check_positions(info, n_frames)
         self._scale = {"width": size[0], "height": size[1]} if size else {}
         self._thumbs: dict[int, np.ndarray] | None = None
+        self.seconds = 0.0       # spent on the check: the reference decode and the comparisons
 
     def _thumb(self, frame: av.VideoFrame) -> np.ndarray:
         return thumbnail(frame.reformat(format="rgb24", **self._scale).to_ndarray())
@@ -110,13 +112,17 @@ class ReferenceFrames:
         wanted = [k for k in self.positions if start <= k < start + len(frames)]
         if not wanted:
             return None
-        if self._thumbs is None:
-            self._thumbs = self._compute()
-        for k in wanted:
-            if k not in self._thumbs:
-                continue
-            difference = float(np.abs(thumbnail(frames[k - start]) - self._thumbs[k]).mean())
-            if difference > MATCH_LEVELS:
-                log.info("%s: frame %d: decord and PyAV differ by %.1f grey levels", self.path, k, difference)
-                return k
-        return None
+        began = time.perf_counter()
+        try:
+            if self._thumbs is None:
+                self._thumbs = self._compute()
+            for k in wanted:
+                if k not in self._thumbs:
+                    continue
+                difference = float(np.abs(thumbnail(frames[k - start]) - self._thumbs[k]).mean())
+                if difference > MATCH_LEVELS:
+                    log.info("%s: frame %d: decord and PyAV differ by %.1f grey levels", self.path, k, difference)
+                    return k
+            return None
+        finally:
+            self.seconds += time.perf_counter() - began

@@ -53,6 +53,7 @@ class DecodeReport:
     reason: str = ""             # why PyAV, when it is PyAV
     checked: list[int] = field(default_factory=list)   # frames compared between decord and PyAV
     mismatch: int | None = None  # the first frame where decord's picture was not the container's
+    check_seconds: float = 0.0   # time the check took (reference decode + comparisons); not recorded
 
     def use_pyav(self, reason: str) -> None:
         self.decoder, self.reason = "pyav", reason
@@ -164,6 +165,7 @@ def _decord_batches(path: Path, info: VideoInfo, n_frames: int, batch: int, dsiz
             yield from _pyav_batches(path, n_frames, batch, start, dsize, geometry)
             return
         wrong = references.first_mismatch(start, frames)
+        report.check_seconds = references.seconds
         if wrong is not None:
             report.mismatch = wrong
             report.use_pyav(f"decord's frame {wrong} is not the container's frame {wrong}")
