@@ -13,6 +13,7 @@ quirk") and their references:
 - `write_anamorphic`: pixels 4:3 wider than tall (SAR) against the square-pixel source.
 - `write_rotated`: pixels stored turned, a display matrix turning them back (phones);
   reference: the upright source (both lossless 4:4:4, so the pictures are equal exactly).
+- `write_interlaced`: interlaced H.264, one coded picture per frame (two fields).
 - `write_surround`: 5.1 audio (or any layout); `standard_downmix` is the hand computation of the
   mono mix it must give (FFmpeg's matrix, normalised), written as a mono reference with `remux`.
 """
@@ -186,6 +187,16 @@ def write_rotated(path: str | Path, n_frames: int = 30, display: tuple[int, int]
         video = _video_stream(container, "libx264", Fraction(25), size, 12, 0, "yuv444p", lossless=True)
         video.set_display_rotation(rotation, hflip=mirrored)
         _mux_in_order(container, _video_packets(video, images))
+    return path
+
+
+def write_interlaced(path: str | Path, n_frames: int = 20, size: tuple[int, int] = (128, 96)) -> Path:
+    """Interlaced H.264 (both fields of a frame in one coded picture, top field first)."""
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        video = _video_stream(container, "libx264", Fraction(25), size, 12, 0)
+        video.options = {**video.options, "x264-params": "interlaced=1:tff=1"}
+        _mux_in_order(container, _video_packets(video, _frames(n_frames, size, texture=False)))
     return path
 
 
