@@ -1,6 +1,6 @@
 """The import rules of docs/architecture.md, checked on every module of the package.
 
-cli -> demo, inspect -> extract, train -> index, models, cache. `cache` imports no torch; `index`
+cli -> demo, inspect, apply -> extract, train -> index, models, cache. `cache` imports no torch; `index`
 imports no torch either (it runs where only the dataset is); nothing outside `testing`, `demo`
 (and tests, benchmarks) imports `emokd.testing`. The shared base modules at the top of the
 package (config, constants, errors, logs) import no area.
@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "emokd"
-AREAS = ("cli", "demo", "inspect", "extract", "train", "index", "models", "cache", "testing")
+AREAS = ("cli", "demo", "inspect", "apply", "extract", "train", "index", "models", "cache", "testing")
 BASE = ("config", "constants", "errors", "logs")
 # what each area may import of the others (the base modules are open to all)
 ALLOWED = {
-    "cli": {"demo", "inspect", "extract", "train", "index", "models", "cache"},
-    "demo": {"inspect", "extract", "train", "index", "models", "cache", "testing"},
+    "cli": {"demo", "inspect", "apply", "extract", "train", "index", "models", "cache"},
+    "demo": {"inspect", "apply", "extract", "train", "index", "models", "cache", "testing"},
     "inspect": {"extract", "train", "index", "models", "cache"},
+    "apply": {"extract", "train", "index", "models", "cache"},
     "extract": {"index", "models", "cache"},
     "train": {"index", "models", "cache"},
     "index": set(),

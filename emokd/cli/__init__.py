@@ -25,7 +25,7 @@ from emokd.config import set_command_line
 from emokd.errors import EmokdError
 from emokd.logs import setup_logging
 
-SUBMODULES = ("weights", "index", "cache", "extract", "train", "probe", "inspect", "config")
+SUBMODULES = ("weights", "index", "cache", "extract", "train", "probe", "inspect", "apply", "config")
 
 
 class _Main(click.Group):

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from emokd.models.device import resolve_device
-from emokd.train.data import load_frame_data
-from emokd.train.evaluate import predict_split
+from emokd.train.predict import decisions, video_probabilities
 from emokd.train.runs import load_trained
 
 
@@ -18,15 +17,12 @@ def run_predictions(run: str | Path, cache, video_id: str, device: str = "cpu") 
     frame, as in `emokd predict`."""
     dev = resolve_device(device)
     recipe, model, _ = load_trained(run, device=dev)
-    data = load_frame_data(cache, None, model.config.window, model.config.stride, device=dev,
-                           video_ids=[video_id])
-    _, raw = predict_split(model, recipe, data, None)
-    probabilities, decided = recipe.probabilities(raw), recipe.decode(raw)
-    out = {}
-    if "VA" in recipe.tasks:
-        out["va"] = np.asarray(probabilities["va"])
-    if "EXPR" in recipe.tasks:
-        out["expr"] = np.asarray(decided["expr"])
-    if "AU" in recipe.tasks:
-        out["au"] = np.asarray(probabilities["au"])
+    return picture_predictions(video_probabilities(model, recipe, cache, [video_id], dev)[video_id])
+
+
+def picture_predictions(probabilities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the picture draws from a video's probabilities: va, the decided expression, AU probabilities."""
+    out = {k: np.asarray(v) for k, v in probabilities.items() if k in ("va", "au")}
+    if "expr" in probabilities:
+        out["expr"] = decisions(probabilities)["expr"]
     return out

@@ -4,7 +4,11 @@ Every frame gets random face and audio embeddings; with z = [face, audio] and fi
 projections W: valence/arousal = tanh(z W_va), expression = argmax(z W_expr), AU_k = [z w_k > 0].
 Each task's labels are then removed at random (`missing` per task), a few frames lose their face
 (`no_face`: face_ok False, embedding zeroed, as extraction writes them), and videos are split into
-train / validation. Written with the public cache API (FeatureCache.create / begin_video / write /
+train / validation. With `temporal_s` > 0 the labels are instead that function of a latent which
+drifts smoothly in time (Gaussian-filtered noise, sigma = temporal_s seconds at 30 fps), and each
+frame's embedding is the latent plus `feature_noise` of independent noise: affect that changes
+slowly, seen through noisy per-frame features (what temporal smoothing of predictions exploits).
+Written with the public cache API (FeatureCache.create / begin_video / write /
 commit / write_labels), so it exercises the same path as a real cache.
 """
 
@@ -28,6 +32,8 @@ class SyntheticSpec:
     no_face: float = 0.05
     validation_fraction: float = 0.25
     seed: int = 0
+    temporal_s: float = 0.0      # > 0: labels follow a latent that drifts over about this many seconds
+    feature_noise: float = 1.0   # with temporal_s: embeddings = that latent + this much per-frame noise
 
 
 def label_function(spec: SyntheticSpec):
@@ -42,6 +48,15 @@ def label_function(spec: SyntheticSpec):
         return (np.tanh(z @ w_va).astype(np.float32), (z @ w_expr).argmax(1).astype(np.int8),
                 (z @ w_au > 0).astype(np.int8))
     return labels
+
+
+def smooth_latent(rng: np.random.Generator, n: int, d: int, sigma_frames: float) -> np.ndarray:
+    """(n, d) white noise filtered by a Gaussian of `sigma_frames`, rescaled to unit variance."""
+    radius = int(np.ceil(3 * sigma_frames))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_frames) ** 2)
+    noise = rng.standard_normal((n + 2 * radius, d))
+    latent = np.stack([np.convolve(noise[:, j], kernel, mode="valid") for j in range(d)], 1)
+    return (latent / latent.std(0, keepdims=True)).astype(np.float32)
 
 
 def write_synthetic_cache(url: str, spec: SyntheticSpec | None = None) -> FeatureCache:
@@ -60,10 +75,16 @@ def write_synthetic_cache(url: str, spec: SyntheticSpec | None = None) -> Featur
     n = spec.frames_per_video
     for v in range(spec.n_videos):
         vid = f"synthetic/video{v:03d}"
-        face = rng.standard_normal((n, spec.face_dim)).astype(np.float16)
-        audio = rng.standard_normal((n, spec.audio_dim)).astype(np.float16)
-        z = np.concatenate([face, audio], 1).astype(np.float32)
-        va, expr, au = labels_of(z)
+        if spec.temporal_s > 0:     # affect changes slowly; each frame's embedding sees it through noise
+            latent = smooth_latent(rng, n, spec.face_dim + spec.audio_dim, spec.temporal_s * 30.0)
+            va, expr, au = labels_of(latent)
+            z = (latent + spec.feature_noise * rng.standard_normal(latent.shape)).astype(np.float16)
+            face, audio = z[:, :spec.face_dim].copy(), z[:, spec.face_dim:].copy()
+        else:
+            face = rng.standard_normal((n, spec.face_dim)).astype(np.float16)
+            audio = rng.standard_normal((n, spec.audio_dim)).astype(np.float16)
+            z = np.concatenate([face, audio], 1).astype(np.float32)
+            va, expr, au = labels_of(z)
         face_ok = rng.random(n) >= spec.no_face
         face[~face_ok] = 0
         writer = cache.begin_video(vid, n, {"fps": 30.0})  # arrays sized from the encoder records

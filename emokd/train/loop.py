@@ -117,10 +117,13 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
     log.info("%d frames in memory (%.1f MB), model %d parameters", data.n_frames,
              data.memory_bytes() / 1e6, n_params)
 
+    extraction = {"config": cache.config, "settings": cache.settings, "encoders": cache.encoders}
+
     def checkpoint(epoch: int) -> dict:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state.to_dict(),
                 "epoch": epoch, "recipe": cfg.recipe, "recipe_options": to_dict(recipe.config),
                 "net_config": to_dict(model.config), "config": to_dict(cfg), "soft_run": soft_run,
+                "extraction": extraction,          # what made the features: `emokd predict-video` redoes it
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 

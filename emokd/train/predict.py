@@ -26,6 +26,38 @@ from emokd.train.runs import BEST, load_trained
 HEADER = "image,valence,arousal,expression,aus"
 
 
+def video_probabilities(model, recipe, cache, video_ids: list[str], device="cpu",
+                        batch_size: int = 2048) -> dict[str, dict[str, np.ndarray]]:
+    """Per video id: the recipe's probabilities (`Recipe.probabilities`: va (n, 2), expr (n, k),
+    au (n, 12), for the tasks it predicts) of every frame of that cached video, no-face frames
+    filled from the nearest earlier face frame."""
+    data = load_frame_data(cache, None, model.config.window, model.config.stride, device=device,
+                           video_ids=list(video_ids))
+    idx, raw = predict_split(model, recipe, data, None, batch_size)     # idx == arange(N), in order
+    probabilities = recipe.probabilities(raw)
+    return {vid: {task: np.asarray(values[int(s):int(s) + int(n)]) for task, values in probabilities.items()}
+            for vid, s, n in zip(data.video_ids, data.video_start, data.video_len)}
+
+
+def decisions(probabilities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """ABAW decisions from probabilities: va as is, expr the most probable class, au 1 where p > 0.5
+    (the recipes' `decode` on raw outputs gives the same)."""
+    out = {}
+    if "va" in probabilities:
+        out["va"] = np.asarray(probabilities["va"], np.float32)
+    if "expr" in probabilities:
+        out["expr"] = np.asarray(probabilities["expr"]).argmax(1).astype(np.int64)
+    if "au" in probabilities:
+        out["au"] = (np.asarray(probabilities["au"]) > 0.5).astype(np.int64)
+    return out
+
+
+def submission_line(image: str, va, expr: int, au) -> str:
+    """One row of an ABAW MTL submission file (`HEADER`)."""
+    aus = ",".join(str(int(x)) for x in np.asarray(au).reshape(-1))
+    return f"{image},{float(va[0]):.6f},{float(va[1]):.6f},{int(expr)},{aus}"
+
+
 def expand_videos(entries: list[tuple[str, str, int | None]], row_of: dict[str, tuple[int, int]]):
     """Test-list entries with each video name (frame None) replaced by all of its frames."""
     for image, video, frame in entries:
@@ -58,9 +90,7 @@ def write_submission(run: str | Path, cache_url: str, test_list: str | Path, out
     for image, video, frame in expand_videos(entries, row_of):
         s, n = row_of[video]
         r = s + min(frame, n - 1)           # idx == arange(N) here: all videos, in order
-        va, expr, au = decided["va"][r], int(decided["expr"][r]), decided["au"][r]
-        aus = ",".join(str(int(x)) for x in np.asarray(au).reshape(-1))
-        lines.append(f"{image},{va[0]:.6f},{va[1]:.6f},{expr},{aus}")
+        lines.append(submission_line(image, decided["va"][r], decided["expr"][r], decided["au"][r]))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text("\n".join(lines) + "\n")
     return len(lines) - 1
