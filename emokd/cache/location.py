@@ -77,9 +77,15 @@ def parse_storage_options(pairs: Iterable[str] | str | None) -> dict[str, Any]:
     return options
 
 
-def resolve_options(url: str | Path, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The filesystem options used for `url`: emokd's defaults for its protocol, then the user's."""
+def resolve_options(url: str | Path, storage_options: dict[str, Any] | None = None,
+                    store: bool = False) -> dict[str, Any]:
+    """The filesystem options used for `url`: emokd's defaults for its protocol, then the user's.
+    For a cache store on S3 also `max_concurrency=1`: s3fs otherwise sends a HEAD before every read
+    to decide on a ranged parallel download, which a chunk (<= 4 MiB, far below its 50 MiB block)
+    never gets; measured, it doubled the requests of a training load (docs/benchmarks.md)."""
     defaults = {"use_listings_cache": False} if protocol(url) in LISTING_CACHE_PROTOCOLS else {}
+    if store and protocol(url) in ("s3", "s3a"):
+        defaults["max_concurrency"] = 1
     return {**defaults, **(storage_options or {})}
 
 
@@ -135,7 +141,7 @@ def make_store(url: str | Path, read_only: bool, storage_options: dict[str, Any]
     if is_local(url):
         return LocalStore(local_path(url), read_only=read_only)
     with store_errors(url):
-        return FsspecStore.from_url(str(url), storage_options=resolve_options(url, storage_options),
+        return FsspecStore.from_url(str(url), storage_options=resolve_options(url, storage_options, store=True),
                                     read_only=read_only)
 
 

@@ -152,7 +152,8 @@ class VideoWriter:
             raise CacheError(f"video {self.video_id!r}: cannot commit, rows never written: {text}")
         for name, chunk in list(self._buffers):
             self._flush(name, chunk)
-        current = zarr.open_group(store=self.group.store, path=self.group.path, mode="r").attrs.get("writer")
+        current = zarr.open_group(store=self.group.store, path=self.group.path, mode="r",
+                                  zarr_format=3).attrs.get("writer")
         if current != self.token:
             raise CacheError(f"video {self.video_id!r}: another writer restarted this video while this one "
                              "was writing (a task run twice?); not marking it complete")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from emokd.cli.options import config_option, config_overrides
+from emokd.cli.options import config_option, config_overrides, storage_options_option
 from emokd.config import load_config, save_config
 from emokd.train.probe import COLUMNS, ProbeConfig
 
@@ -41,8 +41,9 @@ def format_table(rows: list[dict]) -> str:
 @config_option(ProbeConfig, "ridge_alpha")
 @config_option(ProbeConfig, "logistic_c", "--logistic-c")
 @config_option(ProbeConfig, "seed")
+@storage_options_option()
 @click.pass_context
-def probe(ctx, cache_url, out, config_file, **flags):
+def probe(ctx, cache_url, out, config_file, storage_options, **flags):
     """Linear probes of CACHE's features on its train/validation splits, per task and feature set.
 
     Ridge regression -> CCC for valence/arousal, logistic regression -> macro F1 for the 8
@@ -53,7 +54,7 @@ def probe(ctx, cache_url, out, config_file, **flags):
     from emokd.train.probe import run_probe
 
     cfg = load_config(ProbeConfig, config_file, config_overrides(ctx, ProbeConfig, flags))
-    cache = FeatureCache.open(cache_url)
+    cache = FeatureCache.open(cache_url, storage_options=storage_options)
     rows = run_probe(cache, cfg, progress=lambda name: click.echo(f"probed {name}", err=True))
     click.echo(format_table(rows))
     out = Path(out) if out else Path(f"{Path(str(cache_url).rstrip('/')).stem or 'cache'}_probe.csv")
