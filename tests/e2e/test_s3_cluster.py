@@ -41,13 +41,15 @@ def test_cluster_job_on_s3_equals_local_disk(s3, bucket, clips, tmp_path):
     config = tmp_path / "extract.toml"
     config.write_text("lock_expiry_s = 3.0\nlock_wait_s = 20.0\n")
     local_url, s3_url = tmp_path / "local.zarr", f"{bucket}/caches/clips.zarr"
+    urls = tmp_path / "urls.csv"  # the bucket's videos, and one object that is not there
+    urls.write_text(clips.url_manifest.read_text() + "s3://emokd-videos/clips/gone.mp4,gone,train,,clips\n")
     with dask_processes(tmp_path / "dask", n_workers=2, env=s3.env) as (address, _procs):
         local = CliRunner().invoke(main, _extract_args(clips.local_manifest, local_url, address, config))
         assert local.exit_code == 0, local.output
 
         # the driver of the S3 job is killed once a video is complete, then the same command again
         driver = subprocess.Popen([sys.executable, "-m", "emokd",
-                                   *_extract_args(clips.url_manifest, s3_url, address, config)],
+                                   *_extract_args(urls, s3_url, address, config)],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   env={**os.environ, **s3.env}, start_new_session=True)
         deadline = time.monotonic() + 60
@@ -61,12 +63,13 @@ def test_cluster_job_on_s3_equals_local_disk(s3, bucket, clips, tmp_path):
             driver.wait(timeout=30)
         after_kill = _complete_ids(s3_url)
         assert 1 <= len(after_kill) < len(clips.names), "the run finished before it could be killed"
-        rerun = CliRunner().invoke(main, _extract_args(clips.url_manifest, s3_url, address, config))
-        assert rerun.exit_code == 0, rerun.output
-        assert "already complete" in rerun.output
+        rerun = CliRunner().invoke(main, _extract_args(urls, s3_url, address, config))
+        assert rerun.exit_code == 1, rerun.output  # the missing object
+        assert "already complete" in rerun.output and "1 failed" in rerun.output
 
     on_disk, on_s3 = FeatureCache.open(str(local_url)), FeatureCache.open(s3_url)
-    assert on_s3.verify() == [] and on_s3.failures() == {}
+    assert on_s3.verify() == [] and list(on_s3.failures()) == ["clips/gone"]
+    assert "s3://emokd-videos/clips/gone.mp4: source video not found" in on_s3.failures()["clips/gone"]
     assert_same_cache(on_disk, on_s3)
     for name in clips.names:
         source = on_s3.video_attrs(f"clips/{name}")["source"]
