@@ -2,7 +2,9 @@
 
 import contextlib
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,3 +82,29 @@ def file_log(path: str | Path) -> Iterator[None]:
         if handler is not None:
             logging.getLogger().removeHandler(handler)
             handler.close()
+
+
+@contextlib.contextmanager
+def native_stderr_to_log(logger: logging.Logger, level: int = logging.INFO) -> Iterator[None]:
+    """Send what C libraries write straight to file descriptor 2 during the block (libav inside
+    decord and PyAV: "partial file", "Read error", "moov atom not found") into `logger`, one record
+    per line, instead of the user's terminal. Python's own writes to stderr in the block go the same
+    way, so use it around decoding only (an extraction task; one thread per worker process)."""
+    try:
+        saved = os.dup(2)
+    except OSError:           # no file descriptor 2 (an embedded interpreter): nothing to redirect
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines():
+                if line.strip():
+                    logger.log(level, "%s", line.rstrip())

@@ -14,3 +14,26 @@ def test_file_log_detaches_after_the_job(tmp_path):
     assert "second job" not in (tmp_path / "a.log").read_text()
     assert "second job" in (tmp_path / "b.log").read_text()
     assert "after both" not in (tmp_path / "b.log").read_text()
+
+
+def test_native_stderr_goes_to_the_log_not_the_terminal(capfd):
+    import ctypes
+
+    from emokd.logs import native_stderr_to_log
+
+    libc = ctypes.CDLL(None)
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    log = logging.getLogger("emokd.test.native")
+    log.addHandler(Keep())
+    log.setLevel(logging.INFO)
+    with native_stderr_to_log(log):
+        libc.write(2, b"[mov,mp4 @ 0x1] partial file\n", 29)     # as libav does: fd 2, no Python
+    libc.write(2, b"after\n", 6)
+    assert records == ["[mov,mp4 @ 0x1] partial file"]
+    err = capfd.readouterr().err
+    assert "partial file" not in err and "after" in err

@@ -161,8 +161,8 @@ def _locked_run(items, cache_url, cfg, overwrite, progress, client, log_file, no
 def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, summary: ExtractionSummary,
                progress: bool, task=None, held=None) -> None:
     from distributed import as_completed
-    from tqdm import tqdm
 
+    from emokd.extract.progress import TOPIC, FrameProgress
     from emokd.extract.task import extract_video
 
     futures = {}
@@ -171,10 +171,8 @@ def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, su
                                key=f"extract-{item.video_id}-{time.time_ns()}", pure=False)
         futures[future] = item.video_id
     expected = {item.video_id: int(item.n_frames or 0) for item in plan.todo}  # index-time counts
-    bar = tqdm(total=summary.total, initial=summary.skipped, unit="video", disable=not progress,
-               dynamic_ncols=True, desc="videos", position=0)
-    frames_bar = tqdm(total=sum(expected.values()) or None, unit="frame", disable=not progress,
-                      dynamic_ncols=True, desc="frames", position=1)
+    bar = FrameProgress(expected, summary.total, summary.skipped, enabled=progress)
+    client.subscribe_topic(TOPIC, bar.event)      # frames finished inside each video, from the workers
     try:
         for future in as_completed(futures):
             video_id = futures[future]
@@ -186,13 +184,10 @@ def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, su
             _account(result, summary, cache)
             if held is not None:
                 held.check()  # a driver whose lease was taken over stops here
-            bar.update(1)
-            bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed)
-            # a failed video's frames count as handled, so the bar still reaches its total
-            frames_bar.update(int(result["n_frames"]) or expected[video_id])
+            bar.finished(video_id, result["status"], int(result["n_frames"]))
             future.release()
     finally:
-        frames_bar.close()
+        client.unsubscribe_topic(TOPIC)
         bar.close()
 
 
@@ -218,5 +213,5 @@ def _account(result: dict, summary: ExtractionSummary, cache) -> None:
     else:
         summary.failed += 1
         summary.failures[video_id] = result["error"]
-        log.error("%s failed: %s", video_id, result["error"])
+        log.info("%s failed: %s", video_id, result["error"])   # the log file; the command prints the summary
         cache.record_failure(video_id, result["error"])

@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from emokd.errors import ConfigError, DataError, EmokdError
+from emokd.logs import native_stderr_to_log
 from emokd.cache.relabel import write_item_labels
 from emokd.extract.audio import load_audio
 from emokd.extract.config import ExtractConfig
 from emokd.extract.encoders import Encoders, fingerprint_settings, load_encoders
 from emokd.extract.faces import iter_face_batches
+from emokd.extract.progress import report_frames
 from emokd.extract.source_files import local_source
 from emokd.extract.video import DecodeReport, DecoderMismatch
 from emokd.extract.timing import ItemProbe, audio_features, audio_ok, probe_item, window_end_samples
@@ -106,6 +108,7 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
         clock = StageClock()
         result["timings"] = clock.seconds
         with contextlib.ExitStack() as stack:
+            stack.enter_context(native_stderr_to_log(logging.getLogger("emokd.libav")))  # decord, libav
             with clock("fetch"):  # a URL source is downloaded to scratch, and deleted on exit
                 local, source = stack.enter_context(local_source(item, cfg.storage_options, cfg.scratch_dir))
             result["n_frames"] = _extract_into(cache, local, source, cfg, encoders, clock, result)
@@ -248,6 +251,7 @@ def _face_rows(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders, w
             writer.write("face_ok", start, ok)
         n_faces += int(ok.sum())
         written += len(batch.index)
+        report_frames(item.video_id, len(batch.index))
     if written < n:  # the decoder gave fewer frames than the container's packets: no face there
         log.warning("%s: decoded %d of %d frames; frames %d..%d have face_ok False",
                     item.video_id, written, n, written, n - 1)
