@@ -77,7 +77,7 @@ def _check_labels(vid: str, group: zarr.Group, n_frames: int | None) -> list[str
     if group.attrs.get("split") not in SPLITS:
         problems.append(f"{where}: split {group.attrs.get('split')!r} is not one of {SPLITS}")
     if group.attrs.get("splits") is None:
-        problems.append(f"{where}: written before per-task splits; run `emokd cache relabel CACHE DATASET`")
+        problems.append(f"{where}: written before per-task splits; run `emokd cache relabel DATASET CACHE`")
     if "mtl" in group:
         problems += _check_array(where, group, "mtl", (n_frames,), np.dtype(bool))
     if not problems:

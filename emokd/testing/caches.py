@@ -8,6 +8,11 @@ train / validation. With `temporal_s` > 0 the labels are instead that function o
 drifts smoothly in time (Gaussian-filtered noise, sigma = temporal_s seconds at 30 fps), and each
 frame's embedding is the latent plus `feature_noise` of independent noise: affect that changes
 slowly, seen through noisy per-frame features (what temporal smoothing of predictions exploits).
+
+`one_task_per_video` makes it look like the ABAW per-task sets: video v carries only the labels of
+task (VA, EXPR, AU)[v % 3]; with `task_shift` > 0 the face embeddings of a task's videos are moved by
+that task's own offset (a fixed random direction times `task_shift`), so the tasks' data differ in
+distribution as different source videos do, which is what a task discriminator can pick up.
 Written with the public cache API (FeatureCache.create / begin_video / write /
 commit / write_labels), so it exercises the same path as a real cache.
 """
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emokd.cache.store import FeatureCache
-from emokd.constants import N_AU, N_EXPR
+from emokd.constants import N_AU, N_EXPR, TASKS
 
 
 @dataclass
@@ -34,6 +39,8 @@ class SyntheticSpec:
     seed: int = 0
     temporal_s: float = 0.0      # > 0: labels follow a latent that drifts over about this many seconds
     feature_noise: float = 1.0   # with temporal_s: embeddings = that latent + this much per-frame noise
+    one_task_per_video: bool = False
+    task_shift: float = 0.0
 
 
 def label_function(spec: SyntheticSpec):
@@ -71,6 +78,8 @@ def write_synthetic_cache(url: str, spec: SyntheticSpec | None = None) -> Featur
     cache = FeatureCache.create(url, settings, {"spec": str(spec)}, encoders, overwrite=True)
     labels_of = label_function(spec)
     rng = np.random.default_rng([spec.seed, 2])
+    offsets = np.random.default_rng([spec.seed, 3]).standard_normal((len(TASKS), spec.face_dim))
+    offsets *= spec.task_shift / np.linalg.norm(offsets, axis=1, keepdims=True)
     n_val = max(1, round(spec.n_videos * spec.validation_fraction))
     n = spec.frames_per_video
     for v in range(spec.n_videos):
@@ -81,7 +90,10 @@ def write_synthetic_cache(url: str, spec: SyntheticSpec | None = None) -> Featur
             z = (latent + spec.feature_noise * rng.standard_normal(latent.shape)).astype(np.float16)
             face, audio = z[:, :spec.face_dim].copy(), z[:, spec.face_dim:].copy()
         else:
-            face = rng.standard_normal((n, spec.face_dim)).astype(np.float16)
+            face = rng.standard_normal((n, spec.face_dim))
+            if spec.one_task_per_video:
+                face = face + offsets[v % len(TASKS)]
+            face = face.astype(np.float16)
             audio = rng.standard_normal((n, spec.audio_dim)).astype(np.float16)
             z = np.concatenate([face, audio], 1).astype(np.float32)
             va, expr, au = labels_of(z)
@@ -97,6 +109,14 @@ def write_synthetic_cache(url: str, spec: SyntheticSpec | None = None) -> Featur
         va[rng.random(n) < spec.missing.get("VA", 0)] = np.nan
         expr[rng.random(n) < spec.missing.get("EXPR", 0)] = -1
         au[rng.random(n) < spec.missing.get("AU", 0)] = -1
+        if spec.one_task_per_video:
+            task = TASKS[v % len(TASKS)]
+            if task != "VA":
+                va[:] = np.nan
+            if task != "EXPR":
+                expr[:] = -1
+            if task != "AU":
+                au[:] = -1
         split = "validation" if v >= spec.n_videos - n_val else "train"
         cache.write_labels(vid, va=va, expr=expr, au=au, split=split, dataset="synthetic")
     return cache

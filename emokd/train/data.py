@@ -232,7 +232,7 @@ def _read_labels(cache, video_id: str, n: int) -> dict:
     lab = cache.read_labels(video_id)
     if lab["splits"] is None:
         raise CacheError(f"cache {cache.url}: the labels of {video_id!r} were written before per-task "
-                         "splits; run `emokd cache relabel CACHE DATASET` to rewrite them from the dataset")
+                         "splits; run `emokd cache relabel DATASET CACHE` to rewrite them from the dataset")
     return lab
 
 

@@ -126,4 +126,4 @@ def test_labels_written_before_per_task_splits_are_never_read_as_valid(cache):
     cache.write_labels("v/1", expr=[1] * 6, split="validation")
     del cache.root["labels/v~2F1"].attrs["splits"]
     assert cache.read_labels("v/1")["splits"] is None
-    assert any("before per-task splits; run `emokd cache relabel CACHE DATASET`" in p for p in cache.verify())
+    assert any("before per-task splits; run `emokd cache relabel DATASET CACHE`" in p for p in cache.verify())

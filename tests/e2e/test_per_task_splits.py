@@ -26,6 +26,7 @@ from emokd.train.loop import train
 from emokd.train.recipes.jeong2022.recipe import Jeong2022
 from emokd.train.runs import load_trained
 
+pytestmark = pytest.mark.slow      # trains a few small runs
 ENCODERS = [{"name": "random_face", "kind": "face", "output_dim": 6, "layer": "none", "input_spec": {},
              "weights_sha256": "synthetic"},
             {"name": "random_audio", "kind": "audio", "output_dim": 3, "layer": "none", "input_spec": {},
@@ -146,3 +147,27 @@ def test_p_mtl_comes_from_the_mtl_validation_set(world):
     assert report["tasks"]["MTL"]["n_frames"] == len(listed) and report["tasks"]["MTL"]["n_videos"] == 1
     assert report["p_mtl"] == report["tasks"]["MTL"]["p_mtl"]
     assert "P_MTL on the MTL validation set" in world["output"]
+
+
+def test_labels_from_before_per_task_splits_are_refused_until_relabelled(world, tmp_path):
+    """An older cache (labels without `splits`) is never read as valid: training refuses it in one
+    line naming the fix, and `emokd cache relabel DATASET CACHE` restores the per-task splits."""
+    import shutil
+
+    from emokd.cache import encode_key
+
+    url = tmp_path / "old.zarr"
+    shutil.copytree(world["root"] / "cache.zarr", url)
+    cache = FeatureCache.open(url, mode="r+")
+    for vid in cache.video_ids():
+        del cache.root[f"labels/{encode_key(vid)}"].attrs["splits"]
+    result = CliRunner().invoke(main, ["train-from-cache", "--cache", str(url), "--run", str(tmp_path / "r"),
+                                       "--device", "cpu", "--epochs", "1"])
+    assert result.exit_code == 2
+    assert "written before per-task splits; run `emokd cache relabel DATASET CACHE`" in result.output
+    assert not (tmp_path / "r" / "metrics.csv").exists()
+    result = CliRunner().invoke(main, ["cache", "relabel", str(world["tree"].root), str(url)])
+    assert result.exit_code == 0, result.output
+    labels = FeatureCache.open(url).read_labels("mixed")
+    assert labels["splits"] == {"VA": "train", "EXPR": "validation", "AU": "unlabelled", "MTL": "unlabelled"}
+    assert len(load_frame_data(FeatureCache.open(url), ["validation"], 2, 1).video_ids) == 3

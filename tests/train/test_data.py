@@ -102,5 +102,5 @@ def test_labels_without_per_task_splits_are_refused(tmp_path):
     vid = c.video_ids()[0]
     del c.root[f"labels/{encode_key(vid)}"].attrs["splits"]
     with pytest.raises(CacheError, match=rf"labels of '{vid}' were written before per-task splits; "
-                                         r"run `emokd cache relabel CACHE DATASET`"):
+                                         r"run `emokd cache relabel DATASET CACHE`"):
         load_frame_data(FeatureCache.open(c.url))

@@ -21,6 +21,7 @@ from emokd.train.recipes.jeong2022.recipe import Jeong2022
 from emokd.train.soft_labels import default_soft_name, soft_run_name
 from emokd.testing.caches import SyntheticSpec, write_synthetic_cache
 
+pytestmark = pytest.mark.slow      # trains a few small runs
 SMALL = {"lstm_hidden": 8, "extractor": [16], "heads": [8], "discriminator": [8]}
 
 
