@@ -44,12 +44,12 @@ def _kill(proc: subprocess.Popen) -> None:
 @pytest.mark.slow
 def test_refusal_names_the_holder_and_a_live_holder_is_never_taken_over(s3, bucket):
     url = f"{bucket}/c.zarr"
-    holder = _holder_process(url, s3.env, ttl_s=1.5)
+    holder = _holder_process(url, s3.env, ttl_s=2.5)
     try:
         started = time.monotonic()
-        while time.monotonic() - started < 4.0:  # more than twice the lease's lifetime
+        while time.monotonic() - started < 6.0:  # more than twice the lease's lifetime
             with pytest.raises(LeaseHeld) as refused:
-                ObjectLease(url, ttl_s=1.5).acquire()
+                ObjectLease(url, ttl_s=2.5).acquire()
             time.sleep(0.5)
         text = str(refused.value)
         assert f"host {socket.gethostname()}, pid {holder.pid}, since 20" in text
@@ -74,7 +74,7 @@ def test_a_killed_holders_lease_expires_and_is_taken_over(s3, bucket):
         now = ObjectLease(url).holder()
         assert now.token == held.holder["token"] and now.record["pid"] == os.getpid()
         assert held.took_over["pid"] == holder.pid and held.where == lease_url(url)
-        assert 1.0 <= waited <= 8.0, waited  # 2 s counted from the last renewal, on 1 s clocks
+        assert 1.0 <= waited <= 15.0, waited  # 2 s counted from the last renewal, on 1 s clocks
     assert ObjectLease(url).holder() is None  # released: deleted
 
 
