@@ -98,3 +98,15 @@ def test_store_failures_are_one_line_errors(s3, bucket):
                             storage_options=s3.storage_options)
     with pytest.raises(CacheError, match="no feature cache there"):
         FeatureCache.open(f"{bucket}/nothing.zarr")
+
+
+def test_only_loopback_is_reachable_here_and_in_the_processes_tests_start(s3, bucket):
+    import socket
+
+    with pytest.raises(ConnectionRefusedError, match="loopback only"):
+        socket.create_connection(("192.0.2.1", 80), timeout=5)  # TEST-NET-1: never routed anyway
+    code = ("import socket\ntry:\n    socket.create_connection(('192.0.2.1', 80), timeout=5)\n"
+            "except ConnectionRefusedError as exc:\n    print(exc)\n")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "loopback only" in child.stdout, child.stdout + child.stderr
+    socket.create_connection(("127.0.0.1", int(s3.endpoint.rsplit(":", 1)[1])), timeout=5).close()
