@@ -1,4 +1,5 @@
-"""`emokd weights list|fetch|add`: the pinned pretrained files (emokd/models/weights.py)."""
+"""`emokd weights list|fetch|add|layers`: the pinned pretrained files (emokd/models/weights.py) and
+the tensors of a user's ONNX file."""
 
 import click
 
@@ -38,6 +39,22 @@ def fetch(names: tuple[str, ...], force: bool) -> None:
 def add(name: str, file: str) -> None:
     """Put a local copy of asset NAME into the store (checked against its pinned sha256)."""
     click.echo(f"{name}: verified and stored in {store.add_local(name, file)}")
+
+
+
+@weights_group.command("layers")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--all", "show_all", is_flag=True, help="Every tensor (default: those of rank 2, one vector per input).")
+def layers(file: str, show_all: bool) -> None:
+    """The tensors of ONNX FILE that --face-layer / --audio-layer can take, with op and shape."""
+    from emokd.models.onnx_encoder import graph_tensors
+
+    rows = graph_tensors(file)
+    shown = [r for r in rows if show_all or (r[2] is not None and len(r[2]) == 2)]
+    for name, op, shape in shown:
+        click.echo(f"{name}  {op}  {shape if shape is not None else '?'}")
+    click.echo(f"{len(shown)} of {len(rows)} tensors{'' if show_all else ' (rank 2; --all for every one)'}; "
+               f"'penultimate' = the input of the last Gemm/MatMul before the first output")
 
 
 COMMANDS = [weights_group]

@@ -59,7 +59,7 @@ def expose_tensor(model, name: str, where: str):
         close = difflib.get_close_matches(name, sorted(produced), n=5, cutoff=0.4)
         hint = f"; close names: {close}" if close else f"; its outputs: {[o.name for o in graph.output]}"
         raise WeightsError(f"{where}: the graph has no tensor named '{name}'{hint} (list them with "
-                           f"`python -c \"import onnx; print([o for n in onnx.load('FILE').graph.node for o in n.output])\"`)")
+                           f"`emokd weights layers FILE`)")
     exposed = onnx.ModelProto()
     exposed.CopyFrom(model)
     try:
@@ -71,6 +71,26 @@ def expose_tensor(model, name: str, where: str):
         info = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
     exposed.graph.output.append(info)
     return exposed
+
+
+def graph_tensors(path) -> list[tuple[str, str, list]]:
+    """(tensor name, producing op, shape with None for unknown dims) of every node output of an ONNX
+    file, in graph order: the names `--face-layer` takes (`emokd weights layers FILE`)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:
+        raise WeightsError(f"{path}: not a readable ONNX file: {_first_line(exc)}") from exc
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # shapes are a convenience
+        inferred = model.graph
+    shapes = {}
+    for info in [*inferred.value_info, *inferred.output]:
+        dims = info.type.tensor_type.shape.dim
+        shapes[info.name] = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+    return [(out, node.op_type, shapes.get(out)) for node in model.graph.node for out in node.output]
 
 
 class OnnxEncoder(ExternalEncoder):

@@ -113,6 +113,14 @@ def test_intermediate_layers_by_name_and_penultimate(tmp_path):
     np.testing.assert_allclose(got @ net.fc.weight.detach().numpy().T + net.fc.bias.detach().numpy(), direct,
                                rtol=1e-4, atol=1e-5)
 
+    from click.testing import CliRunner
+
+    from emokd.cli import main
+
+    listed = CliRunner().invoke(main, ["weights", "layers", str(path), "--all"])
+    assert listed.exit_code == 0 and f"{relu2}  Relu  [None, 12, 16, 16]" in listed.output
+    assert f"{pen.record()['layer']}  ReduceMean  [None, 12]" in listed.output
+
     fmap = build_encoder("onnx", weights=path, kind="face", layer=relu2, input_spec=spec)
     seen = {}
     net.act.register_forward_hook(lambda m, i, o: seen.update(out=o.detach()))
@@ -174,7 +182,7 @@ def test_files_that_do_not_fit_are_refused_naming_file_and_tensor(tmp_path):
                                            r"\[1, 3, 64, 64\]: the model takes 64x64 faces, the spec says size=48"):
         build_encoder("onnx", weights=path, kind="face", input_spec={"size": 48})
     with pytest.raises(WeightsError, match=r"net64.onnx \(onnx face encoder\): the graph has no tensor named "
-                                           r"'pool5'"):
+                                           r"'pool5'.*emokd weights layers FILE"):
         build_encoder("onnx", weights=path, kind="face", layer="pool5")
     with pytest.raises(WeightsError, match=r"enet_b0_8_best_vgaf.onnx \(hsemotion_enet_b0 face encoder\): input "
                                            r"tensor 'input' has shape \[1, 3, 64, 64\]: the model takes 64x64 faces, "
