@@ -41,6 +41,7 @@ def format_table(rows: list[dict]) -> str:
 @config_option(ProbeConfig, "ridge_alpha")
 @config_option(ProbeConfig, "logistic_c", "--logistic-c")
 @config_option(ProbeConfig, "seed")
+@config_option(ProbeConfig, "threads")
 @storage_options_option()
 @click.pass_context
 def probe(ctx, cache_url, out, config_file, storage_options, **flags):

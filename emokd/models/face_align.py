@@ -43,11 +43,10 @@ def warp_affine(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     height, width = image.shape[:2]
     x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
     fx, fy = (x - x0)[..., None], (y - y0)[..., None]
-    padded = np.zeros((height + 2, width + 2, image.shape[2]), np.float64)
-    padded[1:-1, 1:-1] = image
 
-    def at(yy, xx):
-        return padded[np.clip(yy + 1, 0, height + 1), np.clip(xx + 1, 0, width + 1)]
+    def at(yy, xx):  # the pixel, black outside the image (only the size x size samples are read)
+        inside = ((yy >= 0) & (yy < height) & (xx >= 0) & (xx < width))[..., None]
+        return np.where(inside, image[np.clip(yy, 0, height - 1), np.clip(xx, 0, width - 1)], 0).astype(np.float64)
 
     out = (at(y0, x0) * (1 - fx) * (1 - fy) + at(y0, x0 + 1) * fx * (1 - fy)
            + at(y0 + 1, x0) * (1 - fx) * fy + at(y0 + 1, x0 + 1) * fx * fy)

@@ -42,6 +42,8 @@ class ProbeConfig:
     seed: int = 0                        # subsampling seed
     face_features: str | None = None     # one face feature array only (default: every face array)
     audio_features: str | None = None    # one audio feature array only (default: every audio array)
+    threads: int = 1                     # BLAS/OpenMP threads of the solvers (more oversubscribe a shared machine;
+                                         # one thread also makes the figures reproducible to the last digit)
 
 
 @dataclass
@@ -182,7 +184,15 @@ def chance_row(data: ProbeData, rows: dict) -> dict:
 
 def run_probe(cache, cfg: ProbeConfig | None = None, progress=None) -> list[dict]:
     """The report's rows: chance, each face array, each audio array, and each face array + audio."""
+    import sklearn.linear_model  # noqa: F401  (loaded before the limits: they cover the libraries loaded then)
+    from threadpoolctl import threadpool_limits
+
     cfg = cfg or ProbeConfig()
+    with threadpool_limits(limits=max(int(cfg.threads), 1)):
+        return _run_probe(cache, cfg, progress)
+
+
+def _run_probe(cache, cfg: ProbeConfig, progress) -> list[dict]:
     face, audio = feature_sets(cache, cfg)
     data = load_probe_data(cache, face + audio)
     rows = task_rows(data, cfg)
