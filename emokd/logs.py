@@ -56,6 +56,39 @@ def quiet() -> bool:
     return _STATE["quiet"]
 
 
+class _FileHandler(logging.FileHandler):
+    """A log file that, when it cannot be written (a full disk), says so once on stderr and stops
+    trying, instead of printing a "--- Logging error ---" traceback for every later record."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        import sys
+
+        exc = sys.exc_info()[1]
+        sys.stderr.write(f"warning: {self.baseFilename}: cannot write the log file ({exc}); "
+                         "logging to it stops here\n")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError:
+            self.handleError(None)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # the last buffered lines of a full disk: already said
+            self.failed = True
+
+
 def _add_file_handler(path: Path) -> logging.FileHandler | None:
     """A DEBUG-level handler writing to `path`, or None when the root logger already has one."""
     root = logging.getLogger()
@@ -63,7 +96,7 @@ def _add_file_handler(path: Path) -> logging.FileHandler | None:
     if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve()
            for h in root.handlers):
         return None
-    handler = logging.FileHandler(path)
+    handler = _FileHandler(path)
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(handler)

@@ -72,13 +72,17 @@ class BesideFeatures:
         return _soft.soft_video_ids(self.root, run)
 
     # ---- failures ------------------------------------------------------------------------------
-    def record_failure(self, video_id: str, message: str) -> None:
-        """Log a failed video. Unless the video is complete, its partial group and labels go."""
+    def record_failure(self, video_id: str, message: str, source: dict | None = None) -> bool:
+        """Log a failed video (with the identity of its source file, so that a changed file is
+        retried), and remove its partial group and labels; False, with nothing recorded, when the
+        video is complete by now (another attempt finished it)."""
         self._require_writable(f"record a failure of {video_id!r}")
-        if not self.is_complete(video_id):
-            self.delete_video(video_id)
-            _labels.delete_labels(self.root, video_id)
-        _failures.record_failure(self.root, video_id, message)
+        if self.is_complete(video_id):
+            return False
+        self.delete_video(video_id)
+        _labels.delete_labels(self.root, video_id)
+        _failures.record_failure(self.root, video_id, message, source)
+        return True
 
     def clear_failure(self, video_id: str) -> None:
         self._require_writable(f"clear the failure of {video_id!r}")
@@ -88,5 +92,5 @@ class BesideFeatures:
         return {vid: record["message"] for vid, record in self.failure_log().items()}
 
     def failure_log(self) -> dict[str, dict]:
-        """video id -> {"message", "time", "attempts"}."""
+        """video id -> {"message", "time", "attempts", "source"}."""
         return _failures.failure_log(self.root)

@@ -1,8 +1,9 @@
 """The failure log: which video failed, with what error, when.
 
 One small group per failed video under `failures/` (its attrs hold the record), so that parallel
-tasks never write the same file. The log lives in the cache, so it survives re-runs; a video's
-entry is removed when the video is later committed.
+tasks never write the same file. The log lives in the cache, so it survives re-runs (which skip a
+failed video unless its source changed or --retry-failed is given); a video's entry is removed when
+the video is later committed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from emokd.cache.writer import now_utc
 GROUP = "failures"
 
 
-def record_failure(root: zarr.Group, video_id: str, message: str) -> None:
+def record_failure(root: zarr.Group, video_id: str, message: str, source: dict | None = None) -> None:
     failures = root.require_group(GROUP)
     key = encode_key(video_id)
     attempts = 1
@@ -24,7 +25,7 @@ def record_failure(root: zarr.Group, video_id: str, message: str) -> None:
         attempts = int(failures[key].attrs.get("attempts", 0)) + 1
     remove_node(failures, key)
     failures.create_group(key, attributes={"video_id": video_id, "message": str(message),
-                                           "time": now_utc(), "attempts": attempts})
+                                           "time": now_utc(), "attempts": attempts, "source": source or {}})
 
 
 def clear_failure(root: zarr.Group, video_id: str) -> None:
@@ -35,11 +36,13 @@ def clear_failure(root: zarr.Group, video_id: str) -> None:
 
 
 def failure_log(root: zarr.Group) -> dict[str, dict]:
-    """video id -> {"message", "time", "attempts"}."""
+    """video id -> {"message", "time", "attempts", "source"}: "source" is the failed file's identity
+    (emokd/cache/source_identity.py), {} when none was recorded."""
     if GROUP not in root:
         return {}
     out = {}
     for key, group in root[GROUP].groups():
         attrs = dict(group.attrs)
-        out[attrs.get("video_id", decode_key(key))] = {k: attrs.get(k) for k in ("message", "time", "attempts")}
+        out[attrs.get("video_id", decode_key(key))] = {**{k: attrs.get(k) for k in ("message", "time", "attempts")},
+                                                      "source": attrs.get("source") or {}}
     return dict(sorted(out.items()))

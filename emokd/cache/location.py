@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -174,6 +175,20 @@ def size_on_disk(url: str | Path, storage_options: dict[str, Any] | None = None)
     fs, path = filesystem(url, storage_options)
     with store_errors(url):
         return int(fs.du(path, total=True))
+
+
+def check_writable(url: str | Path, subfolders: tuple[str, ...] = ()) -> None:
+    """CacheError when a local store (or one of its existing `subfolders`) cannot be written, found
+    before any work that would end in a write. Object stores are checked by their first write."""
+    if not is_local(url):
+        return
+    from emokd.errors import CacheError
+
+    root = local_path(url)
+    for path in (root, *(root / name for name in subfolders)):
+        if path.is_dir() and not os.access(path, os.W_OK):
+            raise CacheError(f"{url}: read-only (cannot write {path}); make it writable, or use a copy of "
+                             "the cache in a writable place")
 
 
 def open_root(url: str | Path, mode: str, storage_options: dict[str, Any] | None = None) -> zarr.Group:

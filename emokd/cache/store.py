@@ -26,6 +26,8 @@ from emokd.errors import CacheError
 from emokd.cache import failures as _failures
 from emokd.cache import labels as _labels
 from emokd.cache import location
+from emokd.cache import replace
+from emokd.cache.replace import FORMAT_TAG, SUBGROUPS, VIDEOS
 from emokd.cache import soft as _soft
 from emokd.cache.beside import BesideFeatures
 from emokd.cache.fingerprint import array_name, compute_fingerprint, differences, fingerprint_inputs
@@ -33,9 +35,6 @@ from emokd.cache.keys import decode_key, encode_key
 from emokd.cache.schema import feature_dims, video_arrays
 from emokd.cache.writer import RESERVED_ATTRS, STATUS_COMPLETE, STATUS_WRITING, VideoWriter, create_frame_array, now_utc
 
-FORMAT_TAG = "emokd feature cache"
-VIDEOS = "videos"
-SUBGROUPS = (VIDEOS, _labels.GROUP, _soft.GROUP, _failures.GROUP)
 
 
 def _is_empty_skeleton(root: zarr.Group) -> bool:
@@ -77,59 +76,75 @@ class FeatureCache(BesideFeatures):
         """A new cache, or the existing one at `url` when its fingerprint matches.
 
         A different fingerprint raises CacheError naming each differing setting; `overwrite=True`
-        deletes whatever is at `url` and starts empty.
+        replaces an emokd cache at `url` (replace.py: the path holds the old cache or the new one at
+        every moment). Anything at `url` that is not an emokd cache is refused and left untouched.
         """
         inputs = fingerprint_inputs(settings, encoders)
         fingerprint = compute_fingerprint(inputs)
         video_arrays(encoders)  # refuse records whose arrays could never be written, before writing
-        if not overwrite and location.exists(url, storage_options):
-            existing = cls._existing(url, fingerprint, inputs, storage_options)
-            if existing is not None:
-                return existing
         attrs = {"emokd_cache": FORMAT_TAG, "schema_version": inputs["schema_version"],
                  "fingerprint": fingerprint, "settings": inputs["settings"], "encoders": inputs["encoders"],
                  "encoder_order": [array_name(r) for r in encoders],
                  "config": _jsonable(config or {}), "created": now_utc()}
-        root = location.open_root(url, "w", storage_options)
-        for name in SUBGROUPS:
-            root.create_group(name)
-        root.attrs.update(attrs)  # last: a store without these attrs is not (yet) a cache
-        return cls(url, root, writable=True, storage_options=storage_options)
+
+        def build(target: str) -> None:
+            root = location.open_root(target, "w", storage_options)
+            for name in SUBGROUPS:
+                root.create_group(name)
+            root.attrs.update(attrs)  # last: a store without these attrs is not (yet) a cache
+
+        try:
+            replace.recover(url)
+            state = replace.what_is_at(url, storage_options)
+            if state == "cache" and not overwrite:
+                existing = cls._existing(url, fingerprint, inputs, storage_options)
+                if existing is not None:
+                    return existing
+            if state == "cache":
+                location.check_writable(url, SUBGROUPS)
+                replace.replace(url, build, storage_options)
+            else:
+                build(str(url))
+        except OSError as exc:  # a full disk, a read-only or missing folder: nothing was replaced
+            raise CacheError(f"{getattr(exc, 'filename', None) or url}: cannot create the cache: "
+                             f"{exc.strerror or exc}") from exc
+        return cls.open(url, mode="r+", storage_options=storage_options)
+
+    @classmethod
+    def matching(cls, url: str | Path, settings: dict, encoders: list[dict], overwrite: bool = False,
+                 storage_options: dict | None = None) -> FeatureCache | None:
+        """The cache that `create(url, settings, ..., encoders, overwrite)` would continue, opened
+        read-only without writing anything (a dry run): None when there is nothing at `url` yet or
+        `overwrite` would start again; the CacheError `create` would raise when it would refuse."""
+        if replace.what_is_at(url, storage_options) != "cache" or overwrite:
+            return None
+        inputs = fingerprint_inputs(settings, encoders)
+        return cls._existing(url, compute_fingerprint(inputs), inputs, storage_options, mode="r")
 
     @classmethod
     def complete_under(cls, url: str | Path, settings: dict, encoders: list[dict], overwrite: bool = False,
                        storage_options: dict | None = None) -> set[str]:
-        """The videos that `create(url, settings, ..., encoders, overwrite)` would find complete,
-        without writing anything (a dry run): empty when there is nothing at `url` yet or
-        `overwrite` would start again; the CacheError `create` would raise when it would refuse."""
-        if overwrite or not location.exists(url, storage_options):
-            return set()
-        inputs = fingerprint_inputs(settings, encoders)
-        existing = cls._existing(url, compute_fingerprint(inputs), inputs, storage_options, mode="r")
+        """The videos that `create(url, settings, ..., encoders, overwrite)` would find complete."""
+        existing = cls.matching(url, settings, encoders, overwrite, storage_options)
         return set() if existing is None else set(existing.video_ids())
 
     @classmethod
     def _existing(cls, url, fingerprint: str, inputs: dict, storage_options,
                   mode: str = "r+") -> FeatureCache | None:
-        """The cache at `url` (opened with `mode`) if its fingerprint matches; None if `url` may be
-        (re)created; else CacheError."""
-        if not location.has_zarr_root(url, storage_options):
-            if location.is_local(url) and location.is_empty_dir(url):
-                return None
-            raise CacheError(f"{url}: exists and is not an emokd cache; choose a new path or use --overwrite")
+        """The emokd store at `url` (opened with `mode`) if its fingerprint matches; None if it may be
+        created afresh (an interrupted creation or replacement); else CacheError."""
         root = location.open_root(url, "r", storage_options)
         stored = dict(root.attrs)
         if not stored and _is_empty_skeleton(root):
             return None  # a creation interrupted before its attributes were written
-        if stored.get("emokd_cache") != FORMAT_TAG:
-            raise CacheError(f"{url}: a Zarr store, but not an emokd feature cache; choose a new path "
-                             "or use --overwrite")
+        if replace.is_being_replaced(stored):
+            return None  # an interrupted --overwrite of an object store: emptied, not yet rewritten
         if stored.get("fingerprint") != fingerprint:
             old = {key: stored.get(key) for key in ("schema_version", "settings", "encoders")}
             lines = differences(old, inputs) or ["(same settings, different fingerprint algorithm)"]
             raise CacheError(f"{url}: the existing cache was made with different settings:\n  "
                              + "\n  ".join(lines)
-                             + "\nUse --overwrite to delete it and start again, or choose a new cache path.")
+                             + "\nUse --overwrite to replace it, or choose a new cache path.")
         return cls.open(url, mode=mode, storage_options=storage_options)
 
     @classmethod
@@ -140,6 +155,8 @@ class FeatureCache(BesideFeatures):
         if not location.has_zarr_root(url, storage_options):
             raise CacheError(f"{url}: no feature cache there (no zarr.json); create one with "
                              "`emokd extract-features`")
+        if mode != "r":
+            location.check_writable(url, SUBGROUPS)
         root = location.open_root(url, "r" if mode == "r" else "r+", storage_options)
         return cls(url, root, writable=mode != "r", storage_options=storage_options)
 
@@ -216,6 +233,13 @@ class FeatureCache(BesideFeatures):
     def is_complete(self, video_id: str) -> bool:
         group = self._video_group(video_id)
         return group is not None and group.attrs.get("status") == STATUS_COMPLETE
+
+    def video_defects(self, video_id: str) -> list[str]:
+        """What is wrong with a complete video's arrays, found cheaply (verify.py `video_defects`:
+        arrays present with their shapes, no chunk file lost); [] for an intact one."""
+        from emokd.cache.verify import video_defects
+
+        return video_defects(video_id, self._complete_group(video_id), video_arrays(self.encoders))
 
     def _complete_group(self, video_id: str) -> zarr.Group:
         group = self._video_group(video_id)

@@ -3,6 +3,8 @@
 Checked: incomplete videos; per video, every array of schema.py (shape and dtype, from the cache's
 encoder records), NaN/inf in features, pts finite and non-decreasing, the rows of any extra array;
 labels (shapes, dtypes, value ranges, split, orphans); soft labels (complete, n_frames rows, finite).
+`video_defects` is the cheap part that extraction runs before skipping a complete video;
+`stale_sources` (`verify --sources`) lists videos whose source file changed since extraction.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from emokd.cache.keys import decode_key
 from emokd.cache.labels import GROUP as LABELS, SPLITS, check_label_values
 from emokd.cache.schema import ArraySpec, video_arrays
 from emokd.cache.soft import GROUP as SOFT
+from emokd.cache.source_identity import source_change
 from emokd.cache.writer import STATUS_COMPLETE
 
 
@@ -42,13 +45,31 @@ def _check_array(where: str, group: zarr.Group, name: str, shape: tuple, dtype: 
     return problems
 
 
-def _check_video(vid: str, group: zarr.Group, arrays: dict[str, ArraySpec]) -> list[str]:
+def video_defects(vid: str, group: zarr.Group, arrays: dict[str, ArraySpec]) -> list[str]:
+    """The cheap check of a complete video (metadata and chunk listings, no values read): every
+    array of schema.py exists with its shape and dtype, and float arrays (whose fill value NaN no
+    written row can hold) have every chunk stored. What a complete video that lost files shows."""
     where = f"video {vid!r}"
     n = int(group.attrs.get("n_frames", -1))
     problems = []
     for name, spec in arrays.items():
-        problems += _check_array(where, group, name, spec.shape(n), spec.dtype)
-        if spec.is_feature and name in group and group[name].dtype.kind == "f":
+        found = _check_array(where, group, name, spec.shape(n), spec.dtype)
+        problems += found
+        if not found and spec.dtype.kind == "f":
+            array = group[name]
+            if array.nchunks_initialized < array.nchunks:
+                problems.append(f"{where}: array {name!r} lost {array.nchunks - array.nchunks_initialized} "
+                                f"of its {array.nchunks} chunk files")
+    return problems
+
+
+def _check_video(vid: str, group: zarr.Group, arrays: dict[str, ArraySpec]) -> list[str]:
+    where = f"video {vid!r}"
+    n = int(group.attrs.get("n_frames", -1))
+    problems = video_defects(vid, group, arrays)
+    damaged = {name for name in arrays if any(f"array {name!r}" in p for p in problems)}
+    for name, spec in arrays.items():
+        if spec.is_feature and name not in damaged and group[name].dtype.kind == "f":
             count, first = _non_finite(group[name])
             if count:
                 problems.append(f"{where}: array {name!r} has {count} NaN/inf value(s), first at frame {first}")
@@ -128,4 +149,18 @@ def verify_cache(cache) -> list[str]:
                 problems += _check_labels(vid, group, frames.get(vid))
     if SOFT in cache.root:
         problems += _check_soft(cache.root, frames)
+    return problems
+
+
+def stale_sources(cache) -> list[str]:
+    """One line per complete video whose recorded source (a file or an object URL) changed or is
+    gone since extraction."""
+    problems = []
+    for vid, attrs in cache.video_records().items():
+        source = attrs.get("source") or {}
+        where = source.get("path") or source.get("url")
+        if attrs.get("status") == STATUS_COMPLETE and where:
+            change = source_change(source, where, cache.storage_options)
+            if change:
+                problems.append(f"video {vid!r}: stale: {change}; re-run extract-features to redo it")
     return problems

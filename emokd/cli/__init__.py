@@ -22,7 +22,7 @@ import click
 
 from emokd.cli.options import add_verbosity
 from emokd.config import set_command_line
-from emokd.errors import EmokdError
+from emokd.errors import EmokdError, environment_error
 from emokd.logs import setup_logging
 
 SUBMODULES = ("weights", "index", "cache", "extract", "train", "probe", "inspect", "apply", "config")
@@ -38,11 +38,22 @@ class _Main(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (EmokdError, FileNotFoundError) as exc:
+        except (EmokdError, OSError) as exc:  # OSError: a missing file, a full disk, a permission
             if ctx.obj and ctx.obj.get("verbose"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            if type(exc) is OSError and environment_error(exc) is None:
+                raise  # not one a user can act on: a bug to report, with its traceback
+            click.echo(f"error: {_one_line(exc)}", err=True)
             sys.exit(2)
+
+
+def _one_line(exc: Exception) -> str:
+    """An OSError as "<file>: <what went wrong>; <what to do>"; any other error as its message."""
+    if not isinstance(exc, OSError) or not exc.strerror:
+        return str(exc)
+    where = f"{exc.filename}: " if exc.filename else ""
+    hint = "; make room (or fix the filesystem) and run the command again" if environment_error(exc) else ""
+    return f"{where}{exc.strerror}{hint}"
 
 
 @click.group(cls=_Main, context_settings={"show_default": True})

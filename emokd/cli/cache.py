@@ -32,14 +32,19 @@ def info_command(path: str, as_json: bool, storage_options: dict | None) -> None
 
 @cache_group.command("verify")
 @click.argument("path")
+@click.option("--sources", is_flag=True,
+              help="Also compare each video's source file with the one it was extracted from (size, mtime, "
+                   "hash of its first and last MiB; an object's size and ETag) and list the stale ones.")
 @storage_options_option()
-def verify_command(path: str, storage_options: dict | None) -> None:
+def verify_command(path: str, sources: bool, storage_options: dict | None) -> None:
     """Check shapes and dtypes against the encoder records, NaN/inf, label ranges and completeness.
 
-    Exit status 1 when any defect is found.
+    Exit status 1 when any defect (or, with --sources, any stale video) is found.
     """
+    from emokd.cache.verify import stale_sources
+
     cache = FeatureCache.open(path, storage_options=storage_options)
-    problems = cache.verify()
+    problems = cache.verify() + (stale_sources(cache) if sources else [])
     for problem in problems:
         click.echo(problem)
     failed = cache.failures()
@@ -64,6 +69,7 @@ def relabel_command(dataset: str, path: str, dataset_root: str | None, storage_o
     DATASET is a dataset root (Aff-Wild2 layout) or a manifest file, as for extract-features.
     Features are never touched; cached videos the index lacks keep their labels.
     """
+    from emokd.cache.lock import writer_lock
     from emokd.cache.relabel import relabel
 
     if _is_cache(dataset, storage_options) and not _is_cache(path, storage_options):   # the old order, CACHE DATASET
@@ -71,7 +77,8 @@ def relabel_command(dataset: str, path: str, dataset_root: str | None, storage_o
         dataset, path = path, dataset
     cache = FeatureCache.open(path, mode="r+", storage_options=storage_options)
     manifest = load_dataset(dataset, dataset_root)
-    report = relabel(cache, manifest.items)
+    with writer_lock(path, purpose="relabel"):
+        report = relabel(cache, manifest.items)
     click.echo(report.line())
     if report.not_indexed:
         click.echo("not in the index: " + ", ".join(report.not_indexed[:20]))

@@ -13,7 +13,7 @@ from emokd.cli.dataset import dataset_root_option, load_dataset
 from emokd.config import load_config, made_by, save_config
 from emokd.extract.config import DETECTORS, ExtractConfig
 from emokd.cache.location import absolute_url, is_local, local_path
-from emokd.errors import DataError
+from emokd.errors import CacheError, DataError
 from emokd.logs import quiet
 
 
@@ -30,7 +30,11 @@ from emokd.logs import quiet
 @config_option(ExtractConfig, "limit")
 @click.option("--dry-run", is_flag=True, help="Show what would be extracted; write nothing.")
 @click.option("--overwrite", is_flag=True,
-              help="Delete whatever is at --cache and start again (needed when its settings differ).")
+              help="Replace the emokd cache at --cache (needed when its settings differ); the new settings "
+                   "are checked first, and anything that is not an emokd cache is never deleted.")
+@click.option("--retry-failed", is_flag=True,
+              help="Try again the videos an earlier run recorded as failed (skipped by default unless "
+                   "their source file changed).")
 @config_option(ExtractConfig, "face_encoder",
                help="Face encoder: fer_pyemotion (PyEmotion 1.0.0's CNN), fer_drer (needs --face-weights), "
                     "onnx or torchscript (a file you bring: --face-weights), or a preset of a public model "
@@ -57,6 +61,7 @@ from emokd.logs import quiet
 @config_option(ExtractConfig, "detector", type=click.Choice(sorted(DETECTORS)))
 @config_option(ExtractConfig, "detector_weights", type=click.Path(exists=True))
 @config_option(ExtractConfig, "audio_track")
+@config_option(ExtractConfig, "crop_numbering", type=click.Choice(["1-based", "0-based"]))
 @config_option(ExtractConfig, "window_s")
 @config_option(ExtractConfig, "crop_size")
 @storage_options_option()
@@ -65,14 +70,15 @@ from emokd.logs import quiet
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
 @dataset_root_option()
 @click.pass_context
-def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, no_progress, face_input, audio_input,
-                     dataset_root,
-                     **flags):
+def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, retry_failed, no_progress, face_input,
+                     audio_input, dataset_root, **flags):
     """Extract frozen face and audio features of every video in DATASET into the cache at --cache.
 
     DATASET is an Aff-Wild2/ABAW root, a CSV/JSON manifest or a YAML/TOML sources
-    file (see `emokd index`). Re-running the same command skips
-    complete videos and redoes incomplete ones. Exit status 1 when any video failed.
+    file (see `emokd index`). Re-running the same command skips complete videos (after a cheap
+    check of their arrays and source files), redoes incomplete, damaged or changed ones, and skips
+    videos that failed before unless --retry-failed. Exit status 1 when a video failed in this run,
+    2 for an error to act on (a full disk stops the run; the same command resumes it).
     """
     from emokd.extract.driver import prepare_cache, run_extraction
     from emokd.models.input_spec import parse_pairs
@@ -88,9 +94,13 @@ def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, n
     items = manifest.items[: cfg.limit] if cfg.limit else manifest.items
 
     if dry_run:
-        _, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite, create=False)
+        _, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite, create=False,
+                                retry_failed=retry_failed)
         click.echo(f"{len(items)} videos in {dataset}: {len(plan.complete)} already complete in "
-                   f"{cache_url}, {len(plan.todo)} to extract")
+                   f"{cache_url}, {len(plan.todo)} to extract"
+                   + (f" ({len(plan.changed)} changed, {len(plan.defective)} defective)"
+                      if plan.changed or plan.defective else "")
+                   + (f", {len(plan.failed_earlier)} failed earlier, not retried" if plan.failed_earlier else ""))
         for item in plan.todo:
             click.echo(f"  {item.video_id}  {item.video_path or item.crop_dir}")
         click.echo("settings (in the cache fingerprint):")
@@ -100,16 +110,22 @@ def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, n
     log_file = local_path(cache_url) / "extract.log" if is_local(cache_url) else Path("emokd-extract.log")
     provenance = made_by(dataset=str(Path(dataset).resolve()),
                          dataset_root=None if manifest.root is None else str(manifest.root))
-    summary = run_extraction(items, cache_url, cfg, overwrite=overwrite,
+    summary = run_extraction(items, cache_url, cfg, overwrite=overwrite, retry_failed=retry_failed,
                              progress=not no_progress and not quiet(),
                              log_file=log_file, notes=manifest.problems, provenance=provenance)
-    if is_local(cache_url):
+    if is_local(cache_url) and not summary.stopped:
         save_config(cfg, local_path(cache_url) / "extract_config.yaml", provenance)
     click.echo(summary.line())
     for video_id, reason in list(summary.pyav.items())[:10]:
         click.echo(f"  decoded with PyAV {video_id}: {reason}")
+    for video_id, lines in summary.notes.items():
+        for line in lines:
+            click.echo(f"  note {video_id}: {line}", err=True)
     for video_id, message in summary.failures.items():
         click.echo(f"  failed {video_id}: {message}", err=True)
+    if summary.stopped:
+        raise CacheError(f"the run stopped: {summary.stopped}; make room (or fix the filesystem) and run the "
+                         "same command again to resume")
     if summary.failed:
         click.echo(f"{summary.failed} video(s) failed; see {log_file} and `emokd cache info {cache_url}`",
                    err=True)

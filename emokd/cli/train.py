@@ -35,6 +35,7 @@ LEGACY_RUN = "the positional RUN"
 @config_option(TrainConfig, "stride")
 @storage_options_option()
 @click.option("--resume", is_flag=True, help="Continue the run in --run from its last.pt (with its config.yaml).")
+@config_option(TrainConfig, "allow_other_cache", is_flag=True)
 @click.option("--out", "legacy_out", metavar="RUN", deprecated="use --run RUN", help="Old name of --run.")
 @click.pass_context
 def train_from_cache(ctx, config_file, resume, legacy_out, **flags):
@@ -72,7 +73,9 @@ def _legacy_run_argument():
 @device_option()
 @click.option("--batch-size", type=int, default=2048, help="Frames per prediction batch.")
 @storage_options_option()
-def evaluate(legacy_run, run, cache, split, checkpoint, device, batch_size, storage_options):
+@click.option("--allow-other-cache", is_flag=True,
+              help="Score on a cache whose fingerprint differs from the run's training cache (recorded).")
+def evaluate(legacy_run, run, cache, split, checkpoint, device, batch_size, storage_options, allow_other_cache):
     """Score --run on a split with its recipe's metrics over the whole set (jeong2022: CCC-V, CCC-A,
     F1-EXPR, F1-AU, P_MTL; vu2021: CCC-V, CCC-A, F1-EXPR, accuracy and its score).
 
@@ -85,7 +88,7 @@ def evaluate(legacy_run, run, cache, split, checkpoint, device, batch_size, stor
     from emokd.train.recipes.base import recipe_class
 
     run = pick_run(run, legacy_run, "evaluate")
-    result = evaluate_run(run, cache, split, device, checkpoint, batch_size, storage_options)
+    result = evaluate_run(run, cache, split, device, checkpoint, batch_size, storage_options, allow_other_cache)
     for task, found in result["tasks"].items():
         values = "  ".join(f"{k} {v:.4f}" for k, v in found.items() if k not in ("n_videos", "n_frames"))
         click.echo(f"{task:5s} {found['n_videos']:5d} videos {found['n_frames']:8d} frames  {values}")
@@ -107,7 +110,10 @@ def evaluate(legacy_run, run, cache, split, checkpoint, device, batch_size, stor
 @device_option()
 @click.option("--batch-size", type=int, default=2048, help="Frames per prediction batch.")
 @storage_options_option()
-def predict(legacy_run, run, cache, test_list, out, checkpoint, device, batch_size, storage_options):
+@click.option("--allow-other-cache", is_flag=True,
+              help="Predict from a cache whose fingerprint differs from the run's training cache (recorded).")
+def predict(legacy_run, run, cache, test_list, out, checkpoint, device, batch_size, storage_options,
+            allow_other_cache):
     """Write an ABAW MTL submission file (image,valence,arousal,expression,aus) for a test list.
 
     Frames without a usable face take the nearest earlier prediction. The run's recipe must
@@ -116,7 +122,8 @@ def predict(legacy_run, run, cache, test_list, out, checkpoint, device, batch_si
     from emokd.train.predict import write_submission
 
     run = pick_run(run, legacy_run, "predict")
-    n = write_submission(run, cache, test_list, out, device, batch_size, checkpoint, storage_options)
+    n = write_submission(run, cache, test_list, out, device, batch_size, checkpoint, storage_options,
+                         allow_other_cache)
     click.echo(f"wrote {out} ({n} rows)")
 
 

@@ -14,6 +14,7 @@ from emokd.config import check_device_name, without_secrets
 from emokd.cache.lock import STALE_AFTER_S
 from emokd.constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
 from emokd.errors import ConfigError
+from emokd.index.crop_files import NUMBERINGS
 from emokd.models.detectors import DEFAULT_DETECTOR, DETECTORS
 from emokd.models.input_spec import AudioInput, FaceInput
 
@@ -56,6 +57,7 @@ class ExtractConfig:
                                          # .tflite file; blazeface_cascade: a folder with both (default: the store)
     audio_track: int | None = None       # the N-th audio track of every video, from 0 as ffmpeg's -map 0:a:N
                                          # (default: the track marked default, else the first)
+    crop_numbering: str = "1-based"      # crop file names: 1-based (Aff-Wild2: 00001.jpg is frame 0) or 0-based
     crop_size: int = CROP_SIZE           # face crop size in pixels
     sample_rate: int = SAMPLE_RATE       # audio sample rate (SoundNet runs at 22050 Hz only)
     window_s: float = AUDIO_WINDOW_S     # audio window length in seconds, ending at each frame
@@ -93,6 +95,8 @@ class ExtractConfig:
                               f"{self.audio_encoder!r} needs --audio-mode per-window")
         if self.face_source not in FACE_SOURCES:
             raise ConfigError(f"face_source: {self.face_source!r} is not one of {list(FACE_SOURCES)}")
+        if self.crop_numbering not in NUMBERINGS:
+            raise ConfigError(f"crop_numbering: {self.crop_numbering!r} is not one of {list(NUMBERINGS)}")
         if self.sample_rate != SAMPLE_RATE:
             raise ConfigError(f"sample_rate: {self.sample_rate} is not supported; SoundNet runs at {SAMPLE_RATE} Hz")
         for name in ("crop_size", "batch_size", "workers"):

@@ -47,21 +47,38 @@ def load_encoders(cfg: ExtractConfig, device: str | None = None) -> Encoders:
     if key not in _LOADED:
         started = time.perf_counter()
         torch.set_num_threads(1)
-        face = build_encoder(cfg.face_encoder, weights=cfg.face_weights, layer=cfg.face_layer, device=device,
-                             kind="face", input_spec=given(cfg.face_input) or None)
-        audio = build_encoder(cfg.audio_encoder, weights=cfg.audio_weights, layer=cfg.audio_layer,
-                              device=device, window_s=cfg.window_s, kind="audio",
-                              input_spec=given(cfg.audio_input) or None)
+        face = _built("face", cfg.face_weights, build_encoder, cfg.face_encoder, weights=cfg.face_weights,
+                      layer=cfg.face_layer, device=device, kind="face", input_spec=given(cfg.face_input) or None)
+        audio = _built("audio", cfg.audio_weights, build_encoder, cfg.audio_encoder, weights=cfg.audio_weights,
+                       layer=cfg.audio_layer, device=device, window_s=cfg.window_s, kind="audio",
+                       input_spec=given(cfg.audio_input) or None)
         detector = None
         if cfg.face_source in ("auto", "detector"):
             from emokd.models.detectors import build_detector
 
-            detector = build_detector(cfg.detector, cfg.detector_weights, device=device)
+            detector = _built("face detector", cfg.detector_weights, build_detector, cfg.detector,
+                              cfg.detector_weights, device=device)
         _LOADED.clear()  # one configuration per worker process at a time
         _LOADED[key] = Encoders(face, audio, detector)
         log.info("built encoders %s + %s on %s in %.1f s (process %d)", cfg.face_encoder, cfg.audio_encoder,
                  device, time.perf_counter() - started, os.getpid())
     return _LOADED[key]
+
+
+def _built(what: str, weights_file, build, /, *args, **kwargs):
+    """`build(*args, **kwargs)`; an unexpected error while reading a user's weights file becomes a
+    WeightsError that names the file (a text file as weights raised KeyError deep in a loader)."""
+    from emokd.errors import EmokdError, WeightsError
+
+    try:
+        return build(*args, **kwargs)
+    except EmokdError:
+        raise
+    except Exception as exc:
+        if weights_file is None:
+            raise
+        raise WeightsError(f"{weights_file}: cannot load it as {what} weights ({type(exc).__name__}: {exc}); "
+                           "check the file and its format (docs/encoders.md)") from exc
 
 
 def detector_record(detector) -> dict | None:
@@ -84,5 +101,6 @@ def fingerprint_settings(cfg: ExtractConfig, encoders: Encoders) -> dict:
         "window_s": float(cfg.window_s),
         "audio_mode": cfg.audio_mode,
         "audio_track": cfg.audio_track,
+        "crop_numbering": cfg.crop_numbering,
     }
 

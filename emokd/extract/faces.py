@@ -4,8 +4,9 @@
 by the task) for the frame count and times, so a video is demuxed once, not once per stage.
 
 Faces come, in this order of preference, from
-1. crop files (`item.crop_dir`, 1-based names: `00001.jpg` is decoded frame 0, see
-   `emokd.index.crop_files`): the video's pixels are then never decoded;
+1. crop files (`item.crop_dir`; 1-based names, `00001.jpg` is decoded frame 0, unless the
+   setting `crop_numbering` says 0-based: `emokd.index.crop_files`): the video's pixels are then
+   never decoded;
 2. `item.face_boxes` (image sequences): a square crop around each given box;
 3. a face detector (`detector.detect` + `align_face`), on frames decoded once, sequentially;
 4. the whole frame (centre square, resized), for datasets whose frames are faces already.
@@ -32,7 +33,7 @@ from emokd.constants import CROP_SIZE
 from emokd.errors import DataError
 from emokd.extract.timing import ItemProbe
 from emokd.extract.video import DecodeReport, decode_batches, scaled_size
-from emokd.index.crop_files import crop_path
+from emokd.index.crop_files import crop_files
 from emokd.index.manifest import VideoItem
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,10 @@ def load_image(path: Path) -> np.ndarray | None:
         return None
 
 
-def load_crop(crop_dir: Path, index: int, size: int) -> np.ndarray | None:
-    image = load_image(crop_path(crop_dir, index))
+def load_crop(crop_dir: Path, index: int, size: int, numbering: str = "1-based") -> np.ndarray | None:
+    """The crop of 0-based frame `index` at `size`, or None (no crop file, or an unreadable one)."""
+    path = crop_files(crop_dir, numbering).get(index)
+    image = None if path is None else load_image(path)
     return None if image is None else to_size(image, size)
 
 
@@ -186,7 +189,8 @@ def _frame_faces(images: list[np.ndarray], size: int, detector, picker: FacePick
 
 
 def _video_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int,
-                   detector, decoder: str = "auto", report: DecodeReport | None = None) -> Iterator[FaceBatch]:
+                   detector, decoder: str = "auto", report: DecodeReport | None = None,
+                   crop_numbering: str = "1-based") -> Iterator[FaceBatch]:
     info = probe.info
     crop_dir = item.crop_dir if item.crop_dir is not None and Path(item.crop_dir).is_dir() else None
     if item.crop_dir is not None and crop_dir is None:
@@ -201,7 +205,7 @@ def _video_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size
     if crop_dir is not None:
         for start in range(0, probe.n_frames, batch_size):
             stop = min(start + batch_size, probe.n_frames)
-            yield batch(start, [load_crop(crop_dir, k, crop_size) for k in range(start, stop)])
+            yield batch(start, [load_crop(crop_dir, k, crop_size, crop_numbering) for k in range(start, stop)])
         return
     # whole-frame faces only need the centre square at crop size: let the decoder scale
     display = info.display_geometry.display
@@ -243,8 +247,8 @@ def _image_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size
 
 
 def iter_face_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int = CROP_SIZE,
-                      detector=None, decoder: str = "auto", report: DecodeReport | None = None
-                      ) -> Iterator[FaceBatch]:
+                      detector=None, decoder: str = "auto", report: DecodeReport | None = None,
+                      crop_numbering: str = "1-based") -> Iterator[FaceBatch]:
     """The face of every frame of `item` once, in order, `batch_size` at a time (see the module
     docstring); `probe` is `probe_item(item)`. `decoder` and `report`: see
     `emokd.extract.video.decode_batches` (which raises `DecoderMismatch` through here when the
@@ -254,6 +258,6 @@ def iter_face_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_s
     if item.frame_images is not None:
         yield from _image_batches(item, probe, batch_size, crop_size, detector)
     elif item.video_path is not None:
-        yield from _video_batches(item, probe, batch_size, crop_size, detector, decoder, report)
+        yield from _video_batches(item, probe, batch_size, crop_size, detector, decoder, report, crop_numbering)
     else:
         raise DataError(f"{item.video_id}: item has neither a video file nor frame images")

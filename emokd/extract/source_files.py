@@ -3,8 +3,9 @@
 A URL is copied to the worker's local scratch space in a streamed download (never whole in
 memory), decoded there like a local file, and deleted when the task ends, whatever happens. The
 identity recorded in the cache is the URL with the object's size and ETag (a local file's: its
-absolute path, size and modification time); a changed object changes the identity, so it is
-re-extracted like a changed local file. Scratch: `scratch_dir` of the config (environment variables
+absolute path, size, modification time and a hash of its first and last MiB;
+emokd/cache/source_identity.py); a changed object changes the identity, so it is re-extracted
+like a changed local file. Scratch: `scratch_dir` of the config (environment variables
 expanded on the worker, e.g. "$TMPDIR"), else the Dask worker's local directory, else the system's
 temporary folder (docs/scaling.md#what-each-worker-needs).
 """
@@ -20,31 +21,9 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from emokd.cache import location
+from emokd.cache.source_identity import source_identity  # one definition, shared with verify --sources
 from emokd.errors import DataError
 from emokd.index.manifest import is_url
-
-# Object metadata fields that change when an object is replaced, by backend (s3fs, gcsfs, adlfs).
-VERSION_FIELDS = ("ETag", "etag", "generation", "md5Hash", "content_settings", "mtime")
-
-
-def source_identity(source, storage_options: dict | None = None) -> dict:
-    """What identifies the source file now: {"path", "size", "mtime_ns"} or {"url", "size", "etag"}."""
-    if source is None:
-        return {}
-    if not is_url(source):
-        stat = os.stat(source)
-        return {"path": str(Path(source).resolve()), "size": int(stat.st_size), "mtime_ns": int(stat.st_mtime_ns)}
-    fs, path = location.filesystem(str(source), storage_options)
-    try:
-        with location.store_errors(str(source)):
-            info = fs.info(path)
-    except FileNotFoundError as exc:
-        raise DataError(f"{source}: source video not found on the object store") from exc
-    if info.get("type") == "directory":
-        raise DataError(f"{source}: a folder, not a video file")
-    version = next((str(info[k]) for k in VERSION_FIELDS if info.get(k) is not None), None)
-    return {"url": str(source), "size": int(info.get("size") or 0), "etag": version}
-
 
 def scratch_folder(scratch_dir: str | None = None) -> Path:
     """Where this worker downloads sources: the configured folder, the Dask worker's, or /tmp."""

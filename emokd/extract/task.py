@@ -3,8 +3,13 @@
 `extract_video` is what one Dask task runs. It opens the cache itself, writes one video group and
 returns a small summary dict (never frames), so the driver stays light. Encoders are loaded once per
 worker process (`load_encoders`, in emokd/extract/encoders.py, keeps them in a module-level cache
-keyed by the encoder settings). A complete video is skipped; the driver's --overwrite starts the
-cache afresh instead.
+keyed by the encoder settings). A complete video is skipped: the driver has already removed the
+groups it wants redone (defective, or from a source that changed).
+
+Besides errors, a task reports `notes`: what the user must see on the console, not only in the log
+(a crop folder that could not be used, no face in any frame). An error of the machine rather than
+of the video (a full disk, a read-only filesystem) is reported as kind "environment": the driver
+stops the run instead of recording the video as bad.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emokd.errors import ConfigError, DataError, EmokdError
+from emokd.errors import ConfigError, DataError, EmokdError, environment_error
 from emokd.logs import native_stderr_to_log
 from emokd.cache.relabel import write_item_labels
 from emokd.extract.audio import load_audio
@@ -26,6 +31,7 @@ from emokd.extract.config import ExtractConfig
 from emokd.extract.encoders import Encoders, fingerprint_settings, load_encoders
 from emokd.extract.faces import iter_face_batches
 from emokd.extract.progress import report_frames
+from emokd.index.crop_files import crop_files
 from emokd.extract.source_files import local_source
 from emokd.extract.video import DecodeReport, DecoderMismatch
 from emokd.extract.timing import ItemProbe, audio_features, audio_ok, probe_item, window_end_samples
@@ -91,8 +97,8 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
     if root.getEffectiveLevel() > logging.INFO:  # a fresh worker process logs warnings only
         root.setLevel(logging.INFO)
     root.addHandler(collect)
-    result = {"video_id": item.video_id, "status": "failed", "n_frames": 0, "seconds": 0.0,
-              "error": None, "log": collect.lines, "timings": {}}
+    result = {"video_id": item.video_id, "status": "failed", "kind": "video", "n_frames": 0, "seconds": 0.0,
+              "error": None, "log": collect.lines, "notes": [], "timings": {}}
     try:
         cache = FeatureCache.open(cache_url, mode="r+", storage_options=cfg.storage_options)
         if cache.is_complete(item.video_id):
@@ -115,6 +121,8 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
         result["status"] = "done"
     except Exception as exc:  # one bad video must not stop the others
         result["error"] = _describe(item, exc)
+        if environment_error(exc) is not None:
+            result["kind"] = "environment"
         trace = "".join(traceback.format_tb(exc.__traceback__))
         collect.lines.append(f"traceback (most recent call last):\n{trace}")  # into the driver's log file
     finally:
@@ -130,12 +138,25 @@ def _describe(item, exc: Exception) -> str:
     return text if where in text else f"{where}: {text}"
 
 
-def _face_source(item, wanted: str) -> str:
-    """Where this item's faces come from: crops, detector, whole-frame, or none (face_ok all False)."""
-    has_crops = (item.crop_dir is not None and Path(item.crop_dir).is_dir()) or item.face_boxes is not None
-    if wanted == "crops" or (wanted == "auto" and has_crops):
-        return "crops" if has_crops else "none"
-    return wanted if wanted != "auto" else "detector"
+def _face_source(item, wanted: str, numbering: str) -> tuple[str, str | None]:
+    """Where this item's faces come from (crops, detector, whole-frame, or none: face_ok all False),
+    and a note for the console when its crop folder cannot be used. Under "auto" a missing, empty
+    or unusable crop folder falls back to the detector; a folder numbered against the rule is refused."""
+    if wanted in ("detector", "whole-frame"):
+        return wanted, None
+    if item.face_boxes is not None:
+        return "crops", None
+    problem = None
+    if item.crop_dir is not None:
+        if not Path(item.crop_dir).is_dir():
+            problem = f"crop folder {item.crop_dir} not found"
+        elif not crop_files(Path(item.crop_dir), numbering):  # DataError for a crop 00000 under 1-based
+            problem = f"crop folder {item.crop_dir} holds no crop image (NNNNN.jpg, .jpeg or .png)"
+        else:
+            return "crops", None
+    if wanted == "auto":
+        return "detector", None if problem is None else f"{problem}; faces from the detector"
+    return "none", f"{problem or 'no crop folder'}; face_ok is False on every frame (face_source: crops)"
 
 
 def _media_attrs(info) -> dict:
@@ -150,25 +171,32 @@ def _extract_into(cache, item, source: dict, cfg: ExtractConfig, encoders: Encod
                   result: dict) -> int:
     """Write one video's group: audio stage, face stage, labels, then the complete mark (last).
     `item.video_path` is a local file here; `source` is the identity of the original (path or URL);
-    `result["media"]` receives what the driver's summary reports about the file."""
+    `result["media"]` receives what the driver's summary reports about the file, `result["notes"]`
+    the lines its console must show."""
+    notes = result["notes"]
     with clock("probe"):
         probe = probe_item(item)
     n = probe.n_frames
     if n < 1:
         raise DataError(f"{item.video_id}: no frames decoded")
-    face_source = _face_source(item, cfg.face_source)
+    face_source, note = _face_source(item, cfg.face_source, cfg.crop_numbering)
+    if note:
+        log.warning("%s: %s", item.video_id, note)
+        notes.append(note)
     attrs = {
         "fps": probe.fps, "n_frames": n, "source": source,
         "pts_source": probe.pts_source, "face_source": face_source,
         "dataset": item.dataset, "split": item.split, **_media_attrs(probe.info),
+        **({"crop_numbering": cfg.crop_numbering} if face_source == "crops" and item.crop_dir else {}),
     }
     with clock("write"):
         writer = cache.begin_video(item.video_id, n, attrs)
         writer.write("pts", 0, probe.pts)
     audio = _audio_stage(item, probe, cfg, encoders, writer, clock)
     n_faces, report = _face_stage(item, probe, cfg, encoders, writer, face_source, clock)
-    if face_source != "none" and n_faces == 0:
-        log.warning("%s: no face in any of its %d frames (%s)", item.video_id, n, face_source)
+    if n_faces == 0 and face_source != "none":  # "none" said why already
+        notes.append(f"no face in any of its {n} frames ({face_source}); face_ok is False throughout")
+        log.warning("%s: %s", item.video_id, notes[-1])
     if report.check_seconds:  # part of faces_in, shown apart (benchmarks/extract.py)
         clock.seconds["decord_check"] = report.check_seconds
     media = {"audio": audio, "decoding": report.record() if report.decoder else None}
@@ -232,7 +260,7 @@ def _face_rows(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders, w
     n, dim = probe.n_frames, int(encoders.face.output_dim)
     n_faces = written = 0
     batches = iter_face_batches(item, probe, cfg.batch_size, crop_size=cfg.crop_size, detector=detector,
-                                decoder=decoder, report=report)
+                                decoder=decoder, report=report, crop_numbering=cfg.crop_numbering)
     while True:
         with clock("faces_in"):  # decoding, crop files or the detector
             batch = next(batches, None)

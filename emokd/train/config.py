@@ -40,6 +40,8 @@ class TrainConfig:
     storage_options: dict = field(default_factory=dict, metadata={"redact": without_secrets, "help": (
         "fsspec options of a cache on an object store (s3: endpoint_url, anon, ...); credentials are "
         "never saved")})
+    allow_other_cache: bool = False      # use a cache whose fingerprint differs from the teacher's (or, resuming,
+                                         # the run's) training cache; recorded in config.yaml and the summary
 
     def check(self) -> None:
         if not self.cache:

@@ -22,6 +22,7 @@ from emokd.constants import TASKS
 from emokd.errors import ConfigError, DataError
 from emokd.models.device import resolve_device
 from emokd.train.data import FrameData, fill_from_earlier, load_frame_data
+from emokd.train.cache_check import check_same_cache
 from emokd.train.recipes.base import Recipe, require_datasets
 from emokd.train.runs import BEST, RunDir, load_trained
 
@@ -140,18 +141,22 @@ def evaluate_split(model, recipe: Recipe, data: FrameData, split: str,
 
 
 def evaluate_run(run: str | Path, cache_url: str, split: str = "validation", device: str = "auto",
-                 which: str = BEST, batch_size: int = 2048, storage_options: dict | None = None) -> dict:
+                 which: str = BEST, batch_size: int = 2048, storage_options: dict | None = None,
+                 allow_other_cache: bool = False) -> dict:
     """Metrics of a run's checkpoint on a split of a cache; saved as eval_<split>.json in the run.
     The recipe's `metric_keys` say which top-level keys are metrics; `tasks` holds per task the
-    videos and frames scored and their metrics, `mtl_on` where the MTL score was computed."""
+    videos and frames scored and their metrics, `mtl_on` where the MTL score was computed. A cache
+    whose fingerprint differs from the run's training cache is refused (cache_check.py) unless
+    `allow_other_cache`, which the result then records with the differences."""
     dev = resolve_device(device)
     recipe, model, ckpt = load_trained(run, which, dev)
     cache = FeatureCache.open(cache_url, storage_options=storage_options)
+    other = check_same_cache(ckpt, cache, run, allow_other_cache)
     data = load_frame_data(cache, [split], model.config.window, model.config.stride, device=dev)
     found = evaluate(model, recipe, data, split, batch_size)
     result = {"run": str(run), "checkpoint": which, "epoch": ckpt["epoch"], "recipe": recipe.name,
-              "cache": cache_url, "split": split,
+              "cache": cache_url, "cache_fingerprint": cache.fingerprint, "split": split,
               "n_frames": int(len(data.frames(videos=evaluated_videos(recipe, data, split)))),
-              **found.to_dict()}
+              **found.to_dict(), **({"allowed_other_cache": other} if other else {})}
     (RunDir(run).file(f"eval_{split}.json")).write_text(json.dumps(result, indent=2))
     return result

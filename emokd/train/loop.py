@@ -31,6 +31,7 @@ from emokd.logs import file_log
 from emokd.models.device import resolve_device
 from emokd.train.config import TrainConfig
 from emokd.train.data import load_frame_data
+from emokd.train.cache_check import cache_identity, check_same_cache
 from emokd.train.evaluate import evaluate, evaluated_videos
 from emokd.train.progress import Progress, epoch_line
 from emokd.train.recipes.base import EpochState, build_recipe
@@ -66,6 +67,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     made = FeatureCache.open(cfg.cache, storage_options=cfg.storage_options).made_by  # a missing cache fails here
     run = RunDir(cfg.run)
     if cfg.role == "teacher" and cfg.export_soft:              # a taken name fails before any epoch
+        FeatureCache.open(cfg.cache, mode="r+", storage_options=cfg.storage_options)  # a read-only cache, too
         claim_soft_name(cfg.cache, run.path, soft_run_name(run.path, cfg.soft_run), cfg.storage_options)
     run.prepare(cfg, resume, made_by(dataset=made[-1].get("dataset") if made else None))
     with file_log(run.file(LOG)):
@@ -80,9 +82,13 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
     progress = Progress(every_s=cfg.progress_every_s)
 
     # data: the train and validation videos in memory, plus the teacher's outputs for a student
+    cache = FeatureCache.open(cfg.cache, storage_options=cfg.storage_options)
+    other_cache = []
+    if cfg.role == "student":  # the teacher's view of these frames only means something on its own features
+        other_cache = check_same_cache(RunDir(cfg.teacher).load_checkpoint(BEST), cache, f"teacher {cfg.teacher}",
+                                       cfg.allow_other_cache)
     soft_run = (ensure_soft_labels(cfg.cache, cfg.teacher, cfg.device, cfg.storage_options)
                 if cfg.role == "student" else None)
-    cache = FeatureCache.open(cfg.cache, storage_options=cfg.storage_options)
     data = load_frame_data(cache, [cfg.train_split, cfg.val_split], cfg.window, cfg.stride, soft_run,
                            device if cfg.data_on_device else "cpu", train_split=cfg.train_split)
     data.batch_device = device
@@ -100,6 +106,7 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
     start = 0
     if resume:
         ckpt = run.load_checkpoint(LAST, device)
+        other_cache += check_same_cache(ckpt, cache, run.path, cfg.allow_other_cache)
         saved_net = net_config_of(ckpt, run.file(LAST))
         if saved_net != to_dict(model.config):
             raise ConfigError(f"{run.file(LAST)}: its network {saved_net} differs from the one this config "
@@ -124,6 +131,7 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
                 "epoch": epoch, "recipe": cfg.recipe, "recipe_options": to_dict(recipe.config),
                 "net_config": to_dict(model.config), "config": to_dict(cfg), "soft_run": soft_run,
                 "extraction": extraction,          # what made the features: `emokd predict-video` redoes it
+                "cache": cache_identity(cache), "other_cache": other_cache,
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
@@ -172,7 +180,7 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
 
     summary = {"run": str(run.path), "best_epoch": state.best_epoch, "best_score": state.best.get("score"),
                "score_key": recipe.score_key, "mtl_score_on": mtl_on, "seed": cfg.seed, "soft_run": soft_run,
-               "epochs_run": state.epoch + 1}
+               "epochs_run": state.epoch + 1, **({"allowed_other_cache": other_cache} if other_cache else {})}
     if cfg.role == "teacher" and cfg.export_soft and run.file(BEST).is_file():
         summary["soft_run"], summary["soft_videos_written"] = export_soft_labels(
             cfg.cache, run.path, cfg.device, cfg.eval_batch_size, name=cfg.soft_run,

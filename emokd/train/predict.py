@@ -10,6 +10,7 @@ three tasks: a recipe that does not predict VA, EXPR and AU cannot write one (Mi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from emokd.errors import DataError
 from emokd.index.abaw import read_test_frames
 from emokd.models.device import resolve_device
 from emokd.train.data import load_frame_data
+from emokd.train.cache_check import check_same_cache
 from emokd.train.evaluate import predict_split
 from emokd.train.runs import BEST, load_trained
 
@@ -69,13 +71,15 @@ def expand_videos(entries: list[tuple[str, str, int | None]], row_of: dict[str, 
 
 def write_submission(run: str | Path, cache_url: str, test_list: str | Path, out: str | Path,
                      device: str = "auto", batch_size: int = 2048, which: str = BEST,
-                     storage_options: dict | None = None) -> int:
-    """Write the submission file `out`; returns the number of rows written."""
+                     storage_options: dict | None = None, allow_other_cache: bool = False) -> int:
+    """Write the submission file `out` and, beside it, `<out>.json` (run, checkpoint, cache and its
+    fingerprint, and the differences accepted by `allow_other_cache`); returns the rows written."""
     entries = read_test_frames(test_list)
     dev = resolve_device(device)
-    recipe, model, _ = load_trained(run, which, dev)
+    recipe, model, ckpt = load_trained(run, which, dev)
     recipe.require_tasks(TASKS, "an ABAW MTL submission")
     cache = FeatureCache.open(cache_url, storage_options=storage_options)
+    other = check_same_cache(ckpt, cache, run, allow_other_cache)
     videos = list(dict.fromkeys(video for _, video, _ in entries))
     known = set(cache.video_ids())
     absent = [v for v in videos if v not in known]
@@ -93,4 +97,8 @@ def write_submission(run: str | Path, cache_url: str, test_list: str | Path, out
         lines.append(submission_line(image, decided["va"][r], decided["expr"][r], decided["au"][r]))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text("\n".join(lines) + "\n")
+    Path(f"{out}.json").write_text(json.dumps({
+        "run": str(run), "checkpoint": which, "epoch": ckpt.get("epoch"), "cache": str(cache_url),
+        "cache_fingerprint": cache.fingerprint, "test_list": str(test_list), "rows": len(lines) - 1,
+        **({"allowed_other_cache": other} if other else {})}, indent=2))
     return len(lines) - 1

@@ -49,20 +49,22 @@ def _item(tmp_path, crops: bool, boxes: bool = False) -> VideoItem:
     if crops:
         crop_dir = tmp_path / "cropped_aligned" / "v"
         crop_dir.mkdir(parents=True, exist_ok=True)
+        (crop_dir / "00001.jpg").write_bytes(b"")  # listed by name; never read here
     return VideoItem("v", tmp_path / "v.mp4", crop_dir, None, "train",
                      face_boxes=np.zeros((3, 4)) if boxes else None)
 
 
 def test_face_source_per_item(tmp_path):
     with_crops, without = _item(tmp_path, True), _item(tmp_path / "b", False)
-    assert _face_source(with_crops, "auto") == "crops"
-    assert _face_source(without, "auto") == "detector"
-    assert _face_source(without, "crops") == "none"
-    assert _face_source(_item(tmp_path / "c", False, boxes=True), "auto") == "crops"
-    assert _face_source(with_crops, "detector") == "detector"
-    assert _face_source(with_crops, "whole-frame") == "whole-frame"
+    assert _face_source(with_crops, "auto", "1-based") == ("crops", None)
+    assert _face_source(without, "auto", "1-based") == ("detector", None)
+    assert _face_source(without, "crops", "1-based")[0] == "none"
+    assert _face_source(_item(tmp_path / "c", False, boxes=True), "auto", "1-based") == ("crops", None)
+    assert _face_source(with_crops, "detector", "1-based") == ("detector", None)
+    assert _face_source(with_crops, "whole-frame", "1-based") == ("whole-frame", None)
     gone = VideoItem("g", None, tmp_path / "missing", None, "train")  # folder named but absent
-    assert _face_source(gone, "auto") == "detector"
+    source, note = _face_source(gone, "auto", "1-based")
+    assert source == "detector" and note == f"crop folder {tmp_path / 'missing'} not found; faces from the detector"
 
 
 def test_error_text_names_the_file_once(tmp_path):

@@ -68,7 +68,7 @@ def test_crop_folder_with_non_image_and_corrupt_crop(tmp_path, tree, caplog):
     (crop_dir / "readme.md").write_text("x")
     crops, problems = list_crops(crop_dir)
     assert sorted(crops) == list(range(6)) and problems == [f"{crop_dir / 'readme.md'}: not a crop image "
-                                                            "(expected NNNNN.jpg), ignored"]
+                                                            "(expected NNNNN.jpg, .jpeg or .png), ignored"]
     video = make_video(tmp_path / "v.mp4", 6, 25, (64, 48), audio=None)
     _, got = collect(VideoItem("v", video.path, crop_dir, None, "train"), 4)
     assert got["face_ok"].tolist() == [True, True, False, True, True, True]
