@@ -21,19 +21,10 @@ from emokd.index.crop_files import RULE, zero_crop
 
 def _check_device(cfg: ExtractConfig) -> None:
     """The device must exist here when the workers run here (a remote cluster checks its own)."""
-    if cfg.scheduler:
-        return
-    import torch
+    if not cfg.scheduler:
+        from emokd.models.device import resolve_device
 
-    try:
-        device = torch.device(cfg.device)
-    except RuntimeError as exc:
-        raise ConfigError(f"device: {cfg.device!r} is not a torch device ({exc})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {cfg.device!r} requested but CUDA is not available on this machine; "
-                          "use --device cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device: {cfg.device!r}, but this machine has {torch.cuda.device_count()} GPU(s)")
+        resolve_device(cfg.device)
 
 
 def _try(setting: str, what: str, run):

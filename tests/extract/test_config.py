@@ -106,7 +106,7 @@ def test_fingerprint_settings_hold_every_feature_setting(encoders):
     cfg = ExtractConfig().resolved()
     settings = fingerprint_settings(cfg, encoders)
     assert set(settings) == {"face_encoder", "audio_encoder", "face_source", "face_detector", "crop_size",
-                             "sample_rate", "window_s", "audio_mode", "audio_track"}
+                             "sample_rate", "window_s", "audio_mode", "audio_track", "crop_numbering"}
     for key in ("face_encoder", "audio_encoder"):
         assert len(settings[key]["weights_sha256"]) == 64 and settings[key]["layer"]
     assert settings["audio_encoder"]["layer"] == "conv8" and settings["audio_encoder"]["output_dim"] == 1000
@@ -116,6 +116,7 @@ def test_fingerprint_settings_hold_every_feature_setting(encoders):
     assert fingerprint_settings(replace(cfg, workers=4, batch_size=8, device="cpu"), encoders) == settings
     assert fingerprint_settings(replace(cfg, window_s=5.0), encoders)["window_s"] == 5.0
     assert fingerprint_settings(replace(cfg, audio_track=1), encoders)["audio_track"] == 1
+    assert fingerprint_settings(replace(cfg, crop_numbering="0-based"), encoders)["crop_numbering"] == "0-based"
 
 
 def test_audio_record_tells_the_window_extraction_runs_with(encoders):

@@ -70,7 +70,7 @@ def test_settings_no_video_can_use_are_refused_before_anything_is_written(safety
     cases = [(["--window-s", "5"], "window_s 5", "too short for layer conv8"),
              (["--face-weights", text_weights], str(text_weights), "cannot load it as face weights")]
     if not torch.cuda.is_available():
-        cases.append((["--device", "cuda"], "device: 'cuda'", "CUDA is not available"))
+        cases.append((["--device", "cuda"], "device: 'cuda'", "CUDA is not available"))  # the workers' device
     for args, *words in cases:
         assert_one_line_error(extract(data, reference_copy, "--overwrite", *args), *words)
         assert snapshot(reference_copy) == before, args  # not one byte changed
