@@ -1,6 +1,7 @@
 """The cache on a real S3 server (moto on loopback): what other processes wrote is seen, failures of
 the store are one-line errors, options parse and never leave their secrets in saved configs."""
 
+import json
 import os
 import subprocess
 import sys
@@ -110,3 +111,36 @@ def test_only_loopback_is_reachable_here_and_in_the_processes_tests_start(s3, bu
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "loopback only" in child.stdout, child.stdout + child.stderr
     socket.create_connection(("127.0.0.1", int(s3.endpoint.rsplit(":", 1)[1])), timeout=5).close()
+
+
+@pytest.mark.slow
+def test_cache_commands_on_s3_with_storage_options(s3, bucket, clips, monkeypatch):
+    """info, verify and relabel through the CLI, the endpoint given only by --storage-options."""
+    from click.testing import CliRunner
+
+    from emokd.cli import main
+    from emokd.index.dataset import index_dataset
+
+    url = f"{bucket}/c.zarr"
+    cache = FeatureCache.create(url, SETTINGS, {}, ENCODERS)
+    for name, n in clips.n_frames.items():
+        write_video(cache, f"clips/{name}", video_values(n, len(name)))
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # only the flag says where the server is
+    flag = ["--storage-options", f"endpoint_url={s3.endpoint}"]
+    relabelled = CliRunner().invoke(main, ["cache", "relabel", str(clips.local_manifest), url, *flag])
+    assert relabelled.exit_code == 0, relabelled.output
+    assert f"relabelled {len(clips.names)} video(s)" in relabelled.output
+    verified = CliRunner().invoke(main, ["cache", "verify", url, *flag])
+    assert verified.exit_code == 0 and f"ok: {len(clips.names)} complete video(s)" in verified.output
+    info = CliRunner().invoke(main, ["cache", "info", url, "--json", *flag])
+    assert info.exit_code == 0, info.output
+    assert json.loads(info.output)["videos"] == len(clips.names)
+    reader = FeatureCache.open(url, storage_options={"endpoint_url": s3.endpoint})
+    for item in index_dataset(clips.local_manifest).items:
+        labels = reader.read_labels(item.video_id)
+        np.testing.assert_array_equal(labels["expr"], item.labels.expr)
+        np.testing.assert_array_equal(labels["va"], item.labels.va)
+    closed = ["--storage-options", f"endpoint_url=http://127.0.0.1:{free_port()}"]
+    unreachable = CliRunner().invoke(main, ["cache", "info", url, *closed])
+    assert unreachable.exit_code == 2 and "cannot reach the object store" in unreachable.output
+    assert len(unreachable.output.strip().splitlines()) == 1  # one line, no traceback
