@@ -9,6 +9,7 @@ a layer that does not exist, an output that is not one vector per face.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from emokd.errors import WeightsError
 from emokd.models.encoder import FrozenEncoder, faces_to_tensor
 from emokd.models.input_spec import given, resolve_audio_input, resolve_face_input
 from emokd.models.presets import PRESETS, preset_for_file
+
+log = logging.getLogger(__name__)
 
 
 class ExternalEncoder(FrozenEncoder):
@@ -59,6 +62,9 @@ class ExternalEncoder(FrozenEncoder):
         if encoder.kind == "audio":
             encoder.input_spec.update(sample_rate=SAMPLE_RATE, window_s=float(window_s or AUDIO_WINDOW_S))
         encoder.load()
+        hint = preset_hint(encoder.path, encoder.name) if encoder.kind == "face" else None
+        if hint:
+            log.warning("%s", hint)
         encoder.check_input()
         encoder.mark_loaded(encoder.path)
         encoder.output_dim = encoder.probe_output_dim()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from emokd.errors import WeightsError
-from emokd.models.external import ExternalEncoder, preset_hint
+from emokd.models.external import ExternalEncoder
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,6 @@ class OnnxEncoder(ExternalEncoder):
         except Exception as exc:
             raise WeightsError(f"{self.where}: onnxruntime cannot load the graph: {_first_line(exc)}") from exc
         self.providers = self._session.get_providers()
-        hint = preset_hint(self.path, self.name) if self.kind == "face" else None
-        if hint:
-            log.warning("%s", hint)
 
     def model_input_shape(self) -> list[int | None]:
         dims = self._input.type.tensor_type.shape.dim

@@ -13,7 +13,7 @@ import warnings
 import torch
 
 from emokd.errors import WeightsError
-from emokd.models.external import ExternalEncoder, preset_hint
+from emokd.models.external import ExternalEncoder
 
 
 class TorchScriptEncoder(ExternalEncoder):
@@ -31,9 +31,6 @@ class TorchScriptEncoder(ExternalEncoder):
         self.module = module
         self.layer = self.requested_layer or "forward"
         self._call = self._resolve(module, self.layer)
-        hint = preset_hint(self.path, self.name) if self.kind == "face" else None
-        if hint:
-            warnings.warn(hint, stacklevel=2)
 
     def _resolve(self, module, layer: str):
         if layer == "forward":

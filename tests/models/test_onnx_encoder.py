@@ -129,9 +129,11 @@ def test_intermediate_layers_by_name_and_penultimate(tmp_path):
     np.testing.assert_allclose(fmap.encode_numpy(batch), seen["out"].mean(dim=(2, 3)).numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_preset_is_the_published_preprocessing(tmp_path):
+def test_preset_is_the_published_preprocessing(tmp_path, caplog):
     net = SmallFaceNet(classes=8)
     path = export(net, tmp_path / "enet_b0_8_best_vgaf.onnx", (1, 3, 224, 224))
+    build_encoder("onnx", weights=path, kind="face")  # a published file run without its preset: a hint
+    assert "`--face-encoder hsemotion_enet_b0` runs it with its published preprocessing" in caplog.text
     enc = build_encoder("hsemotion_enet_b0", weights=path, kind="face")
     spec = enc.record()["input_spec"]
     assert spec == {"size": 224, "colour": "RGB", "scale": 1 / 255, "mean": list(IMAGENET_MEAN),
