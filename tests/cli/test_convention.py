@@ -110,3 +110,58 @@ def test_an_old_config_key_is_read_with_a_note(small_run, tmp_path):
     assert result.exit_code == 0, result.output
     assert "key 'out' is deprecated, use 'run'" in result.output
     assert (tmp_path / "run" / "best.pt").is_file()
+
+
+@pytest.mark.parametrize("suffix, text", [(".yaml", "lr: 1e-4\nepochs: 1\n"), (".toml", "lr = 1e-4\nepochs = 1\n")])
+def test_lr_1e_4_trains_from_yaml_and_toml(small_run, tmp_path, suffix, text):
+    root, url, _ = small_run
+    path = tmp_path / f"c{suffix}"
+    path.write_text(text)
+    result = invoke("train-from-cache", "--cache", url, "--config", path, "--run", tmp_path / "r",
+                    "--batch-size", 16, "--window", 2, "--stride", 1, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["lr"] == 0.0001
+
+
+def test_a_wrong_type_is_refused_before_any_file_is_written(small_run, tmp_path):
+    root, url, _ = small_run
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: fast\n")
+    result = invoke("train-from-cache", "--cache", url, "--config", bad, "--run", tmp_path / "r")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: {bad}: lr: 'fast' is not a float"]
+    assert not (tmp_path / "r").exists()
+    result = invoke("train-from-cache", "--cache", url, "--run", tmp_path / "r", "--epochs", "many")
+    assert result.exit_code == 2 and "'many' is not a valid integer" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_config_show_is_accepted_back_by_config(small_run, tmp_path):
+    from emokd.config import load_config, to_dict
+    from emokd.extract.config import ExtractConfig
+    from emokd.train.config import TrainConfig
+    from emokd.train.recipes.vu2021.recipe import Vu2021
+
+    result = invoke("config", "show", "extract")
+    assert result.exit_code == 0 and "# crop_size (int): face crop size in pixels\ncrop_size: 112\n" in result.output
+    (tmp_path / "extract.yaml").write_text(result.output)
+    assert load_config(ExtractConfig, tmp_path / "extract.yaml") == ExtractConfig()
+
+    result = invoke("config", "show", "train", "--recipe", "vu2021")
+    assert result.exit_code == 0 and "recipe: vu2021\n" in result.output and "  va_bins:" in result.output
+    shown = tmp_path / "train.yaml"
+    shown.write_text(result.output)
+    cfg = load_config(TrainConfig, shown)
+    assert cfg.recipe == "vu2021" and cfg.lr == 1e-4 and cfg.recipe_options == to_dict(Vu2021.Config())
+
+    root, url, _ = small_run                       # the jeong2022 file, edited, trains
+    text = invoke("config", "show", "train").output
+    edited = (text.replace("epochs: 20", "epochs: 1").replace("lstm_hidden: 512", "lstm_hidden: 8")
+              .replace("extractor: [1024, 512]", "extractor: [16, 8]").replace("heads: [256, 128]", "heads: [8]")
+              .replace("window: 6", "window: 2").replace("stride: 10", "stride: 1").replace("device: auto", "device: cpu")
+              .replace("export_soft: true", "export_soft: false"))
+    shown.write_text(edited)
+    result = invoke("train-from-cache", "--config", shown, "--cache", url, "--run", tmp_path / "from_shown")
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((tmp_path / "from_shown" / "config.yaml").read_text())
+    assert saved["recipe_options"]["lstm_hidden"] == 8 and saved["epochs"] == 1
