@@ -226,13 +226,15 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: dict | 
 
 
 def _check_layer(cls: type, layer: dict, source: str) -> None:
+    """One layer's keys known (old names too) and its values of their field's type."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init} | set(getattr(cls, "RENAMED", {}))
-    unknown = sorted(set(layer) - names)
+    renames = getattr(cls, "RENAMED", {})
+    known = sorted(f.name for f in dataclasses.fields(cls) if f.init)
+    unknown = sorted(set(layer) - set(known) - set(renames))
     if unknown:
-        raise ConfigError(f"{source}unknown key(s) {unknown}; known: {sorted(names - set(getattr(cls, 'RENAMED', {})))}")
+        raise ConfigError(f"{source}unknown key(s) {unknown}; known: {known}")
     for key, value in layer.items():
-        name = getattr(cls, "RENAMED", {}).get(key, key)
+        name = renames.get(key, key)
         if value is not None or not _is_optional(hints[name]):
             try:
                 convert(value, hints[name], name)

@@ -14,10 +14,24 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _STATE = {"verbose": False, "quiet": False}
 
 
+LOG_FILE_ONLY = ("distributed", "emokd.libav")   # below ERROR: the log file only, never the console
+
+
+def _for_console(record: logging.LogRecord) -> bool:
+    """Dask's own housekeeping ("worker process still alive ... killing") and libav's messages are
+    for the log file; on the console only with -v, or when they are errors."""
+    return (_STATE["verbose"] or record.levelno >= logging.ERROR
+            or not record.name.startswith(LOG_FILE_ONLY))
+
+
 class _Console(logging.StreamHandler):
     """The console handler: always the current sys.stderr (test runners swap it)."""
 
     _emokd_console = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(_for_console)
 
     @property
     def stream(self):

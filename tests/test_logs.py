@@ -37,3 +37,20 @@ def test_native_stderr_goes_to_the_log_not_the_terminal(capfd):
     assert records == ["[mov,mp4 @ 0x1] partial file"]
     err = capfd.readouterr().err
     assert "partial file" not in err and "after" in err
+
+
+def test_dask_housekeeping_and_libav_stay_off_the_console(capsys):
+    from emokd.logs import setup_logging
+
+    setup_logging(verbose=False, quiet=False)
+    logging.getLogger("distributed.nanny").warning("Worker process still alive after 4.0 seconds, killing")
+    logging.getLogger("emokd.libav").warning("[mov] partial file")
+    logging.getLogger("emokd.extract").warning("a warning of ours")
+    logging.getLogger("distributed.core").error("a real error")
+    err = capsys.readouterr().err
+    assert "still alive" not in err and "partial file" not in err
+    assert "a warning of ours" in err and "a real error" in err
+    setup_logging(verbose=True)
+    logging.getLogger("distributed.nanny").warning("shown with -v")
+    assert "shown with -v" in capsys.readouterr().err
+    setup_logging(verbose=False)

@@ -101,6 +101,18 @@ def test_the_tour_works_from_other_working_directories(workspace):
         assert (workspace["C"] / "v1.png").is_file() and "predictions of t" in result.output
 
 
+def test_predict_takes_a_test_list_of_video_names(workspace):
+    c = workspace["C"]
+    (c / "names.txt").write_text("video\ngeneric/v1\ngeneric/t1.mp4\n")
+    with contextlib.chdir(c):
+        result = invoke("predict", "--run", "../B/runs/t", "--cache", "../A/feats.zarr", "--test-list", "names.txt",
+                        "--out", "names_submission.txt", "--device", "cpu")
+    lines = (c / "names_submission.txt").read_text().splitlines()
+    assert "wrote names_submission.txt (60 rows)" in result.output and len(lines) == 61
+    assert [line.split(",")[0] for line in lines[1:]] == [f"generic/{v}/{k:05d}.jpg" for v in ("v1", "t1")
+                                                          for k in range(1, 31)]
+
+
 def decoded_frames(path):
     """Presentation times of every decoded frame, from PyAV, relative to the first."""
     with av.open(str(path)) as container:
@@ -122,8 +134,10 @@ def test_predict_video_one_row_per_decoded_frame(workspace, new_video):
     out = workspace["C"] / "pred"
     with contextlib.chdir(workspace["C"]):
         result = invoke("predict-video", "new/talk.mp4", "--run", "../B/runs/t", "--out", "pred", "--abaw",
-                        "--device", "cpu", "--no-progress")
+                        "--picture", "--device", "cpu", "--no-progress")
     assert "1 video(s), 37 frames predicted" in result.output
+    assert (out / "talk.png").is_file() and "wrote pred/talk.png" in result.output
+    assert "WARNING" not in result.output          # Dask's housekeeping goes to the log file only
     rows, cols = read_csv(out / "talk.csv")
     expected = ["frame", "time", "face_ok", "valence", "arousal", *EXPR_CLASSES, *AU_NAMES]
     assert list(rows[0]) == expected
