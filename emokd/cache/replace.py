@@ -27,8 +27,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import fsspec
-
 from emokd.cache import location
 from emokd.cache.failures import GROUP as FAILURES
 from emokd.cache.labels import GROUP as LABELS
@@ -52,7 +50,7 @@ def _root_document(url, storage_options) -> dict | None:
         if location.is_local(url):
             text = (location.local_path(url) / "zarr.json").read_text()
         else:
-            fs, path = fsspec.core.url_to_fs(str(url), **(storage_options or {}))
+            fs, path = location.filesystem(url, storage_options)
             text = fs.cat_file(f"{path.rstrip('/')}/zarr.json").decode()
     except (FileNotFoundError, NotADirectoryError):
         return None
@@ -66,7 +64,7 @@ def _root_document(url, storage_options) -> dict | None:
 def _top_level(url, storage_options) -> list[str]:
     if location.is_local(url):
         return sorted(p.name for p in location.local_path(url).iterdir())
-    fs, path = fsspec.core.url_to_fs(str(url), **(storage_options or {}))
+    fs, path = location.filesystem(url, storage_options)
     return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False))
 
 
@@ -158,7 +156,7 @@ def replace(url: str | Path, build: Callable[[str], None], storage_options: dict
 def _replace_remote(url, build, storage_options) -> None:
     root = location.open_root(url, "r+", storage_options)
     root.attrs.put({REPLACING: uuid.uuid4().hex})  # no fingerprint: no longer opens as a cache
-    fs, path = fsspec.core.url_to_fs(str(url), **(storage_options or {}))
+    fs, path = location.filesystem(url, storage_options)  # listings never cached
     path = path.rstrip("/")
     files = [f for f in fs.find(path) if f.rstrip("/") != f"{path}/zarr.json"]
     if files:

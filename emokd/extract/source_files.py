@@ -25,6 +25,7 @@ from emokd.cache.source_identity import source_identity  # one definition, share
 from emokd.errors import DataError
 from emokd.index.manifest import is_url
 
+
 def scratch_folder(scratch_dir: str | None = None) -> Path:
     """Where this worker downloads sources: the configured folder, the Dask worker's, or /tmp."""
     if scratch_dir:

@@ -41,8 +41,13 @@ def test_cluster_job_on_s3_equals_local_disk(s3, bucket, clips, tmp_path):
     config = tmp_path / "extract.toml"
     config.write_text("lock_expiry_s = 3.0\nlock_wait_s = 20.0\n")
     local_url, s3_url = tmp_path / "local.zarr", f"{bucket}/caches/clips.zarr"
-    urls = tmp_path / "urls.csv"  # the bucket's videos, and one object that is not there
-    urls.write_text(clips.url_manifest.read_text() + "s3://emokd-videos/clips/gone.mp4,gone,train,,clips\n")
+    fs = s3.filesystem()
+    copies = {name: f"{bucket}/videos/{name}.mp4" for name in clips.names}  # this test's own objects
+    for name, url in copies.items():
+        fs.copy(clips.urls[name][5:], url[5:])
+    urls = tmp_path / "urls.csv"  # the copies, and one object that is not there
+    urls.write_text(clips.url_manifest.read_text().replace("s3://emokd-videos/clips/", f"{bucket}/videos/")
+                    + f"{bucket}/videos/gone.mp4,gone,train,,clips\n")
     with dask_processes(tmp_path / "dask", n_workers=2, env=s3.env) as (address, _procs):
         local = CliRunner().invoke(main, _extract_args(clips.local_manifest, local_url, address, config))
         assert local.exit_code == 0, local.output
@@ -66,16 +71,30 @@ def test_cluster_job_on_s3_equals_local_disk(s3, bucket, clips, tmp_path):
         rerun = CliRunner().invoke(main, _extract_args(urls, s3_url, address, config))
         assert rerun.exit_code == 1, rerun.output  # the missing object
         assert "already complete" in rerun.output and "1 failed" in rerun.output
+        etag_before = FeatureCache.open(s3_url).video_attrs("clips/clip0")["source"]["etag"]
+
+        # a replaced object is extracted again, from its new content (clip2's bytes under clip0's name)
+        fs.put_file(str(clips.videos["clip2"]), copies["clip0"][5:])
+        changed = CliRunner().invoke(main, _extract_args(urls, s3_url, address, config))
+        assert "1 extracted" in changed.output and "clip0.mp4 was replaced" in changed.output, changed.output
+        replaced = FeatureCache.open(s3_url)
+        assert replaced.video_attrs("clips/clip0")["source"]["etag"] != etag_before
+        for name in ("face", "audio", "face_ok", "audio_ok", "pts"):
+            np.testing.assert_array_equal(replaced.read_video("clips/clip0")[name],
+                                          FeatureCache.open(str(local_url)).read_video("clips/clip2")[name])
+        fs.put_file(str(clips.videos["clip0"]), copies["clip0"][5:])  # back as it was, for the comparison
+        restored = CliRunner().invoke(main, _extract_args(urls, s3_url, address, config))
+        assert "1 extracted" in restored.output, restored.output
 
     on_disk, on_s3 = FeatureCache.open(str(local_url)), FeatureCache.open(s3_url)
     assert on_s3.verify() == [] and list(on_s3.failures()) == ["clips/gone"]
-    assert "s3://emokd-videos/clips/gone.mp4: source video not found" in on_s3.failures()["clips/gone"]
+    assert f"{bucket}/videos/gone.mp4: source video not found" in on_s3.failures()["clips/gone"]
     assert_same_cache(on_disk, on_s3)
     for name in clips.names:
         source = on_s3.video_attrs(f"clips/{name}")["source"]
-        assert source["url"] == clips.urls[name] and source["size"] == clips.videos[name].stat().st_size
+        assert source["url"] == copies[name] and source["size"] == clips.videos[name].stat().st_size
         assert source["etag"]
-    assert s3.filesystem().ls(f"{bucket[5:]}/caches") == [f"{bucket[5:]}/caches/clips.zarr"]  # lease gone
+    assert fs.ls(f"{bucket[5:]}/caches") == [f"{bucket[5:]}/caches/clips.zarr"]  # the lease is gone
 
     # training, evaluation, prediction and inspection read the S3 cache back (the endpoint given as
     # a flag here, the credentials from the AWS environment), with the same results as on disk

@@ -129,8 +129,10 @@ def test_the_lease_lives_outside_the_store(s3, bucket):
     with ObjectLease(url, ttl_s=30) as lease:
         cache = FeatureCache.create(url, SETTINGS, {}, ENCODERS)
         write_video(cache, "a/1", video_values(20, 1))
-        FeatureCache.create(url, SETTINGS, {}, ENCODERS, overwrite=True)  # deletes the store, not the lease
-        assert lease.holder().token == lease.token
+        renewed = FeatureCache.create(url, {**SETTINGS, "crop_size": 96}, {}, ENCODERS, overwrite=True)
+        assert lease.holder().token == lease.token  # --overwrite empties the store, never the lease
+        assert renewed.video_ids(include_incomplete=True) == [] and renewed.settings["crop_size"] == 96
+        assert not fs.find(f"{bucket[5:]}/data/c.zarr/videos/a~2F1") and not fs.find(f"{bucket[5:]}/data/c.zarr/videos/a%2F1")
         assert fs.ls(f"{bucket[5:]}/data") == [f"{bucket[5:]}/data/c.zarr", f"{bucket[5:]}/data/c.zarr.lease"]
         assert sorted(dict(FeatureCache.open(url).root.members())) == ["failures", "labels", "soft", "videos"]
 
