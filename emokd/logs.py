@@ -65,6 +65,16 @@ def setup_logging(log_file: str | Path | None = None, verbose: bool | None = Non
         _add_file_handler(Path(log_file))
 
 
+def duration(seconds: float) -> str:
+    """A short human duration for progress lines: 42s, 3m05s, 2h07m."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 def quiet() -> bool:
     """True after `-q`: no progress bars, errors only on the console."""
     return _STATE["quiet"]

@@ -16,6 +16,8 @@ import sys
 import threading
 import time
 
+from emokd.logs import duration
+
 TOPIC = "emokd-extract-progress"
 PLAIN_INTERVAL_S = 10.0
 
@@ -33,17 +35,6 @@ def report_frames(video_id: str, frames: int) -> None:
 
 def on_terminal() -> bool:
     return all(getattr(stream, "isatty", lambda: False)() for stream in (sys.stdout, sys.stderr))
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 class FrameProgress:
@@ -126,7 +117,7 @@ class FrameProgress:
         share = f" ({100 * handled / self.total:.1f} %)" if self.total else ""
         elapsed = time.monotonic() - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        left = f", about {_duration((self.total - handled) / rate)} left" if rate > 0 and self.total > handled else ""
+        left = f", about {duration((self.total - handled) / rate)} left" if rate > 0 and self.total > handled else ""
         return (f"extract: {handled}/{self.total} frames{share}, {self.videos_finished}/{self.videos_total} "
                 f"videos, {self.failed} frames failed ({self.videos_failed} videos); {rate:.1f} frames/s{left}")
 

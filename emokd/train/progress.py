@@ -15,16 +15,9 @@ from collections.abc import Iterable, Iterator
 
 from tqdm.auto import tqdm
 
+from emokd.logs import duration, quiet
+
 log = logging.getLogger(__name__)
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 class Progress:
@@ -32,10 +25,14 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.every_s = every_s
         self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.quiet = quiet()             # -q: the log only
 
     def steps(self, steps: Iterable, desc: str) -> Iterator:
         """Iterate `steps` (sized) showing the bar, or plain lines when not on a terminal."""
         total = len(steps) if hasattr(steps, "__len__") else None
+        if self.quiet:
+            yield from steps
+            return
         if self.terminal:
             yield from tqdm(steps, desc=desc, total=total, unit="step", leave=False, file=self.stream,
                             dynamic_ncols=True)
@@ -48,11 +45,13 @@ class Progress:
                 last = now
                 rate = (done + 1) / (now - start)
                 self.line(f"{desc}: step {done + 1}/{total} ({(done + 1) / total:.0%}), "
-                          f"{_duration(now - start)}, ETA {_duration((total - done - 1) / rate)}")
+                          f"{duration(now - start)}, ETA {duration((total - done - 1) / rate)}")
 
     def line(self, text: str) -> None:
         """One line on the console (above the bar, if any) and in the log."""
         log.info("%s", text)
+        if self.quiet:
+            return
         if self.terminal:
             tqdm.write(text, file=self.stream)
         else:

@@ -165,3 +165,13 @@ def test_config_show_is_accepted_back_by_config(small_run, tmp_path):
     assert result.exit_code == 0, result.output
     saved = yaml.safe_load((tmp_path / "from_shown" / "config.yaml").read_text())
     assert saved["recipe_options"]["lstm_hidden"] == 8 and saved["epochs"] == 1
+
+
+def test_quiet_leaves_only_the_result_on_the_console(small_run, tmp_path):
+    root, url, config = small_run
+    loud = invoke("train-from-cache", "--cache", url, "--config", config, "--run", tmp_path / "loud")
+    quiet = invoke("train-from-cache", "--cache", url, "--config", config, "--run", tmp_path / "quiet", "-q")
+    assert loud.exit_code == quiet.exit_code == 0, quiet.output
+    assert "epoch 1/1" in loud.output and "epoch 1/1" not in quiet.output
+    assert quiet.output.lstrip().startswith("{") and '"best_epoch"' in quiet.output
+    assert "epoch 1/1" in (tmp_path / "quiet" / "train.log").read_text()      # the log keeps everything

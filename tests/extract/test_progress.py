@@ -75,3 +75,15 @@ def test_extract_features_piped_to_a_file_has_no_escape_codes_and_libav_goes_to_
     assert "Read error" not in text and "partial file" not in text          # libav's own lines
     extract_log = (tmp_path / "c.zarr" / "extract.log").read_text()
     assert "emokd.libav" in extract_log
+
+
+def test_on_a_terminal_one_bar_that_reaches_its_total():
+    out = io.StringIO()
+    bar = FrameProgress({"a": 40, "b": 20}, videos_total=2, terminal=True, stream=out)
+    bar.frames("a", 32)
+    assert bar._bar.n == 32 and bar._bar.total == 60
+    bar.finished("a", "done", 40)
+    bar.finished("b", "failed")
+    bar.close()
+    assert bar._bar.n == bar._bar.total == 60
+    assert "videos 2/2, failed 1 (20 frames)" in out.getvalue()
