@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from emokd.config import without_secrets
+
 
 @dataclass
 class PredictVideoConfig:
@@ -22,4 +24,6 @@ class PredictVideoConfig:
     batch_size: int = 64                 # frames per encoder batch
     face_source: str | None = None       # how faces are found (default: the run's; its crops -> detector)
     detector_weights: str | None = None  # face detector weights folder (default: the weights store)
+    storage_options: dict = field(default_factory=dict, metadata={"redact": without_secrets, "help": (
+        "fsspec options of a --cache on an object store (s3: endpoint_url, ...); credentials are never saved")})
     extract: dict = field(default_factory=dict)   # the resolved extraction config used (written by emokd)

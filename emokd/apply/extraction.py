@@ -30,7 +30,8 @@ from emokd.train.runs import RunDir
 
 log = logging.getLogger(__name__)
 
-RUNTIME = ("device", "workers", "batch_size", "scheduler", "limit")
+RUNTIME = ("device", "workers", "batch_size", "scheduler", "limit", "storage_options", "scratch_dir",
+           "lock_expiry_s", "lock_wait_s")  # where and how this call runs, never taken from the run
 ENCODER_KEYS = ("name", "kind", "output_dim", "layer", "weights_sha256", "input_spec")
 
 
@@ -40,14 +41,15 @@ class RunExtraction:
     encoders: list[dict]         # its encoder records
 
 
-def run_extraction_settings(run: str | Path, checkpoint: dict) -> RunExtraction:
+def run_extraction_settings(run: str | Path, checkpoint: dict,
+                            storage_options: dict | None = None) -> RunExtraction:
     """What made the features `run` was trained on: from its checkpoint, else from its cache."""
     stored = checkpoint.get("extraction")
     if stored:
         return RunExtraction(dict(stored["config"]), list(stored["encoders"]))
     cache_url = (checkpoint.get("config") or {}).get("cache") or RunDir(run).config().cache
     try:
-        cache = FeatureCache.open(cache_url)
+        cache = FeatureCache.open(cache_url, storage_options=storage_options)
     except EmokdError as exc:
         raise DataError(f"{run}: its checkpoint records no extraction settings (an older emokd) and its "
                         f"training cache is not readable here ({exc}); train the run again, or run "
@@ -95,7 +97,7 @@ def extracted(items: list, run: str | Path, settings: RunExtraction, cfg: Extrac
         check_same_encoders(run, settings.encoders, plan.encoders)
         summary = run_extraction(items, cache_url, cfg, progress=progress, log_file=log_file,
                                  provenance=provenance)
-        yield FeatureCache.open(cache_url), summary
+        yield FeatureCache.open(cache_url, storage_options=cfg.storage_options), summary
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)       # only the folder made above

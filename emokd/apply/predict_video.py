@@ -129,9 +129,10 @@ def predict_video(cfg: PredictVideoConfig, progress: bool = True,
             TASKS, "an ABAW MTL submission (--abaw)")
     if cfg.smooth < 0:
         raise DataError(f"--smooth {cfg.smooth}: must be >= 0 seconds")
-    settings = run_extraction_settings(cfg.run, checkpoint)
+    settings = run_extraction_settings(cfg.run, checkpoint, cfg.storage_options)
     extract_cfg = extract_config_for(settings, {
         "device": cfg.device, "workers": cfg.workers, "batch_size": cfg.batch_size,
+        "storage_options": cfg.storage_options,
         "face_source": cfg.face_source, "detector_weights": cfg.detector_weights})
     cfg = dataclasses.replace(cfg, extract=to_dict(extract_cfg))
     out.mkdir(parents=True, exist_ok=True)

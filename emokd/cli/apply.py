@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from emokd.apply.config import PredictVideoConfig
-from emokd.cli.options import DEVICE, config_option, run_option
+from emokd.cli.options import DEVICE, config_option, run_option, storage_options_option
 
 
 @click.command("predict-video")
@@ -32,8 +32,9 @@ from emokd.cli.options import DEVICE, config_option, run_option
 @config_option(PredictVideoConfig, "face_source", type=click.Choice(["auto", "crops", "detector", "whole-frame"]),
                help="How faces are found.", show_default="the run's; its dataset crops become the detector")
 @config_option(PredictVideoConfig, "detector_weights", type=click.Path(exists=True))
+@storage_options_option()
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
-def predict_video_command(videos, run, no_progress, **flags):
+def predict_video_command(videos, run, no_progress, storage_options, **flags):
     """Predict valence/arousal, expressions and AUs for every frame of VIDEO (or of every video
     in FOLDER) with a trained run, writing one CSV per video to --out.
 
@@ -46,7 +47,8 @@ def predict_video_command(videos, run, no_progress, **flags):
     from emokd.apply.predict_video import predict_video
     from emokd.logs import quiet
 
-    cfg = PredictVideoConfig(videos=str(Path(videos).resolve()), run=str(Path(run).resolve()), **flags)
+    cfg = PredictVideoConfig(videos=str(Path(videos).resolve()), run=str(Path(run).resolve()),
+                             storage_options=storage_options or {}, **flags)
     result = predict_video(cfg, progress=not no_progress and not quiet(),
                            on_video=_draw_picture(cfg) if cfg.picture else None)
     for path in result.csvs:

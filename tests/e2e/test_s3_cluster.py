@@ -130,3 +130,15 @@ def test_cluster_job_on_s3_equals_local_disk(s3, bucket, clips, tmp_path):
                                         str(tmp_path / "clip0.png"), "--device", "cpu", *remote])
     assert picture.exit_code == 0, picture.output
     assert (tmp_path / "clip0.png").stat().st_size > 10_000
+
+    # predict-video keeps its cache in the bucket, and a second call reuses it
+    video_args = ["predict-video", str(clips.videos["clip3"]), "--run", str(tmp_path / "s3"), "--out",
+                  str(tmp_path / "pv"), "--cache", f"{bucket}/caches/pv.zarr", "--device", "cpu",
+                  "--face-source", "whole-frame", "--no-progress", *remote]
+    for reused in (0, 1):
+        applied = CliRunner().invoke(main, video_args)
+        assert applied.exit_code == 0, applied.output
+        assert f"{1 - reused} extracted, {reused} reused" in applied.output
+    (table,) = (tmp_path / "pv").glob("*.csv")
+    assert len(table.read_text().splitlines()) == clips.n_frames["clip3"] + 1
+    assert len(FeatureCache.open(f"{bucket}/caches/pv.zarr").video_ids()) == 1
