@@ -33,10 +33,11 @@ def _non_finite(array: zarr.Array) -> tuple[int, int | None]:
     return count, first
 
 
-def _check_array(where: str, group: zarr.Group, name: str, shape: tuple, dtype: np.dtype) -> list[str]:
-    if name not in group:
+def _check_array(where: str, present: dict[str, zarr.Array], name: str, shape: tuple, dtype: np.dtype) -> list[str]:
+    """`present`: the group's arrays by name (`dict(group.arrays())`: one listing, not one call per array)."""
+    if name not in present:
         return [f"{where}: array {name!r} is missing"]
-    array = group[name]
+    array = present[name]
     problems = []
     if tuple(array.shape) != shape:
         problems.append(f"{where}: array {name!r} has shape {tuple(array.shape)}, expected {shape}")
@@ -51,12 +52,13 @@ def video_defects(vid: str, group: zarr.Group, arrays: dict[str, ArraySpec]) -> 
     written row can hold) have every chunk stored. What a complete video that lost files shows."""
     where = f"video {vid!r}"
     n = int(group.attrs.get("n_frames", -1))
+    present = dict(group.arrays())
     problems = []
     for name, spec in arrays.items():
-        found = _check_array(where, group, name, spec.shape(n), spec.dtype)
+        found = _check_array(where, present, name, spec.shape(n), spec.dtype)
         problems += found
         if not found and spec.dtype.kind == "f":
-            array = group[name]
+            array = present[name]
             if array.nchunks_initialized < array.nchunks:
                 problems.append(f"{where}: array {name!r} lost {array.nchunks - array.nchunks_initialized} "
                                 f"of its {array.nchunks} chunk files")
@@ -92,15 +94,16 @@ def _check_labels(vid: str, group: zarr.Group, n_frames: int | None) -> list[str
     if n_frames is None:
         return [f"{where}: the video is not in the cache (orphan labels)"]
     problems = []
+    present = dict(group.arrays())
     for name, shape, dtype in (("va", (n_frames, 2), np.float32), ("expr", (n_frames,), np.int8),
                                ("au", (n_frames, 12), np.int8)):
-        problems += _check_array(where, group, name, shape, np.dtype(dtype))
+        problems += _check_array(where, present, name, shape, np.dtype(dtype))
     if group.attrs.get("split") not in SPLITS:
         problems.append(f"{where}: split {group.attrs.get('split')!r} is not one of {SPLITS}")
     if group.attrs.get("splits") is None:
         problems.append(f"{where}: written before per-task splits; run `emokd cache relabel DATASET CACHE`")
     if "mtl" in group:
-        problems += _check_array(where, group, "mtl", (n_frames,), np.dtype(bool))
+        problems += _check_array(where, present, "mtl", (n_frames,), np.dtype(bool))
     if not problems:
         problems += [f"{where}: {p}" for p in check_label_values(group["va"][...], group["expr"][...],
                                                                   group["au"][...])]

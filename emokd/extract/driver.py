@@ -202,7 +202,7 @@ def _run_tasks(client, plan, cache, cache_url: str, cfg: ExtractConfig, summary:
                 held.check()  # a driver whose lease was taken over stops here
             if summary.stopped:
                 client.cancel(list(futures))
-                log.error("stopping: %s", summary.stopped)
+                log.info("stopping: %s", summary.stopped)  # the command's last line says it
                 break
             bar.finished(video_id, result["status"], int(result["n_frames"]))
             future.release()
@@ -236,7 +236,7 @@ def _account(result: dict, summary: ExtractionSummary, cache, item, storage_opti
         summary.skipped += 1
         return
     if result.get("kind") == "environment":
-        summary.stopped = result["error"]
+        summary.stopped = f"writing {cache.url}: {result['error']}"
         return
     log.info("%s failed: %s", video_id, result["error"])   # the log file; the command prints the summary
     try:

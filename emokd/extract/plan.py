@@ -41,13 +41,13 @@ def plan_work(cache, items: list, settings: dict, encoders: list[dict], retry_fa
         return source_change(recorded, item.video_path, storage_options)
 
     plan = Plan([], [], settings, encoders)
-    complete = set(cache.video_ids()) if cache is not None else set()
+    checks = cache.complete_video_checks({item.video_id for item in items}) if cache is not None else {}
     failures = cache.failure_log() if cache is not None else {}
     for item in items:
         vid = item.video_id
-        if vid in complete:
-            defects = cache.video_defects(vid)
-            changed = change(cache.video_attrs(vid).get("source"), item)
+        if vid in checks:
+            attrs, defects = checks[vid]
+            changed = change(attrs.get("source"), item)
             if defects:
                 plan.defective[vid] = defects[0]
             elif changed:

@@ -64,17 +64,24 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     recipe = build_recipe(cfg.recipe, cfg.recipe_options)      # unknown options fail before any write
     device = resolve_device(cfg.device)
     cfg = resolve_seed(cfg)
-    made = FeatureCache.open(cfg.cache, storage_options=cfg.storage_options).made_by  # a missing cache fails here
+    cache = FeatureCache.open(cfg.cache, storage_options=cfg.storage_options)  # a missing cache fails here
+    made = cache.made_by
+    other_cache = []
+    if cfg.role == "student":  # the teacher's view of frames means something only on its own features
+        other_cache = check_same_cache(RunDir(cfg.teacher).load_checkpoint(BEST), cache, f"teacher {cfg.teacher}",
+                                       cfg.allow_other_cache)
     run = RunDir(cfg.run)
     if cfg.role == "teacher" and cfg.export_soft:              # a taken name fails before any epoch
         FeatureCache.open(cfg.cache, mode="r+", storage_options=cfg.storage_options)  # a read-only cache, too
         claim_soft_name(cfg.cache, run.path, soft_run_name(run.path, cfg.soft_run), cfg.storage_options)
     run.prepare(cfg, resume, made_by(dataset=made[-1].get("dataset") if made else None))
     with file_log(run.file(LOG)):
-        return _train(cfg, recipe, device, run, resume)
+        return _train(cfg, recipe, device, run, resume, other_cache)
 
 
-def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: bool) -> dict:
+def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: bool,
+           other_cache: list[str]) -> dict:
+    """`other_cache`: the settings in which a student's cache differs from its teacher's (accepted)."""
     log.info("run %s: role %s, recipe %s, device %s, seed %d", run.path, cfg.role, cfg.recipe, device, cfg.seed)
     if cfg.role == "student" and cfg.seed == RunDir(cfg.teacher).config().seed:
         log.warning("student seed %d is its teacher's: it starts from the teacher's initial weights", cfg.seed)
@@ -83,10 +90,6 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
 
     # data: the train and validation videos in memory, plus the teacher's outputs for a student
     cache = FeatureCache.open(cfg.cache, storage_options=cfg.storage_options)
-    other_cache = []
-    if cfg.role == "student":  # the teacher's view of these frames only means something on its own features
-        other_cache = check_same_cache(RunDir(cfg.teacher).load_checkpoint(BEST), cache, f"teacher {cfg.teacher}",
-                                       cfg.allow_other_cache)
     soft_run = (ensure_soft_labels(cfg.cache, cfg.teacher, cfg.device, cfg.storage_options)
                 if cfg.role == "student" else None)
     data = load_frame_data(cache, [cfg.train_split, cfg.val_split], cfg.window, cfg.stride, soft_run,

@@ -21,27 +21,13 @@ from click.testing import CliRunner
 
 from emokd.cache.schema import video_arrays
 from emokd.cli import main
-from emokd.errors import WeightsError
 from extract_support import assert_same_cache, dask_processes
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def weights():
-    from emokd.models import weights as store
-
-    try:
-        return {name: store.asset_path(name) for name in ("soundnet8", "fer_pyemotion")}
-    except WeightsError:
-        try:
-            return store.fetch(["soundnet8", "fer_pyemotion"])
-        except WeightsError as exc:
-            pytest.skip(f"default weights not available here: {exc}")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, weights):
+def dataset(tmp_path_factory, default_weights):  # default_weights: tests/extract/conftest.py
     """solo (crops with gaps, fewer label lines than frames), duo_left/duo_right (one AVI file),
     nocrop (no crop folder, no audio), broken (a corrupt .mp4)."""
     from emokd.testing.affwild2_tree import write_affwild2_tree
