@@ -21,7 +21,8 @@ import numpy as np
 
 from emokd.constants import TASKS, VIDEO_SUFFIXES
 from emokd.errors import DataError
-from emokd.index.abaw import TASK_FOLDERS, FrameLabels, fit_to_frames, read_mtl_file, read_task_file, read_test_list, videos_of_test_list
+from emokd.index.frame_labels import FrameLabels
+from emokd.index.abaw import TASK_FOLDERS, fit_to_frames, read_mtl_file, read_task_file, read_test_list, videos_of_test_list
 from emokd.index.crop_files import list_crops
 from emokd.index.manifest import Manifest, VideoItem, with_splits
 from emokd.index.probe import frame_count

@@ -17,7 +17,8 @@ from pathlib import Path, PurePosixPath
 
 from emokd.constants import uniform_splits
 from emokd.errors import DataError
-from emokd.index.abaw import FrameLabels, read_label_file
+from emokd.index.abaw import read_label_file
+from emokd.index.frame_labels import FrameLabels
 from emokd.index.crop_files import list_crops
 from emokd.index.manifest import Manifest, VideoItem, is_saved_manifest, is_url, with_splits
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from emokd.constants import SPLIT_KEYS, SPLIT_VALUES, split_summary, uniform_splits
 from emokd.errors import DataError
-from emokd.index.abaw import FrameLabels
+from emokd.index.frame_labels import FrameLabels
 
 __all__ = ["FrameLabels", "VideoItem", "Manifest", "MANIFEST_FORMAT", "is_url"]
 
