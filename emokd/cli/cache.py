@@ -77,7 +77,7 @@ def relabel_command(dataset: str, path: str, dataset_root: str | None, storage_o
         dataset, path = path, dataset
     cache = FeatureCache.open(path, mode="r+", storage_options=storage_options)
     manifest = load_dataset(dataset, dataset_root)
-    with writer_lock(path, purpose="relabel"):
+    with writer_lock(path, storage_options, purpose="relabel"):
         report = relabel(cache, manifest.items)
     click.echo(report.line())
     if report.not_indexed:

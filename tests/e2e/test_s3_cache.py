@@ -125,7 +125,10 @@ def test_cache_commands_on_s3_with_storage_options(s3, bucket, clips, monkeypatc
     cache = FeatureCache.create(url, SETTINGS, {}, ENCODERS)
     for name, n in clips.n_frames.items():
         write_video(cache, f"clips/{name}", video_values(n, len(name)))
-    monkeypatch.delenv("AWS_ENDPOINT_URL")  # only the flag says where the server is
+    import s3fs
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # only the flag says where the server is,
+    s3fs.S3FileSystem.clear_instance_cache()  # also to the writer lock (no client made earlier helps)
     flag = ["--storage-options", f"endpoint_url={s3.endpoint}"]
     relabelled = CliRunner().invoke(main, ["cache", "relabel", str(clips.local_manifest), url, *flag])
     assert relabelled.exit_code == 0, relabelled.output
