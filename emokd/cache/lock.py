@@ -169,8 +169,12 @@ def _create(path: Path, record: dict) -> bool:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(record))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(record))
+    except OSError:  # a full disk: leave no half-written lock behind
+        path.unlink(missing_ok=True)
+        raise
     return True
 
 

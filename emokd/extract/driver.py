@@ -68,7 +68,7 @@ class ExtractionSummary:
 def prepare_cache(items: list, cache_url: str, cfg: ExtractConfig, overwrite: bool = False,
                   create: bool = True, retry_failed: bool = False):
     """Check the settings, create or open the cache (refused on a different fingerprint; replaced
-    with `overwrite`), plan the work and clear what is to be redone (plan.py).
+    with `overwrite`) and plan the work (plan.py; the run clears what is to be redone).
 
     Returns (cache or None, Plan). With create=False (dry run) nothing is written. Every check that
     does not depend on one video runs before the cache is touched (preflight.py).
@@ -87,9 +87,7 @@ def prepare_cache(items: list, cache_url: str, cfg: ExtractConfig, overwrite: bo
     if create:
         cache = FeatureCache.create(cache_url, settings, config=to_dict(cfg), encoders=records,
                                     overwrite=overwrite, storage_options=cfg.storage_options)
-        plan = plan_work(cache, items, settings, records, retry_failed, cfg.storage_options)
-        clear_for_redo(cache, plan)
-        return cache, plan
+        return cache, plan_work(cache, items, settings, records, retry_failed, cfg.storage_options)
     existing = FeatureCache.matching(cache_url, settings, records, overwrite=overwrite,
                                      storage_options=cfg.storage_options)
     return None, plan_work(existing, items, settings, records, retry_failed, cfg.storage_options)
@@ -157,6 +155,7 @@ def _locked_run(items, cache_url, cfg, overwrite, retry_failed, progress, client
                                     defective=len(plan.defective), failed_earlier=len(plan.failed_earlier))
         for vid, message in plan.failed_earlier.items():
             log.info("%s: failed in an earlier run (%s); not retried", vid, message)
+        clear_for_redo(cache, plan)  # the defective and changed videos, said in the log file too
         log.info("extracting %d videos into %s (%d already complete); settings %s",
                  len(plan.todo), cache_url, len(plan.complete), plan.settings)
         if plan.todo:

@@ -42,10 +42,13 @@ def _assert_stopped_cleanly(proc, *words):
 
 
 def test_a_write_limit_mid_run_stops_cleanly_and_the_rerun_resumes(safety_tree, safety_reference, tmp_path):
-    """Problem: a full disk mid-run gave "--- Logging error ---" blocks and no summary. Every write
-    larger than 40 kB fails here (a video's audio chunk is 60 kB): the run stops at the first one,
-    prints its summary and one error line; the same command then completes the cache."""
+    """Problem: a full disk at the start, or mid-run, gave tracebacks ("--- Logging error ---"
+    blocks and no summary). With every write past 100 bytes failing, the run is refused at once in
+    one line; with writes past 40 kB failing (a video's audio chunk is 60 kB) it stops at the first
+    one, prints its summary and one error line; the same command then completes the cache."""
     url = tmp_path / "cache.zarr"
+    _assert_stopped_cleanly(_run(_command(safety_tree, url), limit_bytes=100), "File too large")  # at the start
+    assert not url.exists()
     stopped = _assert_stopped_cleanly(_run(_command(safety_tree, url), limit_bytes=40_000),
                                       "the run stopped", "File too large", "run the same command again to resume")
     assert "4 videos: 0 extracted, 0 already complete, 0 failed" in stopped
@@ -78,8 +81,7 @@ def test_a_read_only_cache_is_refused_before_any_work(safety_tree, reference_cop
     """Problem: extract and relabel on a read-only cache ended in tracebacks."""
     before = snapshot(reference_copy)
     with read_only(reference_copy):
-        for args in (["extract-features", safety_tree.root, "--cache", reference_copy, "--no-progress",
-                      "--retry-failed"],
+        for args in (["extract-features", safety_tree.root, "--cache", reference_copy, "--no-progress"],
                      ["cache", "relabel", safety_tree.root, reference_copy]):
             result = CliRunner().invoke(main, [*map(str, args)])
             assert result.exit_code == 2 and "Traceback" not in result.output, result.output

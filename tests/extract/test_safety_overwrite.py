@@ -136,3 +136,20 @@ def test_a_kill_during_overwrite_leaves_the_old_cache_or_a_valid_new_one(safety_
     new, ref = FeatureCache.open(str(url)).read_video("alpha"), safety_reference[1].read_video("alpha")
     np.testing.assert_array_equal(new["face"], ref["face"])  # the window changes only the audio
     assert not np.array_equal(new["audio"], ref["audio"])
+
+
+def test_a_complete_video_that_lost_arrays_is_redone(safety_tree, safety_reference, reference_copy):
+    """Problem: a store whose complete groups had lost arrays was skipped forever ("already
+    complete") while `verify` reported the loss. The rerun's cheap check finds the damage, says so,
+    and redoes those videos only."""
+    shutil.rmtree(reference_copy / "videos" / "bravo" / "face")           # an array gone
+    shutil.rmtree(reference_copy / "videos" / "delta" / "audio" / "c")    # its chunk files gone
+    assert len(FeatureCache.open(str(reference_copy)).verify()) == 2
+    result = extract(safety_tree.root, reference_copy)
+    assert result.exit_code == 0, result.output
+    assert "2 extracted, 2 already complete" in result.output and "redid 2 defective videos" in result.output
+    log = (reference_copy / "extract.log").read_text()
+    assert "bravo: complete but defective (video 'bravo': array 'face' is missing)" in log
+    assert "delta: complete but defective (video 'delta': array 'audio' lost 1 of its 1 chunk files)" in log
+    assert_same_cache(safety_reference[1], FeatureCache.open(str(reference_copy)))
+    assert FeatureCache.open(str(reference_copy)).verify() == []
