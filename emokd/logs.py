@@ -15,13 +15,20 @@ _STATE = {"verbose": False, "quiet": False}
 
 
 LOG_FILE_ONLY = ("distributed", "emokd.libav")   # below ERROR: the log file only, never the console
+ALWAYS_LOG_FILE_ONLY = ("asyncio",)              # at any level: the log file only, never the console
 
 
 def _for_console(record: logging.LogRecord) -> bool:
     """Dask's own housekeeping ("worker process still alive ... killing") and libav's messages are
-    for the log file; on the console only with -v, or when they are errors."""
-    return (_STATE["verbose"] or record.levelno >= logging.ERROR
-            or not record.name.startswith(LOG_FILE_ONLY))
+    for the log file; on the console only with -v, or when they are errors. asyncio's messages
+    (aiohttp's "Unclosed client session" when an S3 client is garbage-collected, logged as an
+    error) are about a library's housekeeping, never about the user's data: the log file only,
+    whatever their level, unless -v."""
+    if _STATE["verbose"]:
+        return True
+    if record.name.startswith(ALWAYS_LOG_FILE_ONLY):
+        return False
+    return record.levelno >= logging.ERROR or not record.name.startswith(LOG_FILE_ONLY)
 
 
 class _Console(logging.StreamHandler):
