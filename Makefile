@@ -20,7 +20,7 @@ weights: $(STAMP)
 	$(EMOKD) weights fetch
 
 test: weights
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 demo: weights
 	$(PY) -m emokd.demo
