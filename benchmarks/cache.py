@@ -43,8 +43,9 @@ def write(cache: FeatureCache, vid: str, values: dict, batch: int, naive: bool) 
     for start in range(0, n, batch):
         for name, array in values.items():
             if naive:
-                writer.group[name][start:start + batch] = array[start:start + batch]
-                writer._written[name][start:start + batch] = True
+                rows, stored = writer.shard.rows, writer.shard.name_of(name)
+                rows.array(stored)[start:start + batch] = array[start:start + batch]
+                rows._written[stored][start:start + batch] = True
             else:
                 writer.write(name, start, array[start:start + batch])
     writer.commit()

@@ -21,7 +21,6 @@ import time
 import numpy as np
 import torch
 
-from emokd.cache.keys import encode_key
 from emokd.cache.store import FeatureCache
 from emokd.train.data import load_frame_data
 from emokd.train.recipes.base import EpochState, build_recipe
@@ -112,7 +111,7 @@ def main() -> None:
     gather = n / (time.perf_counter() - t0)
 
     # naive: each sample's window and audio read from the store
-    face_name = "face"
+    face_name, audio_name = cpu_data.sets["face"], cpu_data.sets["audio"]
     offsets = 10 * np.arange(5, -1, -1)
     t0 = time.perf_counter()
     n = 0
@@ -120,10 +119,11 @@ def main() -> None:
         for g in rng.choice(idx_all, bs, replace=False):
             v = int(cpu_data.frame_video[g])
             vid, k = cpu_data.video_ids[v], int(g - cpu_data.video_start[v])
-            rows = np.maximum(k - offsets, 0)
-            arrays = cache.root["videos"][encode_key(vid)]
+            loc = cache.index.location(vid)
+            rows = np.maximum(k - offsets, 0) + loc.first
+            arrays = cache.shard_group(loc.shard)
             _ = arrays[face_name].get_orthogonal_selection((rows, slice(None)))
-            _ = arrays["audio"][k]
+            _ = arrays[audio_name][loc.first + k]
             n += 1
     naive = n / (time.perf_counter() - t0)
 

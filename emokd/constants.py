@@ -39,4 +39,4 @@ def split_summary(splits: dict[str, str]) -> str:
     used = {s for s in splits.values() if s != "unlabelled"}
     return used.pop() if len(used) == 1 else (MIXED if used else "unlabelled")
 
-CACHE_SCHEMA_VERSION = 1
+CACHE_SCHEMA_VERSION = 2

@@ -63,7 +63,8 @@ def dask_processes(folder: Path, n_workers: int = 2, timeout: float = 60.0, env:
 
 
 def assert_same_cache(a, b, video_ids=None) -> None:
-    """Two caches hold the same complete videos with equal arrays and labels, array for array."""
+    """Two caches hold the same complete items with equal arrays and labels, array for array (however
+    their items are packed into shards)."""
     ids_a, ids_b = sorted(a.video_ids()), sorted(b.video_ids())
     assert ids_a == ids_b
     for video_id in video_ids or ids_a:
@@ -78,10 +79,23 @@ def assert_same_cache(a, b, video_ids=None) -> None:
         assert la["split"] == lb["split"]
 
 
-def dies_on_solo(item, cache_url, cfg, expected=None):
-    """An extraction task whose worker process dies (as if killed for memory) on video "solo"."""
-    if item.video_id == "solo":
+def dies_on_solo(task, cache_url, cfg, expected=None):
+    """A shard task whose worker process dies (as if killed for memory) on a shard holding "solo"."""
+    if "solo" in task.ids:
         os._exit(1)
-    from emokd.extract.task import extract_video
+    from emokd.extract.task import extract_shard
 
-    return extract_video(item, cache_url, cfg, expected)
+    return extract_shard(task, cache_url, cfg, expected)
+
+
+def onnx_face_model(path):
+    """A tiny face network exported to ONNX at `path` (3x32x32 in, 8-d penultimate, 4 logits)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(11)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 4)).eval()
+    torch.onnx.export(net, (torch.rand(1, 3, 32, 32),), str(path), input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "b"}}, dynamo=False)
+    return net

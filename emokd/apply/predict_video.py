@@ -31,6 +31,7 @@ from emokd.errors import DataError
 from emokd.logs import file_log
 from emokd.models.device import resolve_device
 from emokd.train.predict import HEADER, decisions, submission_line, video_probabilities
+from emokd.train.reading import checkpoint_sets
 from emokd.train.recipes.base import build_recipe
 from emokd.train.runs import BEST, RunDir, load_trained
 
@@ -54,8 +55,9 @@ def predict_cached(run: str | Path, cache, video_ids: list[str], device: str = "
                    smooth_s: float = 0.0, batch_size: int = 2048) -> list[VideoPrediction]:
     """The run's per-frame probabilities for cached videos, smoothed over `smooth_s` seconds."""
     dev = resolve_device(device)
-    recipe, model, _ = load_trained(run, which, dev)
-    probabilities = video_probabilities(model, recipe, cache, video_ids, dev, batch_size)
+    recipe, model, ckpt = load_trained(run, which, dev)
+    probabilities = video_probabilities(model, recipe, cache, video_ids, dev, batch_size,
+                                        sets=checkpoint_sets(ckpt))
     out = []
     for vid in video_ids:
         arrays = cache.read_video(vid, ["pts", "face_ok"])

@@ -1,9 +1,8 @@
-"""The cache fingerprint: a hash of every setting that changes feature values.
+"""Fingerprints: a hash of every setting that changes feature values, and what differs between two.
 
-What goes in: the code's cache schema version, the extraction settings the caller passes (crop
-size, sample rate, window length, audio mode, ...) and each encoder's record (name, kind, output
-dim, layer, input spec, weights sha256). What stays out: anything that changes only speed or
-bookkeeping (workers, batch size, device, paths), which the caller keeps in `config` instead.
+Each feature set has its own fingerprint (emokd/cache/sets.py says what goes in). What stays out:
+anything that changes only speed or bookkeeping (workers, batch size, device, paths), which the
+caller keeps in `config` instead.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import json
 import math
 from typing import Any
 
-from emokd.constants import CACHE_SCHEMA_VERSION
 from emokd.errors import CacheError
 
 _MISSING = "<not set>"
@@ -40,33 +38,9 @@ def canonical(value: Any, where: str = "settings") -> Any:
     raise CacheError(f"cache setting {where} has a value that cannot be stored: {value!r} ({type(value).__name__})")
 
 
-def array_name(record: dict) -> str:
-    """The per-video array an encoder fills: its record's "array" key, else its kind ("face", "audio")."""
-    name = record.get("array") or record.get("kind")
-    if not name:
-        raise CacheError(f"encoder record {record!r} has neither 'kind' nor 'array'")
-    return str(name)
-
-
-def encoders_by_array(encoders: list[dict]) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for record in encoders:
-        for key in ("name", "output_dim"):
-            if key not in record:
-                raise CacheError(f"encoder record {record!r} lacks {key!r}")
-        name = array_name(record)
-        if name in out:
-            raise CacheError(f"two encoders write the same cache array {name!r}: "
-                             f"{out[name]['name']} and {record['name']}; give one an 'array' name")
-        out[name] = canonical(record, f"encoders.{name}")
-    return out
-
-
-def fingerprint_inputs(settings: dict, encoders: list[dict],
-                       schema_version: int = CACHE_SCHEMA_VERSION) -> dict:
-    """The exact document that is hashed (stored in the cache's root attrs as `settings` etc.)."""
-    return {"schema_version": int(schema_version), "settings": canonical(settings),
-            "encoders": encoders_by_array(encoders)}
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON types (paths and other objects as their text): what attributes can hold."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def compute_fingerprint(inputs: dict) -> str:

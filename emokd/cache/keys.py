@@ -39,3 +39,11 @@ def decode_key(key: str) -> str:
         except UnicodeDecodeError as exc:
             raise CacheError(f"cache node name {key!r} is not a valid escaped id: {exc}") from exc
     return _ESCAPED.sub(unescape, key)
+
+
+def check_node_name(name: str, what: str = "node name") -> str:
+    """`name` if it is a safe Zarr node name (what `encode_key` produces, or a shard key built from
+    such names with "~~"), else CacheError."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9~-][A-Za-z0-9._~-]*", name):
+        raise CacheError(f"{what} {name!r}: use only A-Z a-z 0-9 . _ - ~, not starting with . or _")
+    return name

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from emokd.cache import location
 from emokd.cache.failures import GROUP as FAILURES
-from emokd.cache.labels import GROUP as LABELS
+from emokd.cache.shard import SHARDS
 from emokd.cache.soft import GROUP as SOFT
 from emokd.errors import CacheError
 
@@ -37,9 +37,10 @@ log = logging.getLogger(__name__)
 
 FORMAT_TAG = "emokd feature cache"
 REPLACING = "emokd_replacing"
-VIDEOS = "videos"
-SUBGROUPS = (VIDEOS, LABELS, SOFT, FAILURES)
-# what emokd itself puts at the top of a local store folder besides the Zarr groups
+SUBGROUPS = (SHARDS, SOFT, FAILURES)
+VERSION1_GROUPS = ("videos", "labels")        # a schema version 1 cache's (still emokd's own)
+# what emokd itself puts at the top of a local store folder besides the Zarr groups (version 1
+# kept its log and config inside the store; version 2 keeps them beside it, cache/sidecar.py)
 OWN_FILES = ("zarr.json", "extract.log", "extract_config.yaml")
 _STAGED = re.compile(r"^(?P<name>.+)\.emokd-(?:new|old)-[0-9a-f]{32}$")
 
@@ -84,7 +85,8 @@ def what_is_at(url: str | Path, storage_options: dict | None = None) -> str:
                          "(emokd deletes only caches it made)")
     attrs = document.get("attributes") or {}
     ours = attrs.get("emokd_cache") == FORMAT_TAG or REPLACING in attrs
-    foreign = [name for name in _top_level(url, storage_options) if name not in SUBGROUPS + OWN_FILES]
+    foreign = [name for name in _top_level(url, storage_options)
+               if name not in SUBGROUPS + VERSION1_GROUPS + OWN_FILES]
     if not ours and (attrs or foreign):
         raise CacheError(f"{url}: a Zarr store, but not an emokd feature cache; choose a new path "
                          "(emokd deletes only caches it made)")

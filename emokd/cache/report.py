@@ -6,37 +6,55 @@ import json
 
 import numpy as np
 
+from emokd.constants import TASKS
 from emokd.cache import location
-from emokd.cache.labels import GROUP as LABELS, SPLITS
+from emokd.cache.labels import SPLITS
 from emokd.cache.writer import STATUS_COMPLETE
+
+_TASK_KEYS = {"VA": "va", "EXPR": "expr", "AU": "au"}
 
 
 def _label_counts(cache) -> dict[str, dict[str, int]]:
-    """Per split: videos and frames (by each video's summary split, "mixed" when its tasks are in
-    different splits), and frames carrying a VA / EXPR / AU label (by that task's own split)."""
+    """Per split: items and frames (by the item's split), and frames carrying a VA / EXPR / AU label
+    counted in that task's own split."""
     counts: dict[str, dict[str, int]] = {}
-    if LABELS not in cache.root:
-        return counts
-    for _key, group in cache.root[LABELS].groups():
-        attrs = group.attrs
-        if attrs.get("status") != STATUS_COMPLETE:
-            continue
-        def row(split: str) -> dict[str, int]:
-            return counts.setdefault(split, {"videos": 0, "frames": 0, "va": 0, "expr": 0, "au": 0})
 
-        summary = attrs.get("split", "unlabelled")
-        splits = attrs.get("splits") or dict.fromkeys(("VA", "EXPR", "AU"), summary)
-        va, expr, au = group["va"][...], group["expr"][...], group["au"][...]
-        row(summary)["videos"] += 1
-        row(summary)["frames"] += len(expr)
-        row(splits["VA"])["va"] += int((~np.isnan(va)).all(axis=1).sum())
-        row(splits["EXPR"])["expr"] += int((expr != -1).sum())
-        row(splits["AU"])["au"] += int((au != -1).any(axis=1).sum())
-    return {split: counts[split] for split in sorted(counts, key=lambda s: SPLITS.index(s) if s in SPLITS else 99)}
+    def row(split):
+        return counts.setdefault(split, {"items": 0, "frames": 0, "va": 0, "expr": 0, "au": 0})
+    for key in cache.shard_keys():
+        labels = cache.read_shard_labels(key)
+        if labels is None:
+            continue
+        table = cache.shard_state(key).table
+        has = {"va": (~np.isnan(labels.va)).all(axis=1), "expr": labels.expr != -1,
+               "au": (labels.au != -1).any(axis=1)}
+        for i in range(len(table.ids)):
+            if table.status[i] != STATUS_COMPLETE:
+                continue
+            lo, hi = int(table.first[i]), int(table.first[i] + table.length[i])
+            r = row(labels.columns["split"][i])
+            r["items"] += 1
+            r["frames"] += hi - lo
+            for task in TASKS:
+                name = _TASK_KEYS[task]
+                row(labels.columns["splits"][i][task])[name] += int(has[name][lo:hi].sum())
+    order = {s: n for n, s in enumerate(SPLITS)}
+    return {split: counts[split] for split in sorted(counts, key=lambda s: order.get(s, 99))
+            if any(counts[split].values())}
+
+
+def _set_rows(cache) -> list[dict]:
+    shards = [cache.shard_state(k) for k in cache.shard_keys()]
+    return [{"name": fs.name, "kind": fs.kind, "dim": fs.dim, "encoder": fs.encoder.get("name"),
+             "layer": fs.encoder.get("layer"), "weights_sha256": fs.encoder.get("weights_sha256"),
+             "fingerprint": fs.fingerprint, "settings": fs.settings,
+             "shards_complete": sum(s.set_complete(fs.name) for s in shards), "shards": len(shards)}
+            for fs in cache.feature_sets]
 
 
 def _media_notes(complete: dict[str, dict]) -> dict:
-    """Videos whose frame timestamps were repaired, and videos PyAV decoded instead of decord."""
+    """Videos whose frame timestamps were repaired, and videos PyAV decoded instead of decord
+    (`complete`: item id -> what its item table records)."""
     repaired = {vid: int(a["pts_repairs"]) for vid, a in complete.items() if a.get("pts_repairs")}
     pyav = {vid: (a.get("decoding") or {}).get("reason", "") for vid, a in complete.items()
             if (a.get("decoding") or {}).get("decoder") == "pyav"}
@@ -44,18 +62,22 @@ def _media_notes(complete: dict[str, dict]) -> dict:
 
 
 def cache_info(cache) -> dict:
-    records = cache.video_records()
-    complete = {vid: a for vid, a in records.items() if a.get("status") == STATUS_COMPLETE}
-    frames = sum(int(a.get("n_frames", 0)) for a in complete.values())
+    cache.refresh()
+    index = cache.index
+    frames = sum(loc.length for loc in index.locations.values())
     size = location.size_on_disk(cache.url, cache.storage_options)
-    soft = {run: {"videos": len(cache.soft_video_ids(run)), "complete": run in cache.soft_runs(True)}
+    soft = {run: {"shards": len(cache.soft_shards(run)), "complete": run in cache.soft_runs(True)}
             for run in cache.soft_runs()}
+    shards = index.shards
+    complete = {i: r for i, r in cache.item_records().items() if r["status"] == STATUS_COMPLETE}
     return {
         "url": cache.url, "fingerprint": cache.fingerprint, "schema_version": cache.schema_version,
-        "created": cache.root.attrs.get("created"), "settings": cache.settings,
-        "encoders": cache.encoders, "feature_dims": cache.feature_dims,
-        "videos": len(complete), "frames": frames,
-        "incomplete": [vid for vid in records if vid not in complete],
+        "created": cache.root.attrs.get("created"), "feature_sets": _set_rows(cache),
+        "settings": cache.settings, "encoders": cache.encoders, "feature_dims": cache.feature_dims,
+        "items": len(index.locations), "frames": frames,
+        "shards": sum(s.complete for s in shards.values()),
+        "packed_shards": sum(s.complete and len(s.table.ids) > 1 for s in shards.values()),
+        "incomplete": index.incomplete_shards(),
         "failures": cache.failures(), "labels": _label_counts(cache), "soft_runs": soft,
         "media": _media_notes(complete),
         "size_bytes": size, "bytes_per_frame": (size / frames) if frames else None,
@@ -63,7 +85,7 @@ def cache_info(cache) -> dict:
     }
 
 
-def _human_bytes(n: float) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -74,25 +96,26 @@ def _human_bytes(n: float) -> str:
 def format_info(info: dict) -> str:
     lines = [f"cache        {info['url']}",
              f"fingerprint  {info['fingerprint']} (schema {info['schema_version']}, created {info['created']})",
-             f"videos       {info['videos']} complete, {info['frames']} frames",
-             f"size         {_human_bytes(info['size_bytes'])}"
+             f"items        {info['items']} complete, {info['frames']} frames, in {info['shards']} shards "
+             f"({info['packed_shards']} packed)",
+             f"size         {human_bytes(info['size_bytes'])}"
              + (f" ({info['bytes_per_frame']:.0f} bytes/frame)" if info["bytes_per_frame"] else ""),
-             "encoders"]
-    for record in info["encoders"]:
-        lines.append(f"  {record['array']:<10} {record['name']} layer {record.get('layer')} -> "
-                     f"{record['output_dim']}-d, weights sha256 {str(record.get('weights_sha256'))[:16]}")
-    lines.append("settings (in the fingerprint)")
-    lines += _key_values(info["settings"])
+             "feature sets"]
+    for row in info["feature_sets"]:
+        lines.append(f"  {row['name']:<26} {row['kind']:<5} {row['encoder']} layer {row['layer']} -> "
+                     f"{row['dim']}-d, weights sha256 {str(row['weights_sha256'])[:16]}; "
+                     f"{row['shards_complete']}/{row['shards']} shards")
+        lines += ["  " + line for line in _key_values(row["settings"])]
     if info["labels"]:
-        lines.append("labels       (videos / frames / frames with VA, EXPR, AU)")
+        lines.append("labels       (items / frames / frames with VA, EXPR, AU in each task's split)")
         for split, row in info["labels"].items():
-            lines.append(f"  {split:<11} {row['videos']} / {row['frames']} / {row['va']}, {row['expr']}, {row['au']}")
+            lines.append(f"  {split:<11} {row['items']} / {row['frames']} / {row['va']}, {row['expr']}, {row['au']}")
     else:
         lines.append("labels       none")
     for run, row in info["soft_runs"].items():
-        lines.append(f"soft labels  {run}: {row['videos']} videos{'' if row['complete'] else ' (run not finished)'}")
-    lines.append(f"incomplete   {len(info['incomplete'])}" + (": " + ", ".join(info["incomplete"][:10])
-                                                          if info["incomplete"] else ""))
+        lines.append(f"soft labels  {run}: {row['shards']} shards{'' if row['complete'] else ' (run not finished)'}")
+    lines.append(f"incomplete   {len(info['incomplete'])} shard(s)" + (": " + ", ".join(info["incomplete"][:10])
+                                                                    if info["incomplete"] else ""))
     media = info.get("media") or {}
     if media.get("repaired"):
         repaired = media["repaired"]

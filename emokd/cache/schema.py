@@ -1,11 +1,12 @@
-"""The arrays of one cached video, defined once: names, dtypes and shapes (docs/cache_format.md).
+"""The arrays of one shard, defined once: names, dtypes and shapes (docs/cache_format.md).
 
-Every video group holds, with `n_frames` rows each:
-  one feature array per encoder record, named after the record's `kind` (or its `array` key),
-      float16, shape (n_frames, output_dim);
-  face_ok, audio_ok   bool, (n_frames,): a face / an audio window existed for the frame;
-  pts                 float64, (n_frames,): the frame's time in seconds from the video's start.
-`FeatureCache.begin_video` creates exactly these arrays and `verify` checks caches against them.
+A shard holds the rows of its items end to end (R rows in all):
+  pts                 float64, (R,): each frame's time in seconds from its item's start;
+  <set>               float16, (R, dim): one array per feature set (emokd/cache/sets.py);
+  <set>.ok            bool, (R,): a face / an audio window existed for the frame, for that set.
+Labels and teacher soft labels live in the shard's `labels` and `soft/<run>` subgroups
+(labels.py, soft.py). `FeatureCache.begin_shard` creates exactly these arrays and `verify` checks
+caches against them.
 """
 
 from __future__ import annotations
@@ -14,50 +15,61 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emokd.errors import CacheError
-from emokd.cache.fingerprint import array_name
+from emokd.cache.sets import FeatureSet
 
 FEATURE_DTYPE = np.dtype(np.float16)
-FRAME_ARRAYS = {"face_ok": np.dtype(bool), "audio_ok": np.dtype(bool), "pts": np.dtype(np.float64)}
+PTS = "pts"
+PTS_DTYPE = np.dtype(np.float64)
 
 
 @dataclass(frozen=True)
 class ArraySpec:
-    """One per-frame array of a video: a feature array (filled by `encoder`) or a frame array."""
+    """One per-frame array of a shard: a set's features or mask (`feature_set` given), or pts."""
 
     name: str
     dtype: np.dtype
-    dim: int | None = None        # None: one value per frame, shape (n_frames,)
-    encoder: dict | None = None   # feature arrays: the record of the encoder that fills it
+    dim: int | None = None               # None: one value per frame, shape (R,)
+    feature_set: FeatureSet | None = None
 
     @property
     def is_feature(self) -> bool:
-        return self.encoder is not None
+        """The embedding array of a set (non-finite values are refused)."""
+        return self.feature_set is not None and self.dim is not None
 
-    def shape(self, n_frames: int) -> tuple[int, ...]:
-        return (int(n_frames),) if self.dim is None else (int(n_frames), self.dim)
+    def shape(self, n_rows: int) -> tuple[int, ...]:
+        return (int(n_rows),) if self.dim is None else (int(n_rows), self.dim)
+
+    @property
+    def dim_name(self) -> str | None:
+        """Zarr dimension name of the second axis: per set, since two sets may differ in width."""
+        return None if self.dim is None else f"{self.name}_dim"
 
     def attributes(self) -> dict | None:
-        """The array's Zarr attributes: which encoder (and layer) filled a feature array."""
-        if self.encoder is None:
+        """The array's Zarr attributes: which set (and encoder, layer) fills a feature array."""
+        fs = self.feature_set
+        if fs is None:
             return None
-        return {"encoder": self.encoder["name"], "layer": self.encoder.get("layer")}
+        base = {"set": fs.name, "kind": fs.kind}
+        if not self.is_feature:
+            return base
+        return {**base, "encoder": fs.encoder.get("name"), "layer": fs.encoder.get("layer"),
+                "fingerprint": fs.fingerprint}
 
 
-def feature_dims(encoders: list[dict]) -> dict[str, int]:
-    """Feature array name -> width, e.g. {"face": 256, "audio": 1000}, in encoder order."""
-    return {array_name(record): int(record["output_dim"]) for record in encoders}
+def set_arrays(fs: FeatureSet) -> dict[str, ArraySpec]:
+    """The two arrays of one feature set: its embeddings and its per-frame mask."""
+    return {fs.name: ArraySpec(fs.name, FEATURE_DTYPE, fs.dim, fs),
+            fs.ok_array: ArraySpec(fs.ok_array, np.dtype(bool), None, fs)}
 
 
-def video_arrays(encoders: list[dict]) -> dict[str, ArraySpec]:
-    """name -> ArraySpec of every array of a video: the feature arrays in encoder order, then
-    face_ok, audio_ok, pts. `encoders` are the cache's encoder records (`FeatureCache.encoders`)."""
-    arrays = {}
-    for record in encoders:
-        name = array_name(record)
-        if name in FRAME_ARRAYS:
-            raise CacheError(f"encoder {record.get('name')!r} would write the cache array {name!r}, which "
-                             "holds per-frame data; give its record another 'kind' or 'array' name")
-        arrays[name] = ArraySpec(name, FEATURE_DTYPE, int(record["output_dim"]), record)
-    arrays.update({name: ArraySpec(name, dtype) for name, dtype in FRAME_ARRAYS.items()})
+def shard_arrays(sets: list[FeatureSet], frames: bool = True) -> dict[str, ArraySpec]:
+    """name -> ArraySpec of every array a shard writer creates: pts (when `frames`), then each set's."""
+    arrays = {PTS: ArraySpec(PTS, PTS_DTYPE)} if frames else {}
+    for fs in sets:
+        arrays.update(set_arrays(fs))
     return arrays
+
+
+def feature_dims(sets: list[FeatureSet]) -> dict[str, int]:
+    """Set name -> width, e.g. {"fer_pyemotion-embedding": 256, "soundnet8-conv8": 1000}."""
+    return {fs.name: fs.dim for fs in sets}

@@ -1,9 +1,11 @@
 """Teacher soft labels, one set per teacher run, reused by every student.
 
-soft/<run key>/                 attrs run, created, status ("complete" once `finish_soft_run`)
-soft/<run key>/<video key>/     the teacher's per-frame arrays (first dimension n_frames),
-                                attrs video_id, status ("complete" written last)
-A reader sees a video's soft labels only once its own status is complete.
+soft/<run key>/                  attrs run, created, status ("complete" once `finish_soft_run`) and
+                                 what the trainer records (checkpoint, epoch, ...)
+shards/<key>/soft/<run key>/     the teacher's arrays over the shard's rows (first dimension R;
+                                 NaN on rows of failed items), attrs run, ids, status ("complete"
+                                 written last) and the writer's attrs (checkpoint sha256)
+A reader sees a shard's soft labels only once their own status is complete.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from emokd.cache.writer import STATUS_COMPLETE, STATUS_WRITING, create_frame_arr
 GROUP = "soft"
 
 
-def _run_group(root: zarr.Group, run: str, create: bool) -> zarr.Group | None:
+def run_group(root: zarr.Group, run: str, create: bool) -> zarr.Group | None:
     soft = root.require_group(GROUP) if create else (root[GROUP] if GROUP in root else None)
     if soft is None:
         return None
@@ -31,31 +33,33 @@ def _run_group(root: zarr.Group, run: str, create: bool) -> zarr.Group | None:
     return soft.create_group(key, attributes={"run": run, "created": now_utc(), "status": STATUS_WRITING})
 
 
-def write_soft(root: zarr.Group, run: str, video_id: str, n_frames: int, arrays: dict,
-               attrs: dict | None = None) -> None:
-    """Replace the soft labels of one video for one teacher run; every array has n_frames rows."""
+def write_shard_soft(root: zarr.Group, shard: zarr.Group, run: str, ids: list[str], n_rows: int,
+                     arrays: dict, attrs: dict | None = None) -> None:
+    """Replace one shard's soft labels of one teacher run; every array has the shard's n_rows rows."""
+    where = f"soft labels of run {run!r}, shard {shard.basename!r}"
     if not arrays:
-        raise CacheError(f"soft labels of run {run!r}, video {video_id!r}: no arrays given")
+        raise CacheError(f"{where}: no arrays given")
     values = {name: np.asarray(v) for name, v in arrays.items()}
     for name, value in values.items():
-        if value.ndim not in (1, 2) or len(value) != n_frames:
-            raise CacheError(f"soft labels of run {run!r}, video {video_id!r}: array {name!r} has shape "
-                             f"{value.shape}, expected ({n_frames},) or ({n_frames}, k)")
-    group_run = _run_group(root, run, create=True)
-    key = encode_key(video_id)
-    remove_node(group_run, key)
-    group = group_run.create_group(key, attributes={**(attrs or {}), "video_id": video_id,
-                                                    "n_frames": n_frames, "status": STATUS_WRITING})
+        if value.ndim not in (1, 2) or len(value) != n_rows:
+            raise CacheError(f"{where}: array {name!r} has shape {value.shape}, expected ({n_rows},) or "
+                             f"({n_rows}, k)")
+    run_group(root, run, create=True)
+    parent = shard.require_group(GROUP)
+    key = encode_key(run)
+    remove_node(parent, key)
+    group = parent.create_group(key, attributes={**(attrs or {}), "run": run, "ids": list(ids),
+                                                 "status": STATUS_WRITING})
     for name, value in values.items():
         width = value.shape[1] if value.ndim == 2 else None
-        create_frame_array(group, name, n_frames, width, value.dtype)[...] = value
+        create_frame_array(group, name, n_rows, width, value.dtype)[...] = value
     group.attrs.update({"status": STATUS_COMPLETE, "written": now_utc()})
 
 
 def claim_soft_run(root: zarr.Group, run: str, teacher_run: str) -> None:
     """Reserve the name `run` for `teacher_run` (before it trains); a name another teacher run holds
     is a CacheError, so two teachers never write into one soft-label set."""
-    group = _run_group(root, run, create=True)
+    group = run_group(root, run, create=True)
     owner = group.attrs.get("teacher_run")
     if owner is not None and owner != teacher_run:
         raise CacheError(f"soft labels {run!r} belong to teacher run {owner}, not {teacher_run}; "
@@ -64,39 +68,31 @@ def claim_soft_run(root: zarr.Group, run: str, teacher_run: str) -> None:
 
 
 def finish_soft_run(root: zarr.Group, run: str, attrs: dict | None = None) -> None:
-    """Mark a teacher run's soft labels complete (after every video was written)."""
-    group = _run_group(root, run, create=False)
+    """Mark a teacher run's soft labels complete (after every shard was written)."""
+    group = run_group(root, run, create=False)
     if group is None:
         raise CacheError(f"no soft labels of teacher run {run!r} in the cache")
     group.attrs.update({**(attrs or {}), "status": STATUS_COMPLETE, "completed": now_utc()})
 
 
-def soft_video_group(root: zarr.Group, run: str, video_id: str) -> zarr.Group | None:
-    group = _run_group(root, run, create=False)
-    key = encode_key(video_id)
-    if group is None or key not in group:
+def shard_soft_group(shard: zarr.Group, run: str) -> zarr.Group | None:
+    """The complete soft labels of `run` in one shard, or None."""
+    key = encode_key(run)
+    if GROUP not in shard or key not in shard[GROUP]:
         return None
-    video = group[key]
-    return video if video.attrs.get("status") == STATUS_COMPLETE else None
+    group = shard[GROUP][key]
+    return group if group.attrs.get("status") == STATUS_COMPLETE else None
+
+
+def read_shard_soft(shard: zarr.Group, run: str) -> dict[str, np.ndarray] | None:
+    group = shard_soft_group(shard, run)
+    return None if group is None else {name: array[...] for name, array in group.arrays()}
 
 
 def soft_run_attrs(root: zarr.Group, run: str) -> dict:
     """Attributes of a teacher run's soft labels (e.g. which checkpoint made them); {} when absent."""
-    group = _run_group(root, run, create=False)
+    group = run_group(root, run, create=False)
     return {} if group is None else dict(group.attrs)
-
-
-def soft_video_attrs(root: zarr.Group, run: str, video_id: str) -> dict:
-    """Attributes of one video's complete soft labels; {} when it has none."""
-    group = soft_video_group(root, run, video_id)
-    return {} if group is None else dict(group.attrs)
-
-
-def read_soft(root: zarr.Group, run: str, video_id: str) -> dict[str, np.ndarray]:
-    group = soft_video_group(root, run, video_id)
-    if group is None:
-        raise CacheError(f"the cache has no complete soft labels of teacher run {run!r} for video {video_id!r}")
-    return {name: array[...] for name, array in group.arrays()}
 
 
 def soft_runs(root: zarr.Group, complete_only: bool = False) -> list[str]:
@@ -109,11 +105,3 @@ def soft_runs(root: zarr.Group, complete_only: bool = False) -> list[str]:
             continue
         runs.append(group.attrs.get("run", decode_key(key)))
     return sorted(runs)
-
-
-def soft_video_ids(root: zarr.Group, run: str) -> list[str]:
-    group = _run_group(root, run, create=False)
-    if group is None:
-        return []
-    return sorted(g.attrs.get("video_id", decode_key(k)) for k, g in group.groups()
-                  if g.attrs.get("status") == STATUS_COMPLETE)

@@ -1,16 +1,15 @@
-"""Writing one video's arrays: sized up front, chunked along frames, committed last.
+"""Writing the per-frame arrays of one shard: sized up front, chunked along rows, buffered per chunk.
 
-One task writes one video group, so no chunk is ever shared between writers. The
-writer buffers rows per chunk and sends a chunk to the store once every row of it has been
-written, so that batches smaller than a chunk never cost a read-modify-write of the chunk. The
-group's `status` is "writing" until `commit()`, which first checks that every row of every array
-was written, then sets `status: "complete"`; readers ignore any other status.
+One task writes one shard's arrays, so no chunk is ever shared between writers. `RowWriter` buffers
+rows per chunk and sends a chunk to the store once every row of it has been written, so that
+batches smaller than a chunk never cost a read-modify-write of the chunk (and a shard of stills,
+written one item at a time, reaches the store as one write per chunk). The commit marker itself is
+written by `emokd.cache.shard.ShardWriter`, last.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 
 import numpy as np
 import zarr
@@ -21,17 +20,17 @@ CHUNK_TARGET_BYTES = 4 * 1024 * 1024
 MIN_CHUNK_ROWS = 64
 STATUS_WRITING = "writing"
 STATUS_COMPLETE = "complete"
-RESERVED_ATTRS = ("video_id", "n_frames", "status", "started", "completed", "writer")
+STATUS_FAILED = "failed"
 
 
 def now_utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def chunk_rows(n_frames: int, row_bytes: int) -> int:
-    """Frames per chunk: about CHUNK_TARGET_BYTES per chunk, never more than the video."""
+def chunk_rows(n_rows: int, row_bytes: int) -> int:
+    """Rows per chunk: about CHUNK_TARGET_BYTES per chunk, never more than the array."""
     rows = max(MIN_CHUNK_ROWS, CHUNK_TARGET_BYTES // max(1, row_bytes))
-    return max(1, min(n_frames, rows))
+    return max(1, min(n_rows, rows))
 
 
 def fill_value_for(dtype: np.dtype):
@@ -45,68 +44,75 @@ def fill_value_for(dtype: np.dtype):
     raise CacheError(f"unsupported cache array dtype {dtype}")
 
 
-def create_frame_array(group: zarr.Group, name: str, n_frames: int, dim: int | None, dtype,
+def create_frame_array(group: zarr.Group, name: str, n_rows: int, dim: int | None, dtype,
                        dim_name: str | None = None, attributes: dict | None = None) -> zarr.Array:
-    """An uncompressed (n_frames,) or (n_frames, dim) array with named dimensions (for xarray)."""
+    """An uncompressed (n_rows,) or (n_rows, dim) array with named dimensions (for xarray)."""
     dtype = np.dtype(dtype)
-    shape = (n_frames,) if dim is None else (n_frames, int(dim))
+    shape = (n_rows,) if dim is None else (n_rows, int(dim))
     row_bytes = dtype.itemsize * (1 if dim is None else int(dim))
-    chunks = (chunk_rows(n_frames, row_bytes),) + shape[1:]
+    chunks = (chunk_rows(n_rows, row_bytes),) + shape[1:]
     dims = ("frame",) if dim is None else ("frame", dim_name or f"{name}_dim")
     return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, compressors=None,
                               fill_value=fill_value_for(dtype), dimension_names=dims,
                               attributes=attributes)
 
 
-class VideoWriter:
-    """Fills the arrays of one video group; `commit()` marks it complete. Not thread-safe."""
+class RowWriter:
+    """Fills rows [0, n_rows) of some arrays of one group; `flush()` sends what is buffered.
 
-    def __init__(self, group: zarr.Group, video_id: str, n_frames: int, names: list[str],
-                 feature_names: set[str], on_commit=None):
-        self.group = group
-        self.video_id = video_id
-        self.n_frames = n_frames
+    `feature_names` are refused non-finite values (NaN/inf, or beyond the float16 range). Error
+    messages say `where` and rows relative to `offset` (an item's first row), so they name the item.
+    Not thread-safe.
+    """
+
+    def __init__(self, arrays: dict[str, zarr.Array], n_rows: int, feature_names: set[str]):
+        self.n_rows = n_rows
+        self._arrays = arrays
         self._feature_names = feature_names
-        self._arrays = {name: group[name] for name in names}
-        self._written = {name: np.zeros(n_frames, dtype=bool) for name in names}
+        self._written = {name: np.zeros(n_rows, dtype=bool) for name in arrays}
         self._buffers: dict[tuple[str, int], np.ndarray] = {}
-        self._flushed: dict[str, set[int]] = {name: set() for name in names}
-        self._on_commit = on_commit
-        self.token = group.attrs.get("writer")
-        self.committed = False
+        self._flushed: dict[str, set[int]] = {name: set() for name in arrays}
 
-    def write(self, name: str, start: int, values) -> None:
-        """Rows [start, start + len(values)) of array `name`."""
-        if self.committed:
-            raise CacheError(f"video {self.video_id!r}: write to {name!r} after commit")
-        if name not in self._arrays:
-            raise CacheError(f"video {self.video_id!r}: no array {name!r} (declared: {sorted(self._arrays)})")
+    @property
+    def names(self) -> list[str]:
+        return list(self._arrays)
+
+    def array(self, name: str) -> zarr.Array:
+        return self._arrays[name]
+
+    def write(self, name: str, start: int, values, where: str = "", offset: int = 0) -> None:
+        """Rows [start, start + len(values)) of array `name` (rows of the whole group)."""
         array = self._arrays[name]
         values = np.asarray(values)
         if values.shape[1:] != array.shape[1:]:
-            raise CacheError(f"video {self.video_id!r}, array {name!r}: rows of shape {values.shape[1:]}, "
-                             f"expected {array.shape[1:]}")
-        stop = start + len(values)
-        if start < 0 or stop > self.n_frames:
-            raise CacheError(f"video {self.video_id!r}, array {name!r}: rows {start}:{stop} outside "
-                             f"0:{self.n_frames}")
+            raise CacheError(f"{where}, array {name!r}: rows of shape {values.shape[1:]}, expected "
+                             f"{array.shape[1:]}")
         if array.dtype.kind == "b" and values.dtype.kind != "b":
-            raise CacheError(f"video {self.video_id!r}, array {name!r}: expected booleans, got {values.dtype}")
+            raise CacheError(f"{where}, array {name!r}: expected booleans, got {values.dtype}")
         with np.errstate(over="ignore", invalid="ignore"):  # overflow becomes inf, refused below
             values = values.astype(array.dtype, copy=False)
         if name in self._feature_names and not np.isfinite(values).all():
             bad = start + int(np.flatnonzero(~np.isfinite(values).reshape(len(values), -1).all(axis=1))[0])
-            raise CacheError(f"video {self.video_id!r}, array {name!r}: non-finite value (NaN/inf, or beyond "
-                             f"the float16 range) at frame {bad}")
-        self._written[name][start:stop] = True
+            raise CacheError(f"{where}, array {name!r}: non-finite value (NaN/inf, or beyond the float16 "
+                             f"range) at frame {bad - offset}")
+        if not len(values):
+            return
+        self._written[name][start:start + len(values)] = True
         self._buffer_rows(name, start, values)
+
+    def fill(self, lo: int, hi: int) -> None:
+        """Rows [lo, hi) of every array not yet written get zeros / False (a failed item's rows)."""
+        for name, array in self._arrays.items():
+            missing = np.flatnonzero(~self._written[name][lo:hi]) + lo
+            for row in _runs(missing):
+                self.write(name, row[0], np.zeros((row[1] - row[0],) + array.shape[1:], array.dtype))
 
     def _buffer_rows(self, name: str, start: int, values: np.ndarray) -> None:
         array = self._arrays[name]
         rows = array.chunks[0]
         stop = start + len(values)
         for chunk in range(start // rows, (stop - 1) // rows + 1):
-            lo, hi = chunk * rows, min((chunk + 1) * rows, self.n_frames)
+            lo, hi = chunk * rows, min((chunk + 1) * rows, self.n_rows)
             part = values[max(lo, start) - start:min(hi, stop) - start]
             if chunk in self._flushed[name]:  # rewriting rows already sent: write them through
                 array[max(lo, start):min(hi, stop)] = part
@@ -116,48 +122,40 @@ class VideoWriter:
                 buffer = self._buffers[(name, chunk)] = np.empty((hi - lo,) + array.shape[1:], array.dtype)
             buffer[max(lo, start) - lo:min(hi, stop) - lo] = part
             if self._written[name][lo:hi].all():
-                self._flush(name, chunk)
+                self._flush_chunk(name, chunk)
 
-    def _flush(self, name: str, chunk: int) -> None:
+    def _flush_chunk(self, name: str, chunk: int) -> None:
         array = self._arrays[name]
-        rows = array.chunks[0]
         buffer = self._buffers.pop((name, chunk))
-        lo = chunk * rows
+        lo = chunk * array.chunks[0]
         array[lo:lo + len(buffer)] = buffer
         self._flushed[name].add(chunk)
 
-    def set_attrs(self, attrs: dict) -> None:
-        """Add to the video's attributes what was learnt while writing (reserved names are kept)."""
-        if self.committed:
-            raise CacheError(f"video {self.video_id!r}: attributes set after commit")
-        values = json.loads(json.dumps(attrs, default=str))
-        self.group.attrs.update({k: v for k, v in values.items() if k not in RESERVED_ATTRS})
-
-    def missing_rows(self) -> dict[str, str]:
-        """Arrays with rows never written, as "first..last (count)" text."""
+    def missing(self, lo: int = 0, hi: int | None = None) -> dict[str, np.ndarray]:
+        """Array name -> rows in [lo, hi) never written (only arrays with some)."""
+        hi = self.n_rows if hi is None else hi
         out = {}
         for name, written in self._written.items():
-            if not written.all():
-                missing = np.flatnonzero(~written)
-                out[name] = f"frames {missing[0]}..{missing[-1]} ({len(missing)} of {self.n_frames})"
+            rows = np.flatnonzero(~written[lo:hi])
+            if len(rows):
+                out[name] = rows + lo
         return out
 
-    def commit(self) -> None:
-        """Check that every row was written, store the last chunks, then mark the video complete."""
-        if self.committed:
-            return
-        missing = self.missing_rows()
-        if missing:
-            text = "; ".join(f"{name}: {rows}" for name, rows in missing.items())
-            raise CacheError(f"video {self.video_id!r}: cannot commit, rows never written: {text}")
+    def flush(self) -> None:
         for name, chunk in list(self._buffers):
-            self._flush(name, chunk)
-        current = zarr.open_group(store=self.group.store, path=self.group.path, mode="r",
-                                  zarr_format=3).attrs.get("writer")
-        if current != self.token:
-            raise CacheError(f"video {self.video_id!r}: another writer restarted this video while this one "
-                             "was writing (a task run twice?); not marking it complete")
-        self.group.attrs.update({"status": STATUS_COMPLETE, "completed": now_utc()})
-        self.committed = True
-        if self._on_commit is not None:
-            self._on_commit(self.video_id)
+            self._flush_chunk(name, chunk)
+
+
+def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted row numbers -> [(start, stop), ...] of consecutive runs."""
+    if not len(rows):
+        return []
+    breaks = np.flatnonzero(np.diff(rows) != 1)
+    starts = np.concatenate([[rows[0]], rows[breaks + 1]])
+    stops = np.concatenate([rows[breaks] + 1, [rows[-1] + 1]])
+    return list(zip(starts.tolist(), stops.tolist()))
+
+
+def describe_rows(rows: np.ndarray, total: int) -> str:
+    """"frames 6..9 (4 of 10)"."""
+    return f"frames {rows[0]}..{rows[-1]} ({len(rows)} of {total})"

@@ -13,6 +13,7 @@ from emokd.cli.dataset import dataset_root_option, load_dataset
 from emokd.config import load_config, made_by, save_config
 from emokd.extract.config import DETECTORS, ExtractConfig
 from emokd.cache.location import absolute_url, is_local, local_path
+from emokd.cache.sidecar import run_files
 from emokd.errors import CacheError, DataError
 from emokd.logs import quiet
 
@@ -67,6 +68,10 @@ from emokd.logs import quiet
 @storage_options_option()
 @config_option(ExtractConfig, "scratch_dir")
 @config_option(ExtractConfig, "lock_wait_s")
+@config_option(ExtractConfig, "face_set")
+@config_option(ExtractConfig, "audio_set")
+@config_option(ExtractConfig, "shard_frames")
+@config_option(ExtractConfig, "pack_frames")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
 @dataset_root_option()
 @click.pass_context
@@ -75,10 +80,12 @@ def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, r
     """Extract frozen face and audio features of every video in DATASET into the cache at --cache.
 
     DATASET is an Aff-Wild2/ABAW root, a CSV/JSON manifest or a YAML/TOML sources
-    file (see `emokd index`). Re-running the same command skips complete videos (after a cheap
-    check of their arrays and source files), redoes incomplete, damaged or changed ones, and skips
-    videos that failed before unless --retry-failed. Exit status 1 when a video failed in this run,
-    2 for an error to act on (a full disk stops the run; the same command resumes it).
+    file (see `emokd index`). Re-running the same command skips complete items (after a cheap
+    check of their shards' arrays and their source files), redoes interrupted shards and damaged or
+    changed items, and skips items that failed before unless --retry-failed; running it with
+    another encoder adds that encoder's feature set to the same cache and computes only it. Exit
+    status 1 when an item failed in this run, 2 for an error to act on (a full disk stops the run;
+    the same command resumes it).
     """
     from emokd.extract.driver import prepare_cache, run_extraction
     from emokd.models.input_spec import parse_pairs
@@ -96,38 +103,40 @@ def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, r
     if dry_run:
         _, plan = prepare_cache(items, cache_url, cfg, overwrite=overwrite, create=False,
                                 retry_failed=retry_failed)
-        click.echo(f"{len(items)} videos in {dataset}: {len(plan.complete)} already complete in "
+        click.echo(f"{len(items)} items in {dataset}: {len(plan.complete)} already complete in "
                    f"{cache_url}, {len(plan.todo)} to extract"
                    + (f" ({len(plan.changed)} changed, {len(plan.defective)} defective)"
                       if plan.changed or plan.defective else "")
-                   + (f", {len(plan.failed_earlier)} failed earlier, not retried" if plan.failed_earlier else ""))
-        for item in plan.todo:
-            click.echo(f"  {item.video_id}  {item.video_path or item.crop_dir}")
-        click.echo("settings (in the cache fingerprint):")
-        click.echo(yaml.safe_dump(plan.settings, sort_keys=True, default_flow_style=None).rstrip())
+                   + (f", {len(plan.failed_earlier)} failed earlier, not retried" if plan.failed_earlier else "")
+                   + f"; {len(plan.tasks)} shard task(s)")
+        for item in plan.todo[:200]:
+            click.echo(f"  {item.video_id}  {item.video_path or item.crop_dir or (item.frame_images or [''])[0]}")
+        click.echo("feature sets (each with its own fingerprint):")
+        click.echo(yaml.safe_dump(plan.set_settings, sort_keys=True, default_flow_style=None).rstrip())
         return
 
-    log_file = local_path(cache_url) / "extract.log" if is_local(cache_url) else Path("emokd-extract.log")
+    log_file, config_file = run_files(cache_url, "extract")   # beside the store, never inside it
     provenance = made_by(dataset=str(Path(dataset).resolve()),
                          dataset_root=None if manifest.root is None else str(manifest.root))
     summary = run_extraction(items, cache_url, cfg, overwrite=overwrite, retry_failed=retry_failed,
                              progress=not no_progress and not quiet(),
                              log_file=log_file, notes=manifest.problems, provenance=provenance)
-    if is_local(cache_url) and not summary.stopped:
-        save_config(cfg, local_path(cache_url) / "extract_config.yaml", provenance)
+    if not summary.stopped:
+        config_file.parent.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, config_file, provenance)
     click.echo(summary.line())
     for video_id, reason in list(summary.pyav.items())[:10]:
         click.echo(f"  decoded with PyAV {video_id}: {reason}")
     for video_id, lines in summary.notes.items():
         for line in lines:
             click.echo(f"  note {video_id}: {line}", err=True)
-    for video_id, message in summary.failures.items():
+    for video_id, message in list(summary.failures.items())[:50]:
         click.echo(f"  failed {video_id}: {message}", err=True)
     if summary.stopped:
         raise CacheError(f"the run stopped: {summary.stopped}; make room (or fix the filesystem) and run the "
                          "same command again to resume")
     if summary.failed:
-        click.echo(f"{summary.failed} video(s) failed; see {log_file} and `emokd cache info {cache_url}`",
+        click.echo(f"{summary.failed} item(s) failed; see {log_file} and `emokd cache info {cache_url}`",
                    err=True)
         sys.exit(1)
 

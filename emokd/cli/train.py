@@ -34,6 +34,11 @@ LEGACY_RUN = "the positional RUN"
 @config_option(TrainConfig, "window")
 @config_option(TrainConfig, "stride")
 @storage_options_option()
+@config_option(TrainConfig, "face_features", help="Face feature set of the cache (default: its first; "
+                                                   "`emokd cache info` lists them).")
+@config_option(TrainConfig, "audio_features", help="Audio feature set of the cache (default: its first).")
+@config_option(TrainConfig, "max_memory", help="Memory for features: 0.5 = half the RAM (the default), or 12G; "
+                                               "beyond it, training reads shard-sized blocks from the cache.")
 @click.option("--resume", is_flag=True, help="Continue the run in --run from its last.pt (with its config.yaml).")
 @config_option(TrainConfig, "allow_other_cache", is_flag=True)
 @click.option("--out", "legacy_out", metavar="RUN", deprecated="use --run RUN", help="Old name of --run.")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from emokd.config import check_device_name, without_secrets
 from emokd.cache.lock import STALE_AFTER_S
+from emokd.cache.packing import PACK_FRAMES, SHARD_FRAMES
 from emokd.constants import AUDIO_WINDOW_S, CROP_SIZE, SAMPLE_RATE
 from emokd.errors import ConfigError
 from emokd.index.crop_files import NUMBERINGS
@@ -61,7 +62,11 @@ class ExtractConfig:
     crop_size: int = CROP_SIZE           # face crop size in pixels
     sample_rate: int = SAMPLE_RATE       # audio sample rate (SoundNet runs at 22050 Hz only)
     window_s: float = AUDIO_WINDOW_S     # audio window length in seconds, ending at each frame
+    face_set: str | None = None          # name of the face feature set in the cache (default <encoder>-<layer>)
+    audio_set: str | None = None         # name of the audio feature set in the cache (default <encoder>-<layer>)
     # runtime
+    shard_frames: int = SHARD_FRAMES     # frames per packed shard of stills and short clips (docs/cache_format.md)
+    pack_frames: int = PACK_FRAMES       # items of at most this many frames are packed (0: every item alone)
     batch_size: int = 64                 # frames per encoder batch
     device: str = "auto"                 # torch device of the encoders on each worker: auto, cpu, cuda, cuda:N
     workers: int = 1                     # worker processes of the local Dask cluster
@@ -99,11 +104,13 @@ class ExtractConfig:
             raise ConfigError(f"crop_numbering: {self.crop_numbering!r} is not one of {list(NUMBERINGS)}")
         if self.sample_rate != SAMPLE_RATE:
             raise ConfigError(f"sample_rate: {self.sample_rate} is not supported; SoundNet runs at {SAMPLE_RATE} Hz")
-        for name in ("crop_size", "batch_size", "workers"):
+        for name in ("crop_size", "batch_size", "workers", "shard_frames"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.audio_track is not None and int(self.audio_track) < 0:
             raise ConfigError(f"audio_track: must be >= 0 (the N-th audio track, from 0), got {self.audio_track}")
+        if self.pack_frames < 0:
+            raise ConfigError(f"pack_frames: must be >= 0 (0: no packing), got {self.pack_frames}")
         if self.window_s <= 0:
             raise ConfigError(f"window_s: must be > 0, got {self.window_s}")
         check_device_name(self.device)

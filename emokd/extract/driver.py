@@ -1,13 +1,14 @@
-"""The Dask driver of `emokd extract-features`: one task per video, resumable (docs/scaling.md).
+"""The Dask driver of `emokd extract-features`: one task per shard, resumable (docs/scaling.md).
 
 A LocalCluster of N single-threaded worker processes by default, or any existing cluster by address.
 The driver holds the cache's writer lock, checks the settings once (preflight.py), creates or
-replaces the cache, plans the work (plan.py: complete and intact videos are skipped, defective or
-changed ones redone, known-bad ones skipped unless retried), submits small task descriptions (a
-VideoItem, the cache URL, the config) and receives small summaries back; frames and features never
-pass through it. Failures go to the cache's failure log; a full disk stops the run cleanly. Killing
-the driver loses only the videos in flight, because a video is marked complete only after all of
-its arrays are written (docs/safety.md).
+replaces the cache, plans the work (plan.py: complete and intact items are skipped, defective or
+changed ones redone, known-bad ones skipped unless retried; stills and short clips packed many to
+a shard, long videos one each; complete shards lacking one of this run's feature sets get only
+those), submits small task descriptions (the items, the cache URL, the config) and receives small
+summaries back; frames and features never pass through it. Failures go to the cache's failure
+log; a full disk stops the run cleanly. Killing the driver loses only the shards in flight, because
+a shard is marked complete only after all of its arrays are written (docs/safety.md).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from emokd.config import to_dict
 from emokd.errors import EmokdError, environment_error
 from emokd.logs import file_log
 from emokd.extract.config import ExtractConfig
-from emokd.extract.encoders import fingerprint_settings, load_encoders
-from emokd.extract.plan import clear_for_redo, plan_work
+from emokd.extract.encoders import feature_sets, fingerprint_settings, load_encoders
+from emokd.extract.plan import Plan, clear_for_redo, plan_work
 from emokd.extract.preflight import check_crop_numbering, check_settings
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,14 @@ class ExtractionSummary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
-        extra = [f"re-extracted {self.changed} changed videos"] if self.changed else []
-        extra += [f"redid {self.defective} defective videos"] if self.defective else []
+        extra = [f"re-extracted {self.changed} changed items"] if self.changed else []
+        extra += [f"redid {self.defective} items of defective shards"] if self.defective else []
         extra += [f"{self.failed_earlier} failed earlier, not retried (--retry-failed to try them again)"] \
             if self.failed_earlier else []
         extra += [f"{len(self.pyav)} decoded with PyAV"] if self.pyav else []
         extra += [f"{len(self.repaired)} with repaired frame timestamps"] if self.repaired else []
         extra += [f"{len(self.notes)} with notes below"] if self.notes else []
-        return (f"{self.total} videos: {self.done} extracted, {self.skipped} already complete, "
+        return (f"{self.total} items: {self.done} extracted, {self.skipped} already complete, "
                 f"{self.failed} failed" + "".join(f"; {e}" for e in extra)
                 + f"; {self.frames} frames in {self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s)")
 
@@ -83,14 +84,14 @@ def prepare_cache(items: list, cache_url: str, cfg: ExtractConfig, overwrite: bo
     check_settings(cfg, encoders)
     check_crop_numbering(items, cfg.crop_numbering, cfg.face_source)
     settings = fingerprint_settings(cfg, encoders)
-    records = [encoders.face.record(), encoders.audio.record()]
+    sets = feature_sets(cfg, encoders, to_dict(cfg))
+    args = (sets, settings, cfg.shard_frames, cfg.pack_frames, retry_failed, cfg.storage_options)
     if create:
-        cache = FeatureCache.create(cache_url, settings, config=to_dict(cfg), encoders=records,
-                                    overwrite=overwrite, storage_options=cfg.storage_options)
-        return cache, plan_work(cache, items, settings, records, retry_failed, cfg.storage_options)
-    existing = FeatureCache.matching(cache_url, settings, records, overwrite=overwrite,
-                                     storage_options=cfg.storage_options)
-    return None, plan_work(existing, items, settings, records, retry_failed, cfg.storage_options)
+        cache = FeatureCache.create_sets(cache_url, sets, config=to_dict(cfg), overwrite=overwrite,
+                                         storage_options=cfg.storage_options)
+        return cache, plan_work(cache, items, *args)
+    existing = FeatureCache.existing(cache_url, sets, overwrite, cfg.storage_options)
+    return None, plan_work(existing, items, *args)
 
 
 @contextlib.contextmanager
@@ -155,10 +156,10 @@ def _locked_run(items, cache_url, cfg, overwrite, retry_failed, progress, client
                                     defective=len(plan.defective), failed_earlier=len(plan.failed_earlier))
         for vid, message in plan.failed_earlier.items():
             log.info("%s: failed in an earlier run (%s); not retried", vid, message)
-        clear_for_redo(cache, plan)  # the defective and changed videos, said in the log file too
-        log.info("extracting %d videos into %s (%d already complete); settings %s",
-                 len(plan.todo), cache_url, len(plan.complete), plan.settings)
-        if plan.todo:
+        clear_for_redo(cache, plan)  # the defective and changed items, said in the log file too
+        log.info("extracting %d items in %d shard tasks into %s (%d already complete); feature sets %s",
+                 len(plan.todo), len(plan.tasks), cache_url, len(plan.complete), plan.set_settings)
+        if plan.tasks:
             with contextlib.ExitStack() as stack:
                 if client is None:
                     client = stack.enter_context(dask_client(cfg.workers, cfg.scheduler))
@@ -171,90 +172,100 @@ def _locked_run(items, cache_url, cfg, overwrite, retry_failed, progress, client
     return summary
 
 
-def _run_tasks(client, plan, cache, cache_url: str, cfg: ExtractConfig, summary: ExtractionSummary,
+def _run_tasks(client, plan: Plan, cache, cache_url: str, cfg: ExtractConfig, summary: ExtractionSummary,
                progress: bool, task=None, held=None) -> None:
     from distributed import as_completed
 
     from emokd.extract.progress import TOPIC, FrameProgress
-    from emokd.extract.task import extract_video
+    from emokd.extract.task import extract_shard
 
     futures = {}
-    for item in plan.todo:
-        future = client.submit(task or extract_video, item, cache_url, cfg, plan.settings,
-                               key=f"extract-{item.video_id}-{time.time_ns()}", pure=False)
-        futures[future] = item.video_id
-    expected = {item.video_id: int(item.n_frames or 0) for item in plan.todo}  # index-time counts
+    for shard in plan.tasks:
+        future = client.submit(task or extract_shard, shard, cache_url, cfg, plan.settings,
+                               key=f"extract-{shard.key}-{time.time_ns()}", pure=False)
+        futures[future] = shard
+    expected = {i: n for shard in plan.tasks for i, n in shard.frames.items()}   # index-time counts
     bar = FrameProgress(expected, summary.total, summary.skipped, enabled=progress)
-    client.subscribe_topic(TOPIC, bar.event)      # frames finished inside each video, from the workers
-    items = {item.video_id: item for item in plan.todo}
+    client.subscribe_topic(TOPIC, bar.event)      # frames finished inside each item, from the workers
     try:
         for future in as_completed(futures):
-            video_id = futures[future]
+            shard = futures[future]
             try:
                 result = future.result()
             except Exception as exc:  # the worker process died (KilledWorker) or lost the task
-                result = {"video_id": video_id, "status": "failed", "kind": "video", "n_frames": 0,
-                          "seconds": 0.0, "error": f"{video_id}: task lost: {type(exc).__name__}: {exc}",
-                          "log": []}
-            _account(result, summary, cache, items[video_id], cfg.storage_options)
+                error = f"task lost: {type(exc).__name__}: {exc}"
+                result = {"shard": shard.key, "seconds": 0.0, "log": [], "timings": {},
+                          "items": {i: {"status": "failed", "kind": "video", "n_frames": 0, "error": f"{i}: {error}"}
+                                    for i, item in zip(shard.ids, shard.items) if item is not None}}
+            _account(result, summary, cache, shard, cfg.storage_options)
             if held is not None:
                 held.check()  # a driver whose lease was taken over stops here
             if summary.stopped:
                 client.cancel(list(futures))
                 log.info("stopping: %s", summary.stopped)  # the command's last line says it
                 break
-            bar.finished(video_id, result["status"], int(result["n_frames"]))
+            for item_id, row in result["items"].items():
+                if row["status"] != "absent":
+                    bar.finished(item_id, row["status"], int(row["n_frames"]))
             future.release()
     finally:
         client.unsubscribe_topic(TOPIC)
         bar.close()
 
 
-def _account(result: dict, summary: ExtractionSummary, cache, item, storage_options=None) -> None:
-    """Count one task's result; a failure goes into the cache's failure log at once, unless it is
-    the machine's (a full disk): then the run stops, and the rerun resumes."""
-    video_id = result["video_id"]
+def _account(result: dict, summary: ExtractionSummary, cache, shard, storage_options=None) -> None:
+    """Count one shard task's result; a failed item goes into the cache's failure log at once,
+    unless the failure is the machine's (a full disk): then the run stops, and the rerun resumes."""
     for line in result.get("log") or ():
-        log.info("[%s] %s", video_id, line)
-    if result.get("notes"):
-        summary.notes[video_id] = list(result["notes"])
-    if result["status"] == "done":
-        summary.done += 1
-        summary.frames += int(result["n_frames"])
-        for stage, seconds in (result.get("timings") or {}).items():
-            summary.timings[stage] = summary.timings.get(stage, 0.0) + seconds
-        log.info("%s: %d frames in %.1f s", video_id, result["n_frames"], result["seconds"])
-        media = result.get("media") or {}
-        if media.get("decoder") == "pyav":
-            summary.pyav[video_id] = media.get("pyav_reason", "")
-            log.info("%s: decoded with PyAV: %s", video_id, summary.pyav[video_id])
-        if media.get("pts_repairs"):
-            summary.repaired[video_id] = int(media["pts_repairs"])
-        return
-    if result["status"] == "skipped":
-        summary.skipped += 1
-        return
-    if result.get("kind") == "environment":
-        summary.stopped = f"writing {cache.url}: {result['error']}"
-        return
-    log.info("%s failed: %s", video_id, result["error"])   # the log file; the command prints the summary
-    try:
-        recorded = cache.record_failure(video_id, result["error"], _identity(item, storage_options))
-    except OSError as exc:
-        if environment_error(exc) is None:
-            raise
-        summary.stopped = f"{cache.url}: cannot record the failure of {video_id}: {exc.strerror}"
-        return
-    if recorded:
-        summary.failed += 1
-        summary.failures[video_id] = result["error"]
-    else:  # another attempt of the same task completed it meanwhile
-        summary.done += 1
+        log.info("[%s] %s", result["shard"], line)
+    for stage, seconds in (result.get("timings") or {}).items():
+        summary.timings[stage] = summary.timings.get(stage, 0.0) + seconds
+    items = {i: item for i, item in zip(shard.ids, shard.items) if item is not None}
+    done = 0
+    for item_id, row in result["items"].items():
+        if row.get("notes"):
+            summary.notes[item_id] = list(row["notes"])
+        if row["status"] == "done":
+            summary.done += 1
+            done += 1
+            summary.frames += int(row["n_frames"])
+            media = row.get("media") or {}
+            if media.get("decoder") == "pyav":
+                summary.pyav[item_id] = media.get("pyav_reason", "")
+                log.info("%s: decoded with PyAV: %s", item_id, summary.pyav[item_id])
+            if media.get("pts_repairs"):
+                summary.repaired[item_id] = int(media["pts_repairs"])
+            continue
+        if row["status"] == "skipped":
+            summary.skipped += 1
+            continue
+        if row["status"] == "absent":
+            log.warning("%s: in the cache but not in the dataset index; %s", item_id, row["error"])
+            continue
+        if row.get("kind") == "environment":
+            summary.stopped = f"writing {cache.url}: {row['error']}"
+            continue
+        log.info("%s failed: %s", item_id, row["error"])   # the log file; the command prints the summary
+        try:
+            recorded = cache.record_failure(item_id, row["error"], _identity(items.get(item_id), storage_options))
+        except OSError as exc:
+            if environment_error(exc) is None:
+                raise
+            summary.stopped = f"{cache.url}: cannot record the failure of {item_id}: {exc.strerror}"
+            continue
+        if recorded:
+            summary.failed += 1
+            summary.failures[item_id] = row["error"]
+        else:  # another attempt of the same task completed it meanwhile
+            summary.done += 1
+    log.info("shard %s: %d items done in %.1f s", result["shard"], done, result["seconds"])
 
 
 def _identity(item, storage_options) -> dict:
     """The failed source's identity (so that a changed file is retried); {} when it cannot be read."""
+    from emokd.extract.plan import source_path
+
     try:
-        return source_identity(item.video_path, storage_options)
+        return source_identity(source_path(item), storage_options) if item is not None else {}
     except (OSError, EmokdError):
         return {}

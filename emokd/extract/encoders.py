@@ -1,7 +1,8 @@
 """Extraction settings and the frozen encoders of one worker process.
 
 `ExtractConfig` is what `emokd extract-features` resolves from defaults, a config file and flags.
-`fingerprint_settings` is every value of it that changes feature values: the cache hashes it.
+`fingerprint_settings` is every value of it that changes feature values; `feature_sets` splits them
+into the cache's face and audio sets, each hashed on its own.
 `load_encoders` builds the encoders once per process and keeps them for every later task.
 """
 
@@ -87,6 +88,19 @@ def detector_record(detector) -> dict | None:
     if hasattr(detector, "record"):
         return detector.record()
     return {"name": type(detector).__name__, "weights_sha256": getattr(detector, "weights_sha256", None)}
+
+
+def feature_sets(cfg: ExtractConfig, encoders: Encoders, config: dict | None = None) -> list:
+    """The cache's feature sets this run fills: [face set, audio set], each with the settings of
+    its kind (emokd/cache/sets.py) and the run's config (not hashed)."""
+    from emokd.cache.sets import make_set
+
+    face = {"face_source": cfg.face_source, "face_detector": detector_record(encoders.detector),
+            "crop_size": int(cfg.crop_size), "crop_numbering": cfg.crop_numbering}
+    audio = {"sample_rate": int(cfg.sample_rate), "window_s": float(cfg.window_s), "audio_mode": cfg.audio_mode,
+             "audio_track": cfg.audio_track}
+    return [make_set(encoders.face.record(), face, cfg.face_set, config),
+            make_set(encoders.audio.record(), audio, cfg.audio_set, config)]
 
 
 def fingerprint_settings(cfg: ExtractConfig, encoders: Encoders) -> dict:

@@ -1,15 +1,12 @@
-"""The per-video extraction task: probe, decode in batches, frozen encoders, write, commit.
+"""The extraction task of one shard: per item probe, decode in batches, frozen encoders, write;
+then one commit for the shard.
 
-`extract_video` is what one Dask task runs. It opens the cache itself, writes one video group and
-returns a small summary dict (never frames), so the driver stays light. Encoders are loaded once per
-worker process (`load_encoders`, in emokd/extract/encoders.py, keeps them in a module-level cache
-keyed by the encoder settings). A complete video is skipped: the driver has already removed the
-groups it wants redone (defective, or from a source that changed).
-
-Besides errors, a task reports `notes`: what the user must see on the console, not only in the log
-(a crop folder that could not be used, no face in any frame). An error of the machine rather than
-of the video (a full disk, a read-only filesystem) is reported as kind "environment": the driver
-stops the run instead of recording the video as bad.
+`extract_shard` is what one Dask task runs (emokd/extract/plan.py says which items a shard holds;
+emokd/extract/shard_task.py writes them). It opens the cache itself, writes one shard (or adds this
+run's feature sets to a complete one) and returns a small summary dict (never frames), so the
+driver stays light. An item that fails is marked failed in the shard and its neighbours are kept. Encoders are loaded once per worker process
+(`load_encoders`, in emokd/extract/encoders.py, keeps them in a module-level cache keyed by the
+encoder settings). A complete shard is skipped; the driver's --overwrite starts the cache afresh.
 """
 
 from __future__ import annotations
@@ -25,14 +22,13 @@ import numpy as np
 
 from emokd.errors import ConfigError, DataError, EmokdError, environment_error
 from emokd.logs import native_stderr_to_log
-from emokd.cache.relabel import write_item_labels
+from emokd.cache.keys import encode_key
 from emokd.extract.audio import load_audio
 from emokd.extract.config import ExtractConfig
 from emokd.extract.encoders import Encoders, fingerprint_settings, load_encoders
 from emokd.extract.faces import iter_face_batches
 from emokd.extract.progress import report_frames
 from emokd.index.crop_files import crop_files
-from emokd.extract.source_files import local_source
 from emokd.extract.video import DecodeReport, DecoderMismatch
 from emokd.extract.timing import ItemProbe, audio_features, audio_ok, probe_item, window_end_samples
 
@@ -80,14 +76,15 @@ def _to_float16(values: np.ndarray, what: str, video_id: str) -> np.ndarray:
     return values.astype(np.float16)
 
 
-def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | None = None) -> dict:
-    """Extract one video into the cache and mark it complete; never raises for a bad video.
+def extract_shard(task, cache_url: str, cfg: ExtractConfig, expected: dict | None = None) -> dict:
+    """Write one shard task (emokd.extract.plan.ShardTask) into the cache; never raises for a bad item.
 
-    Returns {"video_id", "status": done|skipped|failed, "n_frames", "seconds", "error", "log",
-    "timings", "media"}: "log" holds the task's log lines (the driver writes them to its log file),
-    "timings" the seconds per stage, "media" what the driver's summary reports about the file
-    (the decoder that served it and why, repaired frame timestamps). `expected` is the driver's fingerprint settings: a worker whose encoder
-    weights differ (another machine, another file) refuses to write instead of mixing features.
+    Returns {"shard", "items": {id: {"status": done|skipped|failed|absent, "n_frames", "error",
+    "media"}}, "seconds", "log", "timings"}: "log" holds the task's log lines (the driver writes them
+    to its log file), "timings" the seconds per stage, "media" what the driver's summary reports
+    about an item's file (the decoder that served it and why, repaired frame timestamps).
+    `expected` is the driver's fingerprint settings: a worker whose encoder weights differ (another
+    machine, another file) refuses to write instead of mixing features.
     """
     from emokd.cache import FeatureCache
 
@@ -97,12 +94,16 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
     if root.getEffectiveLevel() > logging.INFO:  # a fresh worker process logs warnings only
         root.setLevel(logging.INFO)
     root.addHandler(collect)
-    result = {"video_id": item.video_id, "status": "failed", "kind": "video", "n_frames": 0, "seconds": 0.0,
-              "error": None, "log": collect.lines, "notes": [], "timings": {}}
+    live = [(i, item) for i, item in zip(task.ids, task.items) if item is not None]
+    result = {"shard": task.key, "items": {i: {"status": "failed", "kind": "video", "n_frames": 0, "error": None,
+                                               "notes": []} for i, _ in live},
+              "seconds": 0.0, "log": collect.lines, "timings": {}}
     try:
         cache = FeatureCache.open(cache_url, mode="r+", storage_options=cfg.storage_options)
-        if cache.is_complete(item.video_id):
-            result["status"] = "skipped"
+        state = cache.index.shards.get(task.key)
+        if task.new and state is not None and state.complete:
+            for row in result["items"].values():
+                row["status"] = "skipped"
             return result
         encoders = load_encoders(cfg)
         if expected is not None:
@@ -113,22 +114,41 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
                                   "are the weights files the same on every machine?")
         clock = StageClock()
         result["timings"] = clock.seconds
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(native_stderr_to_log(logging.getLogger("emokd.libav")))  # decord, libav
-            with clock("fetch"):  # a URL source is downloaded to scratch, and deleted on exit
-                local, source = stack.enter_context(local_source(item, cfg.storage_options, cfg.scratch_dir))
-            result["n_frames"] = _extract_into(cache, local, source, cfg, encoders, clock, result)
-        result["status"] = "done"
-    except Exception as exc:  # one bad video must not stop the others
-        result["error"] = _describe(item, exc)
-        if environment_error(exc) is not None:
-            result["kind"] = "environment"
+        from emokd.extract.shard_task import write_added_sets, write_new_shard
+
+        write = write_new_shard if task.new else write_added_sets
+        with native_stderr_to_log(logging.getLogger("emokd.libav")):   # decord's and libav's lines
+            write(cache, task, cfg, encoders, clock, result["items"])
+    except Exception as exc:  # the whole task failed: every item not done is failed with this error
+        kind = "environment" if environment_error(exc) is not None else "video"
+        for item_id, row in result["items"].items():
+            if row["status"] != "done":
+                item = dict(live)[item_id]
+                row.update(status="failed", kind=kind, n_frames=0, error=_describe(item, exc))
         trace = "".join(traceback.format_tb(exc.__traceback__))
         collect.lines.append(f"traceback (most recent call last):\n{trace}")  # into the driver's log file
     finally:
         root.removeHandler(collect)
         result["seconds"] = time.perf_counter() - start
     return result
+
+
+def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | None = None) -> dict:
+    """One item alone in its shard (how the driver stores a long video); the per-item summary
+    {"video_id", "status", "n_frames", "seconds", "error", "log", "timings"}."""
+    from emokd.cache import FeatureCache
+    from emokd.extract.encoders import feature_sets
+    from emokd.extract.plan import ShardTask
+
+    sets = [fs.name for fs in feature_sets(cfg, load_encoders(cfg, device="cpu"))]
+    cache = FeatureCache.open(cache_url, storage_options=cfg.storage_options)
+    if cache.is_complete(item.video_id, sets):
+        return {"video_id": item.video_id, "status": "skipped", "n_frames": cache.n_frames(item.video_id),
+                "seconds": 0.0, "error": None, "log": [], "timings": {}}
+    out = extract_shard(ShardTask(encode_key(item.video_id), [item], [item.video_id], sets, True), cache_url,
+                        cfg, expected)
+    return {"video_id": item.video_id, **out["items"][item.video_id], "seconds": out["seconds"],
+            "log": out["log"], "timings": out["timings"]}
 
 
 def _describe(item, exc: Exception) -> str:
@@ -159,54 +179,12 @@ def _face_source(item, wanted: str, numbering: str) -> tuple[str, str | None]:
     return "none", f"{problem or 'no crop folder'}; face_ok is False on every frame (face_source: crops)"
 
 
-def _media_attrs(info) -> dict:
+def media_attrs(info) -> dict:
     """What the cache records about a media file before its rows: display geometry, time repairs."""
     if info is None:
         return {}
     return {"display": info.display_geometry.record(), "pts_repairs": len(info.repaired),
             "pts_repaired_frames": list(info.repaired[:100]), "audio_tracks": len(info.audio_tracks)}
-
-
-def _extract_into(cache, item, source: dict, cfg: ExtractConfig, encoders: Encoders, clock: StageClock,
-                  result: dict) -> int:
-    """Write one video's group: audio stage, face stage, labels, then the complete mark (last).
-    `item.video_path` is a local file here; `source` is the identity of the original (path or URL);
-    `result["media"]` receives what the driver's summary reports about the file, `result["notes"]`
-    the lines its console must show."""
-    notes = result["notes"]
-    with clock("probe"):
-        probe = probe_item(item)
-    n = probe.n_frames
-    if n < 1:
-        raise DataError(f"{item.video_id}: no frames decoded")
-    face_source, note = _face_source(item, cfg.face_source, cfg.crop_numbering)
-    if note:
-        log.warning("%s: %s", item.video_id, note)
-        notes.append(note)
-    attrs = {
-        "fps": probe.fps, "n_frames": n, "source": source,
-        "pts_source": probe.pts_source, "face_source": face_source,
-        "dataset": item.dataset, "split": item.split, **_media_attrs(probe.info),
-        **({"crop_numbering": cfg.crop_numbering} if face_source == "crops" and item.crop_dir else {}),
-    }
-    with clock("write"):
-        writer = cache.begin_video(item.video_id, n, attrs)
-        writer.write("pts", 0, probe.pts)
-    audio = _audio_stage(item, probe, cfg, encoders, writer, clock)
-    n_faces, report = _face_stage(item, probe, cfg, encoders, writer, face_source, clock)
-    if n_faces == 0 and face_source != "none":  # "none" said why already
-        notes.append(f"no face in any of its {n} frames ({face_source}); face_ok is False throughout")
-        log.warning("%s: %s", item.video_id, notes[-1])
-    if report.check_seconds:  # part of faces_in, shown apart (benchmarks/extract.py)
-        clock.seconds["decord_check"] = report.check_seconds
-    media = {"audio": audio, "decoding": report.record() if report.decoder else None}
-    result["media"] = {"decoder": report.decoder, "pyav_reason": report.reason,
-                       "pts_repairs": attrs.get("pts_repairs", 0)}
-    with clock("write"):   # the cache fits label rows to n frames (extra dropped, absent missing)
-        write_item_labels(cache, item)
-        writer.set_attrs(media)
-        writer.commit()
-    return n
 
 
 def _audio_stage(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders, writer, clock) -> dict | None:

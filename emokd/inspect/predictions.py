@@ -8,6 +8,7 @@ import numpy as np
 
 from emokd.models.device import resolve_device
 from emokd.train.predict import decisions, video_probabilities
+from emokd.train.reading import checkpoint_sets
 from emokd.train.runs import load_trained
 
 
@@ -16,8 +17,9 @@ def run_predictions(run: str | Path, cache, video_id: str, device: str = "cpu") 
     (n,) class index, au (n, 12) probabilities; no-face frames filled from the nearest earlier face
     frame, as in `emokd predict`."""
     dev = resolve_device(device)
-    recipe, model, _ = load_trained(run, device=dev)
-    return picture_predictions(video_probabilities(model, recipe, cache, [video_id], dev)[video_id])
+    recipe, model, ckpt = load_trained(run, device=dev)
+    return picture_predictions(video_probabilities(model, recipe, cache, [video_id], dev,
+                                                   sets=checkpoint_sets(ckpt))[video_id])
 
 
 def picture_predictions(probabilities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

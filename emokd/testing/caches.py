@@ -75,7 +75,8 @@ def write_synthetic_cache(url: str, spec: SyntheticSpec | None = None) -> Featur
          "input_spec": {}, "weights_sha256": "synthetic"},
     ]
     settings = {"synthetic": True, "seed": spec.seed, "frames_per_video": spec.frames_per_video}
-    cache = FeatureCache.create(url, settings, {"spec": str(spec)}, encoders, overwrite=True)
+    cache = FeatureCache.create(url, settings, {"spec": str(spec)}, encoders, overwrite=True,
+                                set_names={"face": "face", "audio": "audio"})   # sets named by kind
     labels_of = label_function(spec)
     rng = np.random.default_rng([spec.seed, 2])
     offsets = np.random.default_rng([spec.seed, 3]).standard_normal((len(TASKS), spec.face_dim))

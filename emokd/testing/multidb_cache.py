@@ -11,6 +11,7 @@ Three training databases, each labelling a different subset of tasks, with noisy
   va_db    short clips, VA only         (AFEW-VA-like; VA is the task seen least)
   both_db  stills, EXPR and VA          (AffectNet-like: the combination task)
 and a validation database `target` of videos with both labels, clean (Aff-Wild2-like).
+Stills and clips are packed many to a shard, as extraction stores them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emokd.cache.store import FeatureCache
+from emokd.cache import FeatureCache, ItemLabels, ItemSpec, encode_key, fit_labels
+from emokd.cache.packing import PACK_FRAMES, SHARD_FRAMES   # as extraction packs them
 from emokd.constants import N_AU
 
 N_CLASSES = 7
@@ -70,14 +72,19 @@ def latent_sequence(n: int, k: int, drift: float, rng: np.random.Generator) -> n
     return z
 
 
-def _write_item(cache: FeatureCache, vid: str, face: np.ndarray) -> None:
-    n = len(face)
-    writer = cache.begin_video(vid, n, {"fps": 25.0})  # arrays sized from the encoder records
-    writer.write("face", 0, face)
-    writer.write("audio", 0, np.zeros((n, 1), np.float16))
-    writer.write("face_ok", 0, np.ones(n, bool))
-    writer.write("audio_ok", 0, np.zeros(n, bool))   # stills and image sequences have no audio
-    writer.write("pts", 0, np.arange(n) / 25.0)
+def _write_shard(cache: FeatureCache, key: str, items: list[tuple[str, np.ndarray, ItemLabels]]) -> None:
+    """Items (id, face embeddings, labels) end to end in one shard, as extraction packs stills and clips."""
+    writer = cache.begin_shard(key, [ItemSpec(vid, len(face), dataset=labels.dataset, attrs={"fps": 25.0})
+                                     for vid, face, labels in items])
+    for vid, face, labels in items:
+        n = len(face)
+        part = writer.item(vid)
+        part.write("face", 0, face)
+        part.write("audio", 0, np.zeros((n, 1), np.float16))
+        part.write("face_ok", 0, np.ones(n, bool))
+        part.write("audio_ok", 0, np.zeros(n, bool))   # stills and image sequences have no audio
+        part.write("pts", 0, np.arange(n) / 25.0)
+        part.write_labels(labels)
     writer.commit()
 
 
@@ -101,15 +108,25 @@ def write_multidb_cache(url: str, spec: MultiDbSpec | None = None) -> FeatureCac
         va = np.clip(va + rng.normal(0, spec.va_jitter, va.shape), -1, 1).astype(np.float32)
         return va, expr
 
+    shards: dict[str, list] = {}
+
     def write(vid, z, split, dataset, keep_va, keep_expr, clean=False):
-        _write_item(cache, vid, world.embed(z, rng))
+        face = world.embed(z, rng)
         va, expr = world.labels(z)
         if not clean:
             va, expr = noisy(va, expr)
         n = len(z)
         va = va if keep_va else np.full((n, 2), np.nan, np.float32)
         expr = expr if keep_expr else np.full(n, -1, np.int8)
-        cache.write_labels(vid, va=va, expr=expr, au=np.repeat(no_au, n, 0), split=split, dataset=dataset)
+        labels = fit_labels(vid, n, va=va, expr=expr, au=np.repeat(no_au, n, 0), split=split, dataset=dataset)
+        if n > PACK_FRAMES:                                   # a long video: a shard of its own
+            _write_shard(cache, encode_key(vid), [(vid, face, labels)])
+            return
+        shard = shards.setdefault(dataset, [])
+        shard.append((vid, face, labels))
+        if sum(len(f) for _, f, _ in shard) >= SHARD_FRAMES:
+            _write_shard(cache, f"{dataset}~~{len(cache.shard_keys()):06d}", shard)
+            shards[dataset] = []
 
     for i in range(spec.expr_stills):
         write(f"expr_db/{i:05d}", rng.standard_normal((1, k)), "train", "expr_db", False, True)
@@ -120,4 +137,7 @@ def write_multidb_cache(url: str, spec: MultiDbSpec | None = None) -> FeatureCac
     for i in range(spec.val_videos):
         write(f"target/{i:03d}", latent_sequence(spec.val_frames, k, spec.drift, rng), "validation", "target",
               True, True, clean=True)
+    for dataset, shard in shards.items():
+        if shard:
+            _write_shard(cache, f"{dataset}~~{len(cache.shard_keys()):06d}", shard)
     return cache

@@ -34,6 +34,10 @@ class TrainConfig:
     val_split: str = "validation"        # split for early stopping and the best checkpoint
     eval_batch_size: int = 2048          # frames per batch when predicting whole splits
     data_on_device: bool = True          # keep the in-memory cache on the GPU (gathers stay there)
+    face_features: str | None = None     # feature set names in the cache (default: the first of each
+    audio_features: str | None = None    # kind); the run stores the ones it used, evaluation reads them
+    max_memory: str | None = None        # features beyond this ("0.5" = half the RAM, "12G") train in
+                                         # shard-sized blocks read from the cache (default: half the RAM)
     export_soft: bool = True             # teacher: write predictions of every cached frame to soft/
     soft_run: str | None = None          # name under soft/ (default: <run folder>-<8 hex of its path>)
     progress_every_s: float = 60.0       # not on a terminal: a progress line at most this often per epoch

@@ -1,10 +1,13 @@
 """Training data from the cache: loaded into memory once, gathered by index (docs/training.md).
 
-Every video of the requested splits is read once into frame-major arrays (features as float16),
-videos laid end to end; a sample is a global frame id. A batch gathers, with one tensor index,
-the image-embedding window (`window` frames at `stride`, ending at the frame), the frame's audio
+The items (stills, clips, videos: docs/cache_format.md) of the requested splits are read once,
+shard by shard (emokd/train/reading.py), into frame-major arrays (features as float16), items laid
+end to end; a sample is a global frame id. A batch gathers, with one tensor index, the
+image-embedding window (`window` frames at `stride`, ending at the frame), the frame's audio
 embedding, its labels with masks and, for a student, the teacher's stored outputs. No file is
-read after loading, so the data never waits on storage.
+read after loading, so the data never waits on storage. When the chosen feature sets do not fit
+in `max_memory`, training reads shard-sized blocks in a shuffled block order instead
+(emokd/train/blocks.py), and says so.
 
 Splits are per task (a video can be VA training and EXPR validation data): a frame is a training
 sample of task t when its video's t split is the training split, and a batch's label masks only
@@ -17,40 +20,47 @@ inside the real face track. Window positions before a video's first frame repeat
 batch's `face_mask` marks the window positions that are real frames with a face.
 Training uses only labelled frames that have a face themselves (`require_face`); evaluation and
 prediction score every frame and fill no-face frames from the nearest earlier prediction
-(`fill_from_earlier`), as ABAW submissions do.
+(`fill_within_items`), as ABAW submissions do.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from emokd.constants import N_AU, SPLIT_KEYS, TASKS, uniform_splits
-from emokd.errors import CacheError, DataError
+from emokd.constants import SPLIT_KEYS, TASKS, uniform_splits
+from emokd.errors import DataError
 
 log = logging.getLogger(__name__)
 
 TASK_ID = {"VA": 0, "EXPR": 1, "AU": 2}
 
 
-def forward_fill_index(face_ok: np.ndarray) -> np.ndarray:
-    """For each frame, the index of the nearest frame at or before it with a face (-1 if none)."""
-    pos = np.where(face_ok, np.arange(len(face_ok)), -1)
-    return np.maximum.accumulate(pos) if len(pos) else pos
+def fill_within_items(values: np.ndarray, ok: np.ndarray, item_of_row: np.ndarray) -> np.ndarray:
+    """Rows with `ok` False take the row of the nearest earlier ok row of the same item; rows before
+    an item's first ok row take that row (unchanged for an item with none). Rows of one item are
+    consecutive and share their `item_of_row` value (vectorised: 400 k stills at once)."""
+    n = len(ok)
+    if not n:
+        return values.copy()
+    rows = np.arange(n)
+    change = item_of_row[1:] != item_of_row[:-1]
+    start = np.maximum.accumulate(np.where(np.r_[True, change], rows, 0))
+    end = np.minimum.accumulate(np.where(np.r_[change, True], rows, n)[::-1])[::-1]
+    before = np.maximum.accumulate(np.where(ok, rows, -1))
+    after = np.minimum.accumulate(np.where(ok, rows, n)[::-1])[::-1]
+    src = np.where(before >= start, before, np.where(after <= end, after, rows))
+    return values[src]
 
 
 def fill_from_earlier(values: np.ndarray, face_ok: np.ndarray) -> np.ndarray:
-    """Rows of frames without a face take the row of the nearest earlier face frame; rows before
-    the first face take the first face frame's row (unchanged when the video has no face at all)."""
-    src = forward_fill_index(face_ok)
-    if not face_ok.any():
-        return values.copy()
-    src = np.where(src < 0, int(np.argmax(face_ok)), src)
-    return values[src]
+    """`fill_within_items` for the rows of one item."""
+    return fill_within_items(values, np.asarray(face_ok, bool), np.zeros(len(face_ok), np.int8))
 
 
 @dataclass
@@ -75,6 +85,7 @@ class FrameData:
     batch_device: torch.device | None = None   # where batches go when the arrays stay on the CPU
     mtl: np.ndarray | None = None    # (N,) bool: frames of the dataset's MTL set (None: no MTL set)
     train_split: str = "train"       # the only split whose labels a batch's masks let through
+    sets: dict = field(default_factory=dict)   # the feature sets read: face, audio, fingerprints
 
     def __post_init__(self) -> None:
         n = len(self.face_ok)
@@ -82,6 +93,8 @@ class FrameData:
                              for s in self.video_splits]
         if self.mtl is None:
             self.mtl = np.zeros(n, bool)
+        self._video_split_of = {key: np.asarray([s[key] for s in self.video_splits], dtype=object)
+                                for key in SPLIT_KEYS}
         self.frame_video = np.repeat(np.arange(len(self.video_ids)), self.video_len)
         self._start_t = torch.as_tensor(self.video_start[self.frame_video] if n else np.zeros(0, np.int64),
                                         device=self.device)
@@ -105,17 +118,22 @@ class FrameData:
         return {"face": int(self.face.shape[1]), "audio": int(self.audio.shape[1]), "window": self.window,
                 "stride": self.stride}
 
+    @property
+    def mode(self) -> str:
+        """"memory" (features loaded) or "blocks" (read from the cache block by block)."""
+        return "memory"
+
     def memory_bytes(self) -> int:
-        tensors = [self.face, self.audio, self._va_t, self._va_m, self._expr_t, self._expr_m,
-                   self._au_t, self._au_m, self._start_t, self._face_ok_t, *self.soft.values()]
+        tensors = [t for t in (self.face, self.audio) if t is not None] + [
+            self._va_t, self._va_m, self._expr_t, self._expr_m, self._au_t, self._au_m, self._start_t,
+            self._face_ok_t, *self.soft.values()]
         arrays = [self.face_ok, self.va, self.expr, self.au, self.frame_video, self.mtl]
         return sum(t.element_size() * t.nelement() for t in tensors) + sum(a.nbytes for a in arrays)
 
     # ---- which frames belong to which split, per task ------------------------------------------
     def in_split(self, split: str, task: str) -> np.ndarray:
         """(N,) bool: frames whose video has `task` (one of SPLIT_KEYS) in `split`."""
-        per_video = np.array([s[task] == split for s in self.video_splits], dtype=bool)
-        return per_video[self.frame_video] if len(per_video) else np.zeros(0, bool)
+        return (self._video_split_of[task] == split)[self.frame_video]
 
     def split_names(self) -> list[str]:
         """Every split some task of some loaded video is in (for messages)."""
@@ -123,15 +141,25 @@ class FrameData:
 
     def videos_in(self, split: str) -> np.ndarray:
         """Indices of the videos with any task in `split`."""
-        return np.array([v for v, s in enumerate(self.video_splits) if split in s.values()], dtype=np.int64)
+        return np.flatnonzero(np.logical_or.reduce([s == split for s in self._video_split_of.values()]))
 
     def frames(self, split: str | None = None, videos: np.ndarray | None = None) -> np.ndarray:
         """Every frame id of the videos with some task in `split` (all videos if None), or of the
         video indices `videos`, in video order."""
-        if videos is None:
-            videos = np.arange(len(self.video_ids)) if split is None else self.videos_in(split)
+        if videos is None and split is None:
+            return np.arange(self.n_frames, dtype=np.int64)
+        videos = self.videos_in(split) if videos is None else np.asarray(videos, np.int64)
+        keep = np.zeros(len(self.video_ids), bool)
+        keep[videos] = True
+        order = np.argsort(videos, kind="stable")
+        if np.array_equal(videos[order], videos):        # in video order already: one mask
+            return np.flatnonzero(keep[self.frame_video]).astype(np.int64)
         parts = [np.arange(self.video_start[v], self.video_start[v] + self.video_len[v]) for v in videos]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    def permute(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random order of frame ids `idx` (block mode: block by block, the blocks shuffled)."""
+        return rng.permutation(idx)
 
     def task_mask(self, task: str) -> np.ndarray:
         """(N,) bool: frames carrying a `task` label (MTL: all three), whatever their split."""
@@ -165,7 +193,7 @@ class FrameData:
         """Frame ids labelled for `task` in `split` (see `split_labelled`), optionally one dataset."""
         mask = self.split_labelled(split, task)
         if dataset is not None:
-            keep = np.array([ds == dataset for ds in self.video_dataset], dtype=bool)
+            keep = np.asarray(self.video_dataset, dtype=object) == dataset
             mask &= keep[self.frame_video]
         if require_face:
             mask &= self.face_ok
@@ -180,16 +208,21 @@ class FrameData:
         """(B, window) global frame ids of each sample's image window, clamped to its video."""
         return torch.maximum(idx[:, None] - self._offsets, self._start_t[idx][:, None])
 
+    def features(self, i: torch.Tensor, win: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(face embeddings of the windows `win` (B, window, D_face), audio of frames `i` (B, D_audio))."""
+        return self.face[win].float(), self.audio[i].float()
+
     def batch(self, idx: np.ndarray | torch.Tensor, stream: str | None = None,
               dataset: str | None = None) -> dict:
         """Gather a batch (see `recipes/base.py` for its keys) on `self.device`."""
         i = torch.as_tensor(idx, dtype=torch.long, device=self.device)
         win = self.window_index(i)
         inside = i[:, None] - self._offsets >= self._start_t[i][:, None]
+        face, audio = self.features(i, win)
         batch = {
-            "face": self.face[win].float(),
+            "face": face,
             "face_mask": self._face_ok_t[win] & inside,
-            "audio": self.audio[i].float(),
+            "audio": audio,
             "va": self._va_t[i], "va_mask": self._va_m[i],
             "expr": self._expr_t[i], "expr_mask": self._expr_m[i],
             "au": self._au_t[i], "au_mask": self._au_m[i],
@@ -210,89 +243,53 @@ class FrameData:
                          self.video_dataset, self.face.to(device), self.audio.to(device), self.face_ok,
                          self.va, self.expr, self.au, self.window, self.stride,
                          {k: v.to(device) for k, v in self.soft.items()}, device, self.batch_device,
-                         self.mtl, self.train_split)
-
-
-def feature_arrays(cache) -> tuple[str, str]:
-    """Names of the cache's face and audio embedding arrays, from its encoder records."""
-    names = {}
-    for record in cache.encoders:
-        names.setdefault(record.get("kind"), record.get("array", record.get("kind")))
-    if "face" not in names or "audio" not in names:
-        raise CacheError(f"cache {cache.url}: training needs one face and one audio encoder; "
-                         f"the cache has {sorted(k for k in names if k)}")
-    return names["face"], names["audio"]
-
-
-def _read_labels(cache, video_id: str, n: int) -> dict:
-    if not cache.has_labels(video_id):
-        return {"va": np.full((n, 2), np.nan, np.float32), "expr": np.full(n, -1, np.int8),
-                "au": np.full((n, N_AU), -1, np.int8), "mtl": np.zeros(n, bool),
-                "splits": uniform_splits("unlabelled"), "dataset": "unknown"}
-    lab = cache.read_labels(video_id)
-    if lab["splits"] is None:
-        raise CacheError(f"cache {cache.url}: the labels of {video_id!r} were written before per-task "
-                         "splits; run `emokd cache relabel DATASET CACHE` to rewrite them from the dataset")
-    return lab
+                         self.mtl, self.train_split, self.sets)
 
 
 def load_frame_data(cache, splits: Sequence[str] | None = None, window: int = 6, stride: int = 10,
                     soft_run: str | None = None, device: str | torch.device = "cpu",
-                    video_ids: Sequence[str] | None = None, train_split: str = "train") -> FrameData:
-    """Read the complete videos with some task in `splits` (all if None) from an open FeatureCache.
+                    video_ids: Sequence[str] | None = None, train_split: str = "train",
+                    face_set: str | None = None, audio_set: str | None = None,
+                    max_memory: str | float | None = None) -> FrameData:
+    """Read the complete items with some task in `splits` (all if None; or exactly `video_ids`)
+    from an open FeatureCache: the feature sets `face_set`/`audio_set` (default the first of each kind).
 
-    With `soft_run`, the teacher outputs stored under soft/<soft_run>/ are loaded too; a video
-    without them is a CacheError (run the teacher's soft-label export first). Labels written
-    before per-task splits are a CacheError that says how to rewrite them.
+    Into memory when the features fit in `max_memory` (`reading.parse_memory`; default half the RAM), else
+    a block-mode FrameData (emokd/train/blocks.py). With `soft_run`, the teacher outputs stored for
+    it are loaded too; a shard without them is a CacheError (export the teacher's soft labels).
     """
+    from tqdm.auto import tqdm
+
+    from emokd.train import reading
+
     if window < 1 or stride < 1:
         raise DataError(f"window={window}, stride={stride}: both must be >= 1")
-    ids, lens, labels = [], [], []
-    face_name, audio_name = feature_arrays(cache)
-    for vid in (cache.video_ids() if video_ids is None else video_ids):
-        n = cache.n_frames(vid)
-        lab = _read_labels(cache, vid, n)
-        if splits is not None and not set(splits) & set(lab["splits"].values()):
-            continue
-        ids.append(vid), lens.append(n), labels.append(lab)
-    if not ids:
-        raise DataError(f"cache {cache.url}: no complete video in splits {list(splits or [])}")
-    dims = {"face": cache.feature_dims[face_name], "audio": cache.feature_dims[audio_name]}
-    lens_a = np.asarray(lens, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lens_a)[:-1]]).astype(np.int64)
-    total = int(lens_a.sum())
-    face = np.zeros((total, dims["face"]), np.float16)
-    audio = np.zeros((total, dims["audio"]), np.float16)
-    face_ok = np.zeros(total, bool)
-    mtl = np.zeros(total, bool)
-    va = np.full((total, 2), np.nan, np.float32)
-    expr = np.full(total, -1, np.int8)
-    au = np.full((total, N_AU), -1, np.int8)
-    soft: dict[str, np.ndarray] = {}
-    for vid, s, n, lab in zip(ids, starts, lens_a, labels):
-        arrays = cache.read_video(vid, [face_name, audio_name, "face_ok"])
-        ok = np.asarray(arrays["face_ok"], bool)[:n]
-        src = forward_fill_index(ok)
-        f = np.asarray(arrays[face_name])[:n]
-        face[s:s + n] = np.where((src >= 0)[:, None], f[np.maximum(src, 0)], 0)
-        audio[s:s + n] = np.asarray(arrays[audio_name])[:n]
-        face_ok[s:s + n] = ok
-        m = min(n, len(lab["va"]))
-        va[s:s + m], expr[s:s + m], au[s:s + m] = lab["va"][:m], lab["expr"][:m], lab["au"][:m]
-        mtl[s:s + m] = lab["mtl"][:m]
-        if soft_run is not None:
-            if not cache.has_soft(soft_run, vid):
-                raise CacheError(f"cache {cache.url}: no soft labels of teacher run "
-                                 f"{soft_run!r} for video {vid!r}; export the teacher's predictions first")
-            for name, values in cache.read_soft(soft_run, vid).items():
-                values = np.asarray(values, np.float32).reshape(n, -1)
-                if name not in soft:
-                    soft[name] = np.zeros((total, values.shape[1]), np.float32)
-                soft[name][s:s + n] = values
-    data = FrameData(ids, starts, lens_a, [lab["splits"] for lab in labels],
-                     [lab.get("dataset", "affwild2") for lab in labels],
-                     torch.from_numpy(face), torch.from_numpy(audio), face_ok, va, expr, au,
-                     window, stride, {k: torch.from_numpy(v) for k, v in soft.items()},
-                     mtl=mtl, train_split=train_split)
-    log.info("loaded %d videos, %d frames, %.1f MB", len(ids), total, data.memory_bytes() / 1e6)
+    started = time.perf_counter()
+    sel = reading.select(cache, splits, video_ids, face_set, audio_set)
+    dims = {"face": cache.feature_dims[sel.face_set], "audio": cache.feature_dims[sel.audio_set]}
+    src = reading.fill_index(sel.face_ok, sel.starts, sel.lens)
+    soft = {k: torch.from_numpy(v) for k, v in reading.read_soft(cache, sel, soft_run).items()} if soft_run else {}
+    sets = {"face": sel.face_set, "audio": sel.audio_set,
+            "fingerprints": {n: cache.feature_set(n).fingerprint for n in (sel.face_set, sel.audio_set)}}
+    common = dict(video_ids=sel.ids, video_start=sel.starts, video_len=sel.lens, video_splits=sel.splits,
+                  video_dataset=sel.datasets, face_ok=sel.face_ok, va=sel.va, expr=sel.expr, au=sel.au,
+                  window=window, stride=stride, soft=soft, mtl=sel.mtl, train_split=train_split, sets=sets)
+    for why, n in sel.skipped.items():
+        log.warning("cache %s: left out %d items %s", cache.url, n, why)
+    feature_bytes = sel.n_frames * (dims["face"] + dims["audio"]) * 2
+    budget = reading.parse_memory(max_memory)
+    if feature_bytes > budget:
+        from emokd.train.blocks import BlockFrameData
+
+        log.warning("the chosen feature sets need %.2f GB for %d frames, more than max_memory %.2f GB: "
+                    "training reads shard-sized blocks in a shuffled block order instead (slower than in "
+                    "memory; docs/training.md)", feature_bytes / 1e9, sel.n_frames, budget / 1e9)
+        return BlockFrameData.build(cache, sel, src, dims, budget, common, device)
+    face = np.zeros((sel.n_frames, dims["face"]), np.float16)
+    audio = np.zeros((sel.n_frames, dims["audio"]), np.float16)
+    with tqdm(total=sel.n_frames, unit="frame", desc="loading", leave=False, disable=None) as bar:
+        reading.read_features(cache, sel, face, audio, src, progress=bar.update)
+    data = FrameData(face=torch.from_numpy(face), audio=torch.from_numpy(audio), **common)
+    log.info("loaded %d items, %d frames, %.1f MB in %.1f s (feature sets %s, %s)", len(sel.ids), sel.n_frames,
+             data.memory_bytes() / 1e6, time.perf_counter() - started, sel.face_set, sel.audio_set)
     return data.to(device) if torch.device(device).type != "cpu" else data

@@ -21,8 +21,9 @@ from emokd.cache.store import FeatureCache
 from emokd.constants import TASKS
 from emokd.errors import ConfigError, DataError
 from emokd.models.device import resolve_device
-from emokd.train.data import FrameData, fill_from_earlier, load_frame_data
+from emokd.train.data import FrameData, fill_within_items, load_frame_data
 from emokd.train.cache_check import check_same_cache
+from emokd.train.reading import checkpoint_sets
 from emokd.train.recipes.base import Recipe, require_datasets
 from emokd.train.runs import BEST, RunDir, load_trained
 
@@ -69,14 +70,9 @@ def predict_videos(model, recipe: Recipe, data: FrameData, videos: np.ndarray,
     idx = data.frames(videos=videos)
     raw = predict_frames(model, recipe, data, idx, batch_size)
     ok = data.face_ok[idx]
-    # fill within each video: a no-face frame's source is the nearest earlier face frame of its video
+    # fill within each item: a no-face frame's source is the nearest earlier face frame of its item
     video = data.frame_video[idx]
-    out = {k: np.empty_like(a) for k, a in raw.items()}
-    for v in np.unique(video):
-        rows = np.flatnonzero(video == v)
-        for k, a in raw.items():
-            out[k][rows] = fill_from_earlier(a[rows], ok[rows])
-    return idx, out
+    return idx, {k: fill_within_items(a, ok, video) for k, a in raw.items()}
 
 
 def predict_split(model, recipe: Recipe, data: FrameData, split: str | None,
@@ -152,7 +148,8 @@ def evaluate_run(run: str | Path, cache_url: str, split: str = "validation", dev
     recipe, model, ckpt = load_trained(run, which, dev)
     cache = FeatureCache.open(cache_url, storage_options=storage_options)
     other = check_same_cache(ckpt, cache, run, allow_other_cache)
-    data = load_frame_data(cache, [split], model.config.window, model.config.stride, device=dev)
+    data = load_frame_data(cache, [split], model.config.window, model.config.stride, device=dev,
+                           **checkpoint_sets(ckpt))
     found = evaluate(model, recipe, data, split, batch_size)
     result = {"run": str(run), "checkpoint": which, "epoch": ckpt["epoch"], "recipe": recipe.name,
               "cache": cache_url, "cache_fingerprint": cache.fingerprint, "split": split,

@@ -23,9 +23,10 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+import yaml
 
 from emokd.cache.store import FeatureCache
-from emokd.config import made_by, to_dict
+from emokd.config import MADE_BY, made_by, save_config, to_dict
 from emokd.errors import ConfigError, DataError
 from emokd.logs import file_log
 from emokd.models.device import resolve_device
@@ -34,8 +35,9 @@ from emokd.train.data import load_frame_data
 from emokd.train.cache_check import cache_identity, check_same_cache
 from emokd.train.evaluate import evaluate, evaluated_videos
 from emokd.train.progress import Progress, epoch_line
+from emokd.train.reading import extraction_of
 from emokd.train.recipes.base import EpochState, build_recipe
-from emokd.train.runs import BEST, LAST, LOG, RunDir, net_config_of
+from emokd.train.runs import BEST, CONFIG, LAST, LOG, RunDir, net_config_of
 from emokd.train.soft_labels import claim_soft_name, ensure_soft_labels, export_soft_labels, soft_run_name
 
 log = logging.getLogger(__name__)
@@ -93,8 +95,13 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
     soft_run = (ensure_soft_labels(cfg.cache, cfg.teacher, cfg.device, cfg.storage_options)
                 if cfg.role == "student" else None)
     data = load_frame_data(cache, [cfg.train_split, cfg.val_split], cfg.window, cfg.stride, soft_run,
-                           device if cfg.data_on_device else "cpu", train_split=cfg.train_split)
+                           device if cfg.data_on_device else "cpu", train_split=cfg.train_split,
+                           face_set=cfg.face_features, audio_set=cfg.audio_features, max_memory=cfg.max_memory)
     data.batch_device = device
+    if (cfg.face_features, cfg.audio_features) != (data.sets["face"], data.sets["audio"]):
+        cfg.face_features, cfg.audio_features = data.sets["face"], data.sets["audio"]
+        saved = yaml.safe_load(run.file(CONFIG).read_text()) or {}   # the run records the sets it read
+        save_config(cfg, run.file(CONFIG), saved.get(MADE_BY))
     for split in (cfg.train_split, cfg.val_split):
         if not len(data.videos_in(split)):
             raise DataError(f"cache {cfg.cache}: no complete video with a task in split {split!r} "
@@ -124,17 +131,18 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
         start = state.epoch + 1
         log.info("resuming after epoch %d", state.epoch)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("%d frames in memory (%.1f MB), model %d parameters", data.n_frames,
-             data.memory_bytes() / 1e6, n_params)
+    log.info("%d frames (%s mode, %.1f MB in memory), feature sets %s + %s, model %d parameters",
+             data.n_frames, data.mode, data.memory_bytes() / 1e6, data.sets["face"], data.sets["audio"], n_params)
 
-    extraction = {"config": cache.config, "settings": cache.settings, "encoders": cache.encoders}
+    extraction = extraction_of(cache, data.sets)
 
     def checkpoint(epoch: int) -> dict:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state.to_dict(),
                 "epoch": epoch, "recipe": cfg.recipe, "recipe_options": to_dict(recipe.config),
                 "net_config": to_dict(model.config), "config": to_dict(cfg), "soft_run": soft_run,
                 "extraction": extraction,          # what made the features: `emokd predict-video` redoes it
-                "cache": cache_identity(cache), "other_cache": other_cache,
+                "cache": cache_identity(cache, data.sets), "other_cache": other_cache,
+                "feature_sets": data.sets,
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 

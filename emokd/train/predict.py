@@ -22,6 +22,7 @@ from emokd.index.abaw import read_test_frames
 from emokd.models.device import resolve_device
 from emokd.train.data import load_frame_data
 from emokd.train.cache_check import check_same_cache
+from emokd.train.reading import checkpoint_sets
 from emokd.train.evaluate import predict_split
 from emokd.train.runs import BEST, load_trained
 
@@ -29,12 +30,12 @@ HEADER = "image,valence,arousal,expression,aus"
 
 
 def video_probabilities(model, recipe, cache, video_ids: list[str], device="cpu",
-                        batch_size: int = 2048) -> dict[str, dict[str, np.ndarray]]:
+                        batch_size: int = 2048, sets: dict | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Per video id: the recipe's probabilities (`Recipe.probabilities`: va (n, 2), expr (n, k),
     au (n, 12), for the tasks it predicts) of every frame of that cached video, no-face frames
-    filled from the nearest earlier face frame."""
+    filled from the nearest earlier face frame; `sets` the feature sets (`checkpoint_sets`)."""
     data = load_frame_data(cache, None, model.config.window, model.config.stride, device=device,
-                           video_ids=list(video_ids))
+                           video_ids=list(video_ids), **(sets or {}))
     idx, raw = predict_split(model, recipe, data, None, batch_size)     # idx == arange(N), in order
     probabilities = recipe.probabilities(raw)
     return {vid: {task: np.asarray(values[int(s):int(s) + int(n)]) for task, values in probabilities.items()}
@@ -86,7 +87,8 @@ def write_submission(run: str | Path, cache_url: str, test_list: str | Path, out
     if absent:
         raise DataError(f"{test_list}: {len(absent)} listed video(s) not complete in cache {cache_url}: "
                         f"{absent[:5]}")
-    data = load_frame_data(cache, None, model.config.window, model.config.stride, device=dev, video_ids=videos)
+    data = load_frame_data(cache, None, model.config.window, model.config.stride, device=dev, video_ids=videos,
+                           **checkpoint_sets(ckpt))
     idx, raw = predict_split(model, recipe, data, None, batch_size)
     decided = recipe.decode(raw)
     row_of = {vid: (int(s), int(n)) for vid, s, n in zip(data.video_ids, data.video_start, data.video_len)}

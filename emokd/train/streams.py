@@ -14,6 +14,10 @@ Two ways to cut the task streams (frame-id arrays, one per task) into batches:
 
 `StepPlan` holds an epoch's steps as frame ids (cheap) and gathers each batch only when iterated,
 so the loop knows the number of steps (progress bar, ETA) without holding every batch in memory.
+
+Every shuffle goes through `permute(idx, rng)` (default a uniform shuffle): recipes pass
+`FrameData.permute`, so that in block mode (features beyond memory, emokd/train/blocks.py) a stream
+is shuffled block by block and an epoch reads each block about once.
 """
 
 from __future__ import annotations
@@ -28,8 +32,12 @@ Round = list[tuple[str, np.ndarray]]       # (stream name, frame ids) of one bat
 MIN_BATCH = 2                               # BatchNorm and CCC need two samples
 
 
+def _shuffle(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return rng.permutation(idx)
+
+
 def proportional_rounds(streams: dict[str, np.ndarray], batch_size: int,
-                        rng: np.random.Generator) -> list[Round]:
+                        rng: np.random.Generator, permute=_shuffle) -> list[Round]:
     """Every frame of every stream exactly once, in ceil(max len / batch_size) rounds.
 
     A stream is shuffled and split into k nearly equal batches, k = the number of rounds (or fewer
@@ -43,7 +51,7 @@ def proportional_rounds(streams: dict[str, np.ndarray], batch_size: int,
     rounds: list[Round] = [[] for _ in range(n_rounds)]
     for name, idx in streams.items():
         k = min(n_rounds, len(idx) // MIN_BATCH)
-        parts = np.array_split(rng.permutation(idx), k)
+        parts = np.array_split(permute(idx, rng), k)
         for j, part in enumerate(parts):
             rounds[j * n_rounds // k].append((name, part))
     order = {name: i for i, name in enumerate(streams)}
@@ -51,7 +59,7 @@ def proportional_rounds(streams: dict[str, np.ndarray], batch_size: int,
 
 
 def cycled_rounds(streams: dict[str, np.ndarray], batch_size: int, rng: np.random.Generator,
-                  length: str | int = "max") -> list[Round]:
+                  length: str | int = "max", permute=_shuffle) -> list[Round]:
     """Fixed-size batches, the streams cycled in order, one batch each per round.
 
     Each stream is shuffled and cut into batches of `batch_size` (a stream smaller than a batch is
@@ -59,10 +67,10 @@ def cycled_rounds(streams: dict[str, np.ndarray], batch_size: int, rng: np.rando
     continues. `length` = number of rounds: "max" (the longest stream is seen once), "min", or an
     int. Empty streams are skipped.
     """
-    return list(_cycled(streams, batch_size, rng, length))
+    return list(_cycled(streams, batch_size, rng, length, permute))
 
 
-def _cycled(streams, batch_size, rng, length) -> Iterator[Round]:
+def _cycled(streams, batch_size, rng, length, permute=_shuffle) -> Iterator[Round]:
     streams = {k: v for k, v in streams.items() if len(v)}
     if not streams:
         return
@@ -73,7 +81,7 @@ def _cycled(streams, batch_size, rng, length) -> Iterator[Round]:
         entry = []
         for name, idx in streams.items():
             if not queues[name]:
-                perm = rng.permutation(idx)
+                perm = permute(idx, rng)
                 size = min(batch_size, len(perm))
                 queues[name] = [perm[j:j + size] for j in range(0, len(perm) - size + 1, size)]
             entry.append((name, queues[name].pop(0)))
@@ -81,9 +89,9 @@ def _cycled(streams, batch_size, rng, length) -> Iterator[Round]:
 
 
 def stream_batches(streams: dict[str, np.ndarray], batch_size: int, rng: np.random.Generator,
-                   length: str | int = "max") -> Iterator[tuple[str, np.ndarray]]:
+                   length: str | int = "max", permute=None) -> Iterator[tuple[str, np.ndarray]]:
     """The batches of `cycled_rounds`, one after the other."""
-    for entry in _cycled(streams, batch_size, rng, length):
+    for entry in _cycled(streams, batch_size, rng, length, permute or _shuffle):
         yield from entry
 
 

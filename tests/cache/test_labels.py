@@ -30,8 +30,18 @@ def test_labels_are_fitted_to_the_cached_frames(cache):
     assert got["expr"].dtype == np.int8 and got["au"].dtype == np.int8
     np.testing.assert_array_equal(got["au"], au)
     assert got["split"] == "train" and got["dataset"] == "affwild2"
-    attrs = dict(cache.root["labels/v~2F1"].attrs)
-    assert attrs["n_label_rows"] == {"va": 8, "expr": 4, "au": 6} and attrs["status"] == "complete"
+    assert got["splits"] == {"VA": "train", "EXPR": "train", "AU": "train", "MTL": "unlabelled"}
+    attrs = dict(cache.root["shards/v~2F1/labels"].attrs)
+    assert attrs["items"]["n_label_rows"] == [{"va": 8, "expr": 4, "au": 6}] and attrs["status"] == "complete"
+
+
+def test_per_task_splits_of_a_version_1_split_follow_the_labelled_tasks():
+    from emokd.cache.labels import labelled_splits
+
+    has = {"VA": False, "EXPR": True, "AU": False}
+    assert labelled_splits("train", has) == {"VA": "unlabelled", "EXPR": "train", "AU": "unlabelled",
+                                             "MTL": "unlabelled"}
+    assert labelled_splits("test", has) == {"VA": "test", "EXPR": "test", "AU": "test", "MTL": "unlabelled"}
 
 
 def test_missing_tasks_are_all_missing_and_relabel_replaces(cache):
@@ -52,11 +62,10 @@ def test_label_values_are_checked(cache):
         cache.write_labels("v/1", au=[[2] + [0] * 11])
     with pytest.raises(CacheError, match="split 'dev'"):
         cache.write_labels("v/1", split="dev")
-    with pytest.raises(CacheError, match="not in the cache"):
+    with pytest.raises(CacheError, match="no item 'nope'"):
         cache.write_labels("nope", split="train")
-    with pytest.raises(CacheError, match="no labels for video 'v/1'"):
-        cache.read_labels("v/1")
-    assert not cache.has_labels("v/1")
+    got = cache.read_labels("v/1")   # a committed shard always has labels: all missing until written
+    assert got["split"] == "unlabelled" and (got["expr"] == -1).all() and cache.has_labels("v/1")
 
 
 def test_soft_labels_per_teacher_run(cache):
@@ -66,6 +75,7 @@ def test_soft_labels_per_teacher_run(cache):
                      attrs={"temperature": 2.5})
     assert cache.soft_runs() == ["teacher/run-1"] and cache.soft_runs(complete_only=True) == []
     assert cache.has_soft("teacher/run-1", "v/1") and not cache.has_soft("teacher/run-1", "v/2")
+    assert cache.soft_video_attrs("teacher/run-1", "v/1") == {"temperature": 2.5}
     assert not cache.has_soft("other", "v/1")
     got = FeatureCache.open(cache.url).read_soft("teacher/run-1", "v/1")
     np.testing.assert_array_equal(got["expr"], logits)
@@ -74,27 +84,28 @@ def test_soft_labels_per_teacher_run(cache):
     cache.finish_soft_run("teacher/run-1", {"checkpoint": "runs/t/best.pt"})
     assert cache.soft_runs(complete_only=True) == ["teacher/run-1"]
     assert cache.soft_video_ids("teacher/run-1") == ["v/1", "v/2"]
-    with pytest.raises(CacheError, match=r"has shape \(5, 8\), expected \(4,\) or \(4, k\)"):
+    with pytest.raises(CacheError, match=r"array 'expr' has 5 rows, expected 4"):
         cache.write_soft("teacher/run-1", "v/2", {"expr": np.ones((5, 8), np.float32)})
+    with pytest.raises(CacheError, match=r"has shape \(5, 8\), expected \(4,\) or \(4, k\)"):
+        cache.write_shard_soft("teacher/run-1", "v~2F2", {"expr": np.ones((5, 8), np.float32)})
     with pytest.raises(CacheError, match="no complete soft labels of teacher run 'x'"):
         cache.read_soft("x", "v/1")
 
 
 def test_interrupted_soft_labels_are_invisible(cache):
     cache.write_soft("t", "v/1", {"expr": np.ones((6, 8), np.float32)})
-    cache.root["soft/t/v~2F1"].attrs["status"] = "writing"   # as if killed before the marker
+    cache.root["shards/v~2F1/soft/t"].attrs["status"] = "writing"   # as if killed before the marker
     assert not cache.has_soft("t", "v/1") and cache.soft_video_ids("t") == []
-    assert any("soft labels of run 't', video 'v/1': incomplete" in p for p in cache.verify())
+    assert any("soft labels of run 't', shard 'v~2F1': incomplete" in p for p in cache.verify())
 
 
 def test_failure_log_survives_reopen_and_clears_on_success(cache):
     writer = cache.begin_video("bad/video", 3)
     writer.write("face", 0, np.zeros((3, 8)))
-    cache.write_labels("bad/video", expr=[1, 2, 3], split="train")
     cache.record_failure("bad/video", "corrupt.mp4: no frames decoded")
     cache.record_failure("bad/video", "corrupt.mp4: still no frames")
-    assert cache.video_ids(include_incomplete=True) == ["v/1"]  # the partial group went with it
-    assert not cache.has_labels("bad/video") and cache.verify() == []   # and its labels
+    assert cache.video_ids(include_incomplete=True) == ["v/1"]  # the partial shard went with it
+    assert not cache.has_labels("bad/video") and cache.verify() == []
     reopened = FeatureCache.create(cache.url, SETTINGS, {}, ENCODERS)
     log = reopened.failure_log()
     assert list(log) == ["bad/video"] and log["bad/video"]["attempts"] == 2
@@ -115,7 +126,9 @@ def test_per_task_splits_and_mtl_frames_round_trip(cache):
     cache.write_labels("v/1", expr=[1] * 6, split="test")              # one split: every task
     got = cache.read_labels("v/1")
     assert got["splits"] == {"VA": "test", "EXPR": "test", "AU": "test", "MTL": "unlabelled"}
-    assert not got["mtl"].any() and "mtl" not in cache.root["labels/v~2F1"]   # no MTL set: no array
+    assert not got["mtl"].any()
+    from pathlib import Path
+    assert not (Path(cache.url) / "shards/v~2F1/labels/mtl/c").exists()   # no MTL set: no chunk stored
     with pytest.raises(CacheError, match="splits .*'EXPR': 'dev'"):
         cache.write_labels("v/1", splits={"EXPR": "dev"})
 
@@ -124,6 +137,7 @@ def test_labels_written_before_per_task_splits_are_never_read_as_valid(cache):
     """A labels group without `splits` (an older emokd merged a video listed by two tasks in
     different splits into "validation"): read as None, and verify says how to rewrite it."""
     cache.write_labels("v/1", expr=[1] * 6, split="validation")
-    del cache.root["labels/v~2F1"].attrs["splits"]
+    group = cache.root["shards/v~2F1/labels"]
+    group.attrs["items"] = {k: v for k, v in group.attrs["items"].items() if k != "splits"}
     assert cache.read_labels("v/1")["splits"] is None
     assert any("before per-task splits; run `emokd cache relabel DATASET CACHE`" in p for p in cache.verify())

@@ -45,7 +45,7 @@ def test_overwrite_replaces_and_leaves_nothing_beside(tmp_path):
     new = FeatureCache.create(url, OTHER, {}, ENCODERS, overwrite=True)
     assert new.settings["window_s"] == 5 and new.video_ids() == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr"]
-    with pytest.raises(CacheError, match="made with different settings"):
+    with pytest.raises(CacheError, match="feature sets with other settings"):
         FeatureCache.create(url, SETTINGS, {}, ENCODERS)
 
 

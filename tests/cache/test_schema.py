@@ -1,41 +1,45 @@
-"""schema.py: the one definition of a video's arrays, derived from the encoder records."""
+"""schema.py: the one definition of a shard's arrays, derived from the feature sets."""
 
 import numpy as np
 import pytest
 
-from cache_support import ENCODERS
-from emokd.cache.schema import FEATURE_DTYPE, FRAME_ARRAYS, feature_dims, video_arrays
+from cache_support import AUDIO_SET, ENCODERS, FACE_SET, SETTINGS
+from emokd.cache.schema import FEATURE_DTYPE, feature_dims, shard_arrays
+from emokd.cache.sets import default_set_name, make_set, sets_from_records
 from emokd.errors import CacheError
 
 
-def test_arrays_of_a_video_are_the_documented_format():
+def test_arrays_of_a_shard_are_the_documented_format():
     """The contract of docs/cache_format.md, written out once: names, order, dtypes, shapes, attributes."""
-    arrays = video_arrays(ENCODERS)
+    sets = sets_from_records(SETTINGS, ENCODERS)
+    arrays = shard_arrays(sets)
     assert [(name, spec.shape(10), spec.dtype) for name, spec in arrays.items()] == [
-        ("face", (10, 8), np.dtype("float16")), ("audio", (10, 5), np.dtype("float16")),
-        ("face_ok", (10,), np.dtype(bool)), ("audio_ok", (10,), np.dtype(bool)),
-        ("pts", (10,), np.dtype("float64"))]
-    assert arrays["face"].attributes() == {"encoder": "fer_pyemotion", "layer": "fc1"}
-    assert arrays["pts"].attributes() is None and not arrays["pts"].is_feature and arrays["audio"].is_feature
-    assert feature_dims(ENCODERS) == {"face": 8, "audio": 5}
-    assert FEATURE_DTYPE == np.float16 and list(FRAME_ARRAYS) == ["face_ok", "audio_ok", "pts"]
+        ("pts", (10,), np.dtype("float64")),
+        (FACE_SET, (10, 8), np.dtype("float16")), (FACE_SET + ".ok", (10,), np.dtype(bool)),
+        (AUDIO_SET, (10, 5), np.dtype("float16")), (AUDIO_SET + ".ok", (10,), np.dtype(bool))]
+    assert arrays[FACE_SET].attributes() == {"set": FACE_SET, "kind": "face", "encoder": "fer_pyemotion",
+                                             "layer": "fc1", "fingerprint": sets[0].fingerprint}
+    assert arrays[FACE_SET].dim_name == f"{FACE_SET}_dim"
+    assert arrays["pts"].attributes() is None and not arrays["pts"].is_feature and arrays[AUDIO_SET].is_feature
+    assert not arrays[AUDIO_SET + ".ok"].is_feature
+    assert feature_dims(sets) == {FACE_SET: 8, AUDIO_SET: 5}
+    assert FEATURE_DTYPE == np.float16
+    assert list(shard_arrays(sets[:1], frames=False)) == [FACE_SET, FACE_SET + ".ok"]
 
 
-def test_feature_arrays_follow_the_encoder_records():
-    """Named by `array` when a record has one, else by `kind`; in the records' order; width output_dim."""
-    records = [dict(ENCODERS[1], output_dim=1000), dict(ENCODERS[0], array="face_fc2", output_dim=256),
-               dict(ENCODERS[0])]
-    arrays = video_arrays(records)
-    assert list(arrays) == ["audio", "face_fc2", "face", "face_ok", "audio_ok", "pts"]
-    assert arrays["audio"].dim == 1000 and arrays["face_fc2"].dim == 256 and arrays["face"].dim == 8
+def test_set_names_follow_the_encoder_and_layer_or_are_given():
+    assert default_set_name({"name": "onnx:HSEmotion b0.onnx", "layer": "pool"}) == "onnx_HSEmotion_b0_onnx-pool"
+    assert default_set_name({"name": "soundnet8", "layer": None}) == "soundnet8"
+    named = sets_from_records(SETTINGS, ENCODERS, names={"face": "drer_affectnet"})
+    assert [s.name for s in named] == ["drer_affectnet", AUDIO_SET]
+    assert named[0].fingerprint == sets_from_records(SETTINGS, ENCODERS)[0].fingerprint  # the name is not hashed
 
 
-def test_an_encoder_may_not_take_a_frame_array_name(tmp_path):
-    from emokd.cache import FeatureCache
-
-    clash = [ENCODERS[0], dict(ENCODERS[1], kind="pts")]
-    with pytest.raises(CacheError, match="would write the cache array 'pts'"):
-        video_arrays(clash)
-    with pytest.raises(CacheError, match="would write the cache array 'pts'"):
-        FeatureCache.create(tmp_path / "c.zarr", {}, {}, clash)
-    assert not (tmp_path / "c.zarr").exists()
+def test_bad_set_names_and_records_are_refused():
+    for bad in ("pts", "labels", "a.ok", "", "-x", "a/b"):
+        with pytest.raises(CacheError, match="feature set name"):
+            make_set(ENCODERS[0], {}, name=bad)
+    with pytest.raises(CacheError, match="kind 'pts' is not one of"):
+        make_set(dict(ENCODERS[1], kind="pts"), {})
+    with pytest.raises(CacheError, match="same feature set"):
+        sets_from_records({}, [ENCODERS[0], dict(ENCODERS[0])])

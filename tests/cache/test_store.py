@@ -1,5 +1,6 @@
-"""FeatureCache: create/open with the fingerprint, per-video write/commit, ids, interrupted writes."""
+"""FeatureCache: create/open with the set fingerprints, one-item shards (videos), ids, interrupted writes."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -9,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cache_support import ARRAY_SPECS, ENCODERS, SETTINGS, video_values, write_video
+from cache_support import AUDIO_SET, DTYPES, ENCODERS, FACE_SET, SETTINGS, video_values, write_video
 from emokd.cache import FeatureCache, decode_key, encode_key
 from emokd.cache import writer as video_writer
-from emokd.cache.fingerprint import compute_fingerprint, differences, fingerprint_inputs
+from emokd.cache.fingerprint import compute_fingerprint, differences
+from emokd.cache.sets import sets_from_records
 from emokd.errors import CacheError
 
 
@@ -42,18 +44,23 @@ def test_written_video_reads_back_exactly_with_attrs(cache):
     reader = FeatureCache.open(cache.url)
     assert reader.video_ids() == ["afew_va/001"]
     got = reader.read_video("afew_va/001")
-    assert set(got) == set(ARRAY_SPECS) == set(values)
+    assert set(got) == set(DTYPES) == set(values)
     for name, array in values.items():
-        assert got[name].dtype == ARRAY_SPECS[name].dtype, name
+        assert got[name].dtype == DTYPES[name], name
         np.testing.assert_array_equal(got[name], array)
     attrs = reader.video_attrs("afew_va/001")
     assert attrs["status"] == "complete" and attrs["n_frames"] == 50 and attrs["fps"] == 25.0
     assert attrs["source"] == {"path": "x.mp4", "size": 9} and attrs["video_id"] == "afew_va/001"
+    assert attrs["shard"] == "afew_va~2F001" and attrs["first"] == 0
     assert reader.n_frames("afew_va/001") == 50
-    face = reader.root["videos/afew_va~2F001/face"]
-    assert dict(face.attrs) == {"encoder": "fer_pyemotion", "layer": "fc1"}
-    assert face.metadata.dimension_names == ("frame", "face_dim") and face.compressors == ()
-    assert reader.feature_dims == {"face": 8, "audio": 5}
+    face = reader.root[f"shards/afew_va~2F001/{FACE_SET}"]
+    fingerprint = reader.feature_set(FACE_SET).fingerprint
+    assert {k: v for k, v in face.attrs.items() if k not in ("started", "completed", "writer")} == {
+        "set": FACE_SET, "kind": "face", "encoder": "fer_pyemotion", "layer": "fc1", "fingerprint": fingerprint,
+        "status": "complete", "failed": []}
+    assert face.metadata.dimension_names == ("frame", f"{FACE_SET}_dim") and face.compressors == ()
+    assert reader.feature_dims == {FACE_SET: 8, AUDIO_SET: 5}
+    assert reader.read_video("afew_va/001", [FACE_SET])[FACE_SET].shape == (50, 8)
     assert reader.config == {"workers": 2, "batch_size": 64}
     np.testing.assert_array_equal(reader.read_video("afew_va/001", ["face_ok"])["face_ok"], values["face_ok"])
 
@@ -73,11 +80,11 @@ def test_unaligned_out_of_order_and_repeated_writes_land_exactly(cache, monkeypa
     monkeypatch.setattr(video_writer, "MIN_CHUNK_ROWS", 8)
     values = video_values(43, seed=4)
     writer = cache.begin_video("v", 43)
-    assert cache.root["videos/v/face"].chunks == (8, 8)
+    assert cache.root[f"shards/v/{FACE_SET}"].chunks == (8, 8)
     for start in reversed(range(0, 43, 5)):
         for name, array in values.items():
             writer.write(name, start, array[start:start + 5])
-    assert not writer._buffers  # every chunk fully written was sent to the store
+    assert not writer.shard.rows._buffers  # every chunk fully written was sent to the store
     writer.write("face", 3, np.full((10, 8), 2.5, np.float16))  # rows already sent: written through
     values["face"][3:13] = 2.5
     writer.commit()
@@ -89,10 +96,10 @@ def test_commit_refuses_unwritten_rows_and_bad_writes(cache):
     writer = cache.begin_video("v", 10)
     for name, array in values.items():
         writer.write(name, 0, array[:10] if name != "audio" else array[:6])
-    with pytest.raises(CacheError, match=r"audio: frames 6\.\.9 \(4 of 10\)"):
+    with pytest.raises(CacheError, match=r"v: soundnet8-conv8: frames 6\.\.9 \(4 of 10\)"):
         writer.commit()
     assert cache.video_ids() == [] and cache.video_statuses() == {"v": "writing"}
-    with pytest.raises(CacheError, match="rows 8:12 outside 0:10"):
+    with pytest.raises(CacheError, match="item 'v', array 'fer_pyemotion-fc1': rows 8:12 outside 0:10"):
         writer.write("face", 8, values["face"][:4])
     with pytest.raises(CacheError, match=r"rows of shape \(7,\), expected \(8,\)"):
         writer.write("face", 0, np.zeros((2, 7)))
@@ -102,16 +109,19 @@ def test_commit_refuses_unwritten_rows_and_bad_writes(cache):
         writer.write("audio", 6, np.full((1, 5), 1e6, np.float32))
     with pytest.raises(CacheError, match="no array 'labels'"):
         writer.write("labels", 0, np.zeros(3))
+    np.testing.assert_array_equal(writer.missing_rows()[AUDIO_SET], "frames 6..9 (4 of 10)")
 
 
-def test_begin_video_sizes_its_arrays_from_the_encoder_records(cache):
+def test_begin_video_sizes_its_arrays_from_the_feature_sets(cache):
     writer = cache.begin_video("v", 5, {"fps": 30.0})
-    group = cache.root["videos/v"]
+    group = cache.root["shards/v"]
     shapes = {name: (array.shape, str(array.dtype)) for name, array in group.arrays()}
-    assert shapes == {"face": ((5, 8), "float16"), "audio": ((5, 5), "float16"), "face_ok": ((5,), "bool"),
-                      "audio_ok": ((5,), "bool"), "pts": ((5,), "float64")}
-    assert dict(group["audio"].attrs) == {"encoder": "soundnet8", "layer": "conv8"}
+    assert shapes == {FACE_SET: ((5, 8), "float16"), AUDIO_SET: ((5, 5), "float16"),
+                      FACE_SET + ".ok": ((5,), "bool"), AUDIO_SET + ".ok": ((5,), "bool"), "pts": ((5,), "float64")}
+    assert group[AUDIO_SET].attrs["encoder"] == "soundnet8" and group[AUDIO_SET].attrs["status"] == "writing"
+    assert dict(group[AUDIO_SET + ".ok"].attrs) == {"set": AUDIO_SET, "kind": "audio"}
     assert dict(group["pts"].attrs) == {} and group["pts"].metadata.dimension_names == ("frame",)
+    assert group.attrs["items"]["id"] == ["v"] and group.attrs["items"]["attrs"] == [{"fps": 30.0}]
     assert sorted(writer.missing_rows()) == sorted(shapes)
     with pytest.raises(CacheError, match="at least 1"):
         cache.begin_video("v", 0)
@@ -129,10 +139,10 @@ def test_uncommitted_video_is_invisible_and_begin_again_starts_clean(cache):
     with pytest.raises(CacheError, match="incomplete"):
         reader.read_video("v")
     stale = cache.begin_video("w", 4)  # a stale group with an array the redo will not have
-    video_writer.create_frame_array(stale.group, "stale_only", 4, None, "float32")
+    video_writer.create_frame_array(stale.shard.group, "stale_only", 4, None, "float32")
     fresh = {k: v[:4] for k, v in video_values(4, seed=7).items()}
     write_video(cache, "w", fresh)
-    assert set(cache.read_video("w")) == set(ARRAY_SPECS)
+    assert set(cache.read_video("w")) == set(DTYPES) and "stale_only" not in cache.root["shards/w"]
     np.testing.assert_array_equal(cache.read_video("w")["audio"], fresh["audio"])
     with pytest.raises(CacheError, match="already complete"):
         cache.begin_video("w", 4)
@@ -162,10 +172,11 @@ def test_a_killed_writer_leaves_an_invisible_video_that_a_rerun_replaces(cache, 
     assert proc.returncode == -9 and "written" in proc.stdout, proc.stderr
     reader = FeatureCache.open(cache.url)
     assert reader.video_ids() == ["done"]
-    assert reader.info()["incomplete"] == ["killed/video"]
-    assert any("'killed/video': incomplete" in line for line in reader.verify())
+    assert reader.info()["incomplete"] == ["killed~2Fvideo"]
+    assert any("shard 'killed~2Fvideo': incomplete" in line for line in reader.verify())
     values = video_values(4000, seed=9)
     write_video(cache, "killed/video", values, batch=1000)
+    reader.refresh()
     assert reader.video_ids() == ["done", "killed/video"] and reader.verify() == []
     np.testing.assert_array_equal(reader.read_video("killed/video")["face"], values["face"])
 
@@ -178,31 +189,31 @@ def test_same_settings_reopen_with_the_videos_and_float_int_spelling_is_equal(ca
     assert again.config == {"workers": 2, "batch_size": 64}  # the config that made the cache
 
 
-def test_changed_settings_are_refused_naming_each_with_both_values(cache):
-    encoders = [dict(ENCODERS[0], weights_sha256="c" * 64, layer="fc2"), ENCODERS[1]]
+def test_changed_settings_of_a_set_are_refused_naming_each_with_both_values(cache):
+    encoders = [dict(ENCODERS[0], weights_sha256="c" * 64, input_spec={"size": 64}), ENCODERS[1]]
     with pytest.raises(CacheError) as info:
         FeatureCache.create(cache.url, {**SETTINGS, "window_s": 5.0, "audio_mode": "per-window"}, {}, encoders)
     text = str(info.value)
-    assert "settings.window_s: cache has 10, requested 5" in text
-    assert 'settings.audio_mode: cache has "shared", requested "per-window"' in text
-    assert f'encoders.face.weights_sha256: cache has "{"a" * 64}", requested "{"c" * 64}"' in text
-    assert 'encoders.face.layer: cache has "fc1", requested "fc2"' in text
-    assert "--overwrite" in text and "new cache path" in text
-    assert "crop_size" not in text and "encoders.audio" not in text
+    assert f"{AUDIO_SET}: settings.window_s: cache has 10, requested 5" in text
+    assert f'{AUDIO_SET}: settings.audio_mode: cache has "shared", requested "per-window"' in text
+    assert f'{FACE_SET}: encoder.weights_sha256: cache has "{"a" * 64}", requested "{"c" * 64}"' in text
+    assert f"{FACE_SET}: encoder.input_spec.size: cache has 48, requested 64" in text
+    assert "--overwrite" in text and "new cache path" in text and "another name" in text
+    assert "crop_size" not in text and f"{AUDIO_SET}: encoder" not in text
 
 
-def test_complete_under_answers_what_create_would_find_and_writes_nothing(cache, tmp_path):
+def test_existing_answers_what_create_would_find_and_writes_nothing(cache, tmp_path):
     write_video(cache, "done", video_values(5, seed=15))
     write_video(cache, "half", video_values(5, seed=16), commit=False)
     before = sorted(p.relative_to(cache.url) for p in Path(cache.url).rglob("*"))
-    assert FeatureCache.complete_under(cache.url, {**SETTINGS, "window_s": 10}, ENCODERS) == {"done"}
-    assert FeatureCache.complete_under(cache.url, SETTINGS, ENCODERS, overwrite=True) == set()
-    assert FeatureCache.complete_under(tmp_path / "nothing.zarr", SETTINGS, ENCODERS) == set()
+    sets = sets_from_records({**SETTINGS, "window_s": 10}, ENCODERS)
+    assert FeatureCache.existing(cache.url, sets).item_ids() == ["done"]
+    assert FeatureCache.existing(tmp_path / "nothing.zarr", sets) is None
     (tmp_path / "empty").mkdir()
-    assert FeatureCache.complete_under(tmp_path / "empty", SETTINGS, ENCODERS) == set()
+    assert FeatureCache.existing(tmp_path / "empty", sets) is None
     changed = {**SETTINGS, "window_s": 5.0}
     with pytest.raises(CacheError) as dry:
-        FeatureCache.complete_under(cache.url, changed, ENCODERS)
+        FeatureCache.existing(cache.url, sets_from_records(changed, ENCODERS))
     with pytest.raises(CacheError) as real:
         FeatureCache.create(cache.url, changed, {}, ENCODERS)
     assert str(dry.value) == str(real.value)  # the same refusal, in the same words
@@ -211,19 +222,21 @@ def test_complete_under_answers_what_create_would_find_and_writes_nothing(cache,
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "notes.txt").write_text("mine")
     with pytest.raises(CacheError, match="exists and is not an emokd cache"):
-        FeatureCache.complete_under(tmp_path / "folder", SETTINGS, ENCODERS)
+        FeatureCache.existing(tmp_path / "folder", sets)
 
 
 def test_fingerprint_covers_schema_version_and_new_settings():
-    base = fingerprint_inputs(SETTINGS, ENCODERS)
-    newer = fingerprint_inputs(SETTINGS, ENCODERS, schema_version=base["schema_version"] + 1)
-    assert compute_fingerprint(base) != compute_fingerprint(newer)
-    assert differences(base, newer) == [f"schema_version: cache has {base['schema_version']}, "
-                                        f"requested {base['schema_version'] + 1}"]
-    added = fingerprint_inputs({**SETTINGS, "detector": "mtcnn"}, ENCODERS)
-    assert differences(base, added) == ['settings.detector: cache has <not set>, requested "mtcnn"']
-    reordered = fingerprint_inputs(dict(reversed(list(SETTINGS.items()))), list(reversed(ENCODERS)))
-    assert compute_fingerprint(reordered) == compute_fingerprint(base)
+    base = sets_from_records(SETTINGS, ENCODERS)[0]
+    newer = dataclasses.replace(base, schema_version=base.schema_version + 1)
+    assert base.fingerprint != newer.fingerprint
+    assert differences(base.inputs(), newer.inputs()) == [
+        f"schema_version: cache has {base.schema_version}, requested {base.schema_version + 1}"]
+    added = sets_from_records({**SETTINGS, "detector": "mtcnn"}, ENCODERS)[0]
+    assert differences(base.inputs(), added.inputs()) == ['settings.detector: cache has <not set>, requested "mtcnn"']
+    reordered = sets_from_records(dict(reversed(list(SETTINGS.items()))), list(reversed(ENCODERS)))
+    assert {s.name: s.fingerprint for s in reordered} == {
+        s.name: s.fingerprint for s in sets_from_records(SETTINGS, ENCODERS)}
+    assert compute_fingerprint(base.inputs()) == base.fingerprint
 
 
 def test_overwrite_deletes_and_recreates(cache):
@@ -246,12 +259,16 @@ def test_open_refuses_what_is_not_a_cache(tmp_path, cache):
     cache.root.attrs["schema_version"] = 0
     with pytest.raises(CacheError, match="schema version 0"):
         FeatureCache.open(cache.url)
+    cache.root.attrs["schema_version"] = 1
+    with pytest.raises(CacheError, match=r"schema version 1, this emokd reads version 2; convert it.*"
+                                         r"`emokd cache migrate .*c\.zarr NEW_PATH`"):
+        FeatureCache.open(cache.url)
 
 
 @pytest.mark.filterwarnings("ignore:Object at v is not recognized")
 def test_begin_video_clears_leftovers_that_zarr_does_not_see(cache):
     """A writer killed while deleting a stale group can leave chunk files without any zarr.json."""
-    leftover = os.path.join(cache.url, "videos", "v", "face", "c", "0", "0")
+    leftover = os.path.join(cache.url, "shards", "v", FACE_SET, "c", "0", "0")
     os.makedirs(os.path.dirname(leftover))
     with open(leftover, "wb") as handle:
         handle.write(b"stale bytes")
@@ -271,7 +288,7 @@ def test_a_writer_whose_video_was_restarted_cannot_commit(cache):
     newer = write_video(cache, "v", values, commit=False)
     for name, array in values.items():  # the older writer goes on writing into the new group
         older.write(name, 0, array)
-    with pytest.raises(CacheError, match="another writer restarted this video"):
+    with pytest.raises(CacheError, match="another writer restarted it"):
         older.commit()
     assert cache.video_ids() == []
     newer.commit()
@@ -282,10 +299,26 @@ def test_a_writer_whose_video_was_restarted_cannot_commit(cache):
 def test_a_creation_interrupted_before_its_attributes_is_created_again(tmp_path):
     import zarr
     skeleton = zarr.open_group(tmp_path / "c.zarr", mode="w")
-    skeleton.create_group("videos")
+    skeleton.create_group("shards")
     cache = FeatureCache.create(tmp_path / "c.zarr", SETTINGS, {}, ENCODERS)
     assert cache.video_ids() == [] and cache.settings["crop_size"] == 112
     foreign = zarr.open_group(tmp_path / "other.zarr", mode="w")
     foreign.create_array("x", shape=(3,), dtype="int8")
     with pytest.raises(CacheError, match="a Zarr store, but not an emokd feature cache"):
         FeatureCache.create(tmp_path / "other.zarr", SETTINGS, {}, ENCODERS)
+
+
+def test_plain_zarr_lists_the_store_without_a_warning(cache):
+    """Nothing foreign inside the store: logs and configs live beside it (cache/sidecar.py)."""
+    from emokd.cache.sidecar import run_files
+
+    write_video(cache, "v", video_values(5, seed=17))
+    cache.write_labels("v", expr=[1] * 5, split="train")
+    cache.write_soft("teacher", "v", {"expr": np.zeros((5, 8), np.float32)})
+    cache.record_failure("bad", "boom")
+    log_file, config_file = run_files(cache.url, "extract")
+    assert log_file.parent == Path(cache.url).with_name("c.zarr.emokd") and config_file.suffix == ".yaml"
+    code = f"import zarr; print(zarr.open_group({cache.url!r}, mode='r').tree())"
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert "fer_pyemotion-fc1" in proc.stdout and "labels" in proc.stdout

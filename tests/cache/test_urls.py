@@ -1,13 +1,12 @@
 """Caches on fsspec URLs, and several processes writing one store at once."""
 
-import multiprocessing
 import os
 import sys
 
 import numpy as np
 import pytest
 
-from cache_support import ENCODERS, SETTINGS, video_values, write_video
+from cache_support import ENCODERS, SETTINGS, run_processes, video_values, write_video
 from emokd.cache import FeatureCache
 from emokd.errors import CacheError
 
@@ -26,7 +25,7 @@ def test_cache_on_a_url(tmp_path, scheme):
     np.testing.assert_array_equal(reader.read_video("afew_va/007")["audio"], values["audio"])
     assert (reader.read_labels("afew_va/007")["expr"] == 1).all()
     assert reader.info()["size_bytes"] > 9 * 36
-    with pytest.raises(CacheError, match="settings.crop_size: cache has 112, requested 96"):
+    with pytest.raises(CacheError, match="fer_pyemotion-fc1: settings.crop_size: cache has 112, requested 96"):
         FeatureCache.create(url, {**SETTINGS, "crop_size": 96}, {}, ENCODERS)
     if scheme == "file":
         assert FeatureCache.open(tmp_path / "c.zarr").video_ids() == ["afew_va/007"]
@@ -46,13 +45,7 @@ def test_two_processes_write_one_store_without_corruption(tmp_path):
     url = str(tmp_path / "c.zarr")
     FeatureCache.create(url, SETTINGS, {}, ENCODERS)
     ids = [f"ds/{i}" for i in range(1, 9)]
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_writer_process, args=(url, ids[k::2])) for k in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(120)
-        assert worker.exitcode == 0
+    run_processes(_writer_process, [(url, ids[k::2]) for k in range(2)])
     cache = FeatureCache.open(url)
     assert cache.video_ids() == ids and cache.verify() == []
     assert cache.failures() == {f"failed/{i}": f"error {i}" for i in range(1, 9)}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cache_support import ENCODERS, SETTINGS, video_values, write_video
+from cache_support import AUDIO_SET, ENCODERS, FACE_SET, SETTINGS, video_values, write_video
 from emokd.cache import FeatureCache
 
 
@@ -22,58 +22,72 @@ def test_a_sound_cache_has_no_defect(cache):
 
 
 def test_nan_in_features_is_found_with_its_frame(cache):
-    cache.root["videos/a/audio"][6, 2] = np.nan
-    cache.root["videos/a/audio"][8, 0] = np.inf
-    assert cache.verify() == ["video 'a': array 'audio' has 2 NaN/inf value(s), first at frame 6"]
+    cache.root[f"shards/a/{AUDIO_SET}"][6, 2] = np.nan
+    cache.root[f"shards/a/{AUDIO_SET}"][8, 0] = np.inf
+    assert cache.verify() == [f"shard 'a': array '{AUDIO_SET}' has 2 NaN/inf value(s), first at item 'a' frame 6"]
 
 
 def test_a_lost_chunk_reads_as_nan_and_is_found(cache):
     import shutil
-    shutil.rmtree(f"{cache.url}/videos/a/face/c")
-    assert cache.verify() == ["video 'a': array 'face' lost 1 of its 1 chunk files"]
+    shutil.rmtree(f"{cache.url}/shards/a/{FACE_SET}/c")
+    assert cache.verify() == [f"shard 'a': array '{FACE_SET}' lost 1 of its 1 chunk files"]
+    assert cache.video_defects("a") == cache.verify()
 
 
 def test_wrong_shape_dtype_and_missing_arrays_are_found(cache):
-    group = cache.root["videos/b~2Fc"]
-    del group["face"]
-    group.create_array("face", shape=(4, 9), dtype="float32", fill_value=0.0)
+    group = cache.root["shards/b~2Fc"]
+    attrs = dict(group[FACE_SET].attrs)
+    del group[FACE_SET]
+    group.create_array(FACE_SET, shape=(4, 9), dtype="float32", fill_value=0.0, attributes=attrs)
     del group["pts"]
-    group.create_array("face_ok", shape=(4,), dtype="int8", fill_value=0, overwrite=True)
+    group.create_array(FACE_SET + ".ok", shape=(4,), dtype="int8", fill_value=0, overwrite=True)
     assert sorted(cache.verify()) == sorted([
-        "video 'b/c': array 'face' has shape (4, 9), expected (4, 8)",
-        "video 'b/c': array 'face' has dtype float32, expected float16",
-        "video 'b/c': array 'face_ok' has dtype int8, expected bool",
-        "video 'b/c': array 'pts' is missing"])
+        f"shard 'b~2Fc': array '{FACE_SET}' has shape (4, 9), expected (4, 8)",
+        f"shard 'b~2Fc': array '{FACE_SET}' has dtype float32, expected float16",
+        f"shard 'b~2Fc': array '{FACE_SET}.ok' has dtype int8, expected bool",
+        "shard 'b~2Fc': array 'pts' is missing"])
 
 
-def test_labels_out_of_range_orphans_and_incomplete_videos_are_found(cache):
-    cache.root["labels/a/expr"][3] = 9
-    cache.root["labels/b~2Fc/va"][0] = [2.0, 0.0]
-    cache.root["videos/b~2Fc"].attrs["status"] = "writing"
+def test_labels_out_of_range_and_incomplete_shards_are_found(cache):
+    cache.root["shards/a/labels/expr"][3] = 9
+    cache.root["shards/b~2Fc/labels/va"][0] = [2.0, 0.0]
+    cache.root["shards/b~2Fc"].attrs["status"] = "writing"
     problems = cache.verify()
-    assert "labels of 'a': expr outside -1..7 at frame 3: 9" in problems
-    assert "video 'b/c': incomplete (status 'writing'); re-run extract-features to redo it" in problems
-    assert len(problems) == 2  # the unfinished video's labels are redone with it, not checked
-    cache.delete_video("b/c")
-    assert "labels of 'b/c': the video is not in the cache (orphan labels)" in cache.verify()
+    assert "labels of shard 'a': expr outside -1..7 at frame 3: 9" in problems
+    assert "shard 'b~2Fc': incomplete (status 'writing'); re-run extract-features to redo it" in problems
+    assert len(problems) == 2  # the unfinished shard's labels are redone with it, not checked
+    cache.root["shards/a/labels"].attrs["status"] = "writing"
+    assert "labels of shard 'a': incomplete (an interrupted relabel); run `emokd cache relabel` again" in cache.verify()
+
+
+def test_a_set_not_yet_extracted_or_written_with_other_settings_is_found(cache):
+    FeatureCache.create(cache.url, SETTINGS, {}, [dict(ENCODERS[0], layer="fc2")])
+    assert sorted(cache.verify()) == [
+        f"shard '{k}': feature set 'fer_pyemotion-fc2' not extracted here yet (run extract-features with it)"
+        for k in ("a", "b~2Fc")]
+    cache.root[f"shards/a/{FACE_SET}"].attrs["fingerprint"] = "0" * 64
+    assert f"shard 'a': feature set '{FACE_SET}' was written with fingerprint 000000000000, the cache's set " \
+           f"has {cache.feature_set(FACE_SET).fingerprint[:12]}" in cache.verify()
 
 
 def test_decreasing_pts_is_found(cache):
-    cache.root["videos/a/pts"][5] = 0.0
-    assert cache.verify() == ["video 'a': pts decreases at frame 5"]
+    cache.root["shards/a/pts"][5] = 0.0
+    assert cache.verify() == ["item 'a': pts decreases at frame 5"]
 
 
-def test_info_counts_videos_frames_labels_and_bytes(cache):
+def test_info_counts_items_frames_labels_and_bytes(cache):
     cache.record_failure("broken", "broken.mp4: moov atom not found")
     cache.begin_video("half", 3)
     info = FeatureCache.open(cache.url).info()
-    assert info["videos"] == 2 and info["frames"] == 14
+    assert info["items"] == 2 and info["frames"] == 14 and info["shards"] == 2 and info["packed_shards"] == 0
     assert info["incomplete"] == ["half"]
     assert info["failures"] == {"broken": "broken.mp4: moov atom not found"}
-    assert info["feature_dims"] == {"face": 8, "audio": 5}
+    assert info["feature_dims"] == {FACE_SET: 8, AUDIO_SET: 5}
     assert [e["name"] for e in info["encoders"]] == ["fer_pyemotion", "soundnet8"]
-    assert info["labels"] == {"train": {"videos": 1, "frames": 10, "va": 10, "expr": 7, "au": 0},
-                              "validation": {"videos": 1, "frames": 4, "va": 0, "expr": 0, "au": 4}}
-    # features: 14 frames x (8 + 5) float16 + 2 bools + 1 float64 = 14 x 36 bytes, plus metadata
-    assert 14 * 36 < info["size_bytes"] < 14 * 36 + 40_000
+    assert [(r["name"], r["shards_complete"], r["shards"]) for r in info["feature_sets"]] == [
+        (FACE_SET, 2, 2), (AUDIO_SET, 2, 2)]
+    assert info["labels"] == {"train": {"items": 1, "frames": 10, "va": 10, "expr": 7, "au": 0},
+                              "validation": {"items": 1, "frames": 4, "va": 0, "expr": 0, "au": 4}}
+    # features: 14 frames x (8 + 5) float16 + 2 bools + 1 float64 = 14 x 36 bytes, plus labels and metadata
+    assert 14 * 36 < info["size_bytes"] < 14 * 36 + 60_000
     assert info["config"] == {"workers": 1} and info["settings"]["window_s"] == 10

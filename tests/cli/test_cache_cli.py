@@ -35,26 +35,28 @@ def test_info_text_and_json(cache):
     cache.write_soft("teacher-1", "vid_a", {"expr": np.zeros((10, 8), np.float32)})
     result = run("cache", "info", cache.url)
     assert result.exit_code == 0, result.output
-    assert "videos       2 complete, 16 frames" in result.output
-    assert "face       fer_pyemotion layer fc1 -> 8-d" in result.output
-    assert "incomplete   1: half" in result.output and "broken: broken.mp4: no frames decoded" in result.output
+    assert "items        2 complete, 16 frames, in 2 shards (0 packed)" in result.output
+    assert "fer_pyemotion-fc1          face  fer_pyemotion layer fc1 -> 8-d" in result.output
+    assert "incomplete   1 shard(s): half" in result.output and "broken: broken.mp4: no frames decoded" in result.output
     data = json.loads(run("cache", "info", cache.url, "--json").output)
-    assert data["videos"] == 2 and data["frames"] == 16 and data["incomplete"] == ["half"]
-    assert data["config"] == {"workers": 3} and data["feature_dims"] == {"face": 8, "audio": 5}
-    assert data["labels"]["validation"] == {"videos": 1, "frames": 6, "va": 6, "expr": 0, "au": 0}
-    assert data["soft_runs"] == {"teacher-1": {"videos": 1, "complete": False}}
-    assert "soft labels  teacher-1: 1 videos (run not finished)" in result.output
+    assert data["items"] == 2 and data["frames"] == 16 and data["incomplete"] == ["half"]
+    assert data["config"] == {"workers": 3}
+    assert data["feature_dims"] == {"fer_pyemotion-fc1": 8, "soundnet8-conv8": 5}
+    assert data["labels"]["validation"] == {"items": 1, "frames": 6, "va": 6, "expr": 0, "au": 0}
+    assert data["soft_runs"] == {"teacher-1": {"shards": 1, "complete": False}}
+    assert "soft labels  teacher-1: 1 shards (run not finished)" in result.output
 
 
 def test_verify_exit_status(cache):
     result = run("cache", "verify", cache.url)
-    assert result.exit_code == 0 and "ok: 2 complete video(s), no defect" in result.output
-    cache.root["videos/vid_a/face"][4, 1] = np.nan
+    assert result.exit_code == 0 and "ok: 2 complete item(s) in 2 shard(s), no defect" in result.output
+    cache.root["shards/vid_a/fer_pyemotion-fc1"][4, 1] = np.nan
     cache.begin_video("half", 4)
     result = CliRunner().invoke(main, ["cache", "verify", cache.url])
     assert result.exit_code == 1
-    assert "video 'vid_a': array 'face' has 1 NaN/inf value(s), first at frame 4" in result.output
-    assert "video 'half': incomplete" in result.output and "2 defect(s)" in result.output
+    assert "shard 'vid_a': array 'fer_pyemotion-fc1' has 1 NaN/inf value(s), first at item 'vid_a' frame 4" \
+        in result.output
+    assert "shard 'half': incomplete" in result.output and "2 defect(s)" in result.output
 
 
 def test_missing_cache_is_a_one_line_error(tmp_path):
@@ -100,7 +102,7 @@ def test_relabel_command_uses_the_dataset_index(cache, monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert "DeprecationWarning" not in result.output
     assert seen == [str(tmp_path / "affwild2")]
-    assert "relabelled 2 video(s), 2 changed" in result.output
+    assert "relabelled 2 item(s), 2 changed" in result.output
     assert ("index: 1 problem(s) in " + str(tmp_path / "affwild2") + ": vid_x.txt: 3 lines, 4 frames "
             "(`emokd index") in result.output
     got = cache.read_labels("vid_a")
@@ -125,7 +127,7 @@ def test_relabel_from_a_real_affwild2_tree(tmp_path):
     result = run("cache", "relabel", cache.url, str(root))     # the old order: accepted, with a note
     assert result.exit_code == 0, result.output
     assert "DeprecationWarning: `emokd cache relabel CACHE DATASET` is deprecated" in result.output
-    assert "relabelled 3 video(s), 3 changed" in result.output
+    assert "relabelled 3 item(s), 3 changed" in result.output
     assert "not in the index: elsewhere/x" in result.output
     for vid in ("vid_a", "vid_c_left"):
         got, want = cache.read_labels(vid), items[vid].labels
@@ -139,7 +141,7 @@ def test_relabel_from_a_real_affwild2_tree(tmp_path):
     expr_file = root / "annotations" / "EXPR_Classification_Challenge" / "Train_Set" / "vid_a.txt"
     expr_file.write_text(",".join(EXPR_CLASSES) + "\n" + "4\n" * 50)   # 50 lines for 45 frames
     result = run("cache", "relabel", str(root), cache.url)
-    assert "relabelled 3 video(s), 1 changed" in result.output, result.output
+    assert "relabelled 3 item(s), 1 changed" in result.output, result.output
     got = cache.read_labels("vid_a")
     assert (got["expr"] == 4).all() and got["expr"].shape == (45,)
     np.testing.assert_array_equal(got["va"], items["vid_a"].labels.va)   # other tasks unchanged

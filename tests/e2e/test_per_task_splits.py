@@ -154,13 +154,12 @@ def test_labels_from_before_per_task_splits_are_refused_until_relabelled(world, 
     line naming the fix, and `emokd cache relabel DATASET CACHE` restores the per-task splits."""
     import shutil
 
-    from emokd.cache import encode_key
-
     url = tmp_path / "old.zarr"
     shutil.copytree(world["root"] / "cache.zarr", url)
     cache = FeatureCache.open(url, mode="r+")
-    for vid in cache.video_ids():
-        del cache.root[f"labels/{encode_key(vid)}"].attrs["splits"]
+    for key in cache.shard_keys():
+        labels = cache.root[f"shards/{key}/labels"]
+        labels.attrs["items"] = {k: v for k, v in labels.attrs["items"].items() if k != "splits"}
     result = CliRunner().invoke(main, ["train-from-cache", "--cache", str(url), "--run", str(tmp_path / "r"),
                                        "--device", "cpu", "--epochs", "1"])
     assert result.exit_code == 2

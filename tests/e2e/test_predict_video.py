@@ -169,7 +169,7 @@ def test_a_kept_cache_is_reused_and_smoothing_is_a_centred_mean(workspace, new_v
         again = invoke("predict-video", "new", "--run", "../B/runs/t", "--out", "kept2", "--cache", "kept.zarr",
                        "--device", "cpu", "--no-progress", "--smooth", "0.2")
     assert "0 extracted, 1 reused" in again.output and "smoothed over 0.2 s" in again.output
-    feature_files = {p: t for p, t in files.items() if "videos" in p.parts}
+    feature_files = {p: t for p, t in files.items() if "shards" in p.parts}
     assert feature_files and all(p.stat().st_mtime_ns == t for p, t in feature_files.items())
     after = FeatureCache.open(c / "kept.zarr").read_video("talk")
     assert all(np.array_equal(after[k], arrays[k]) for k in arrays)

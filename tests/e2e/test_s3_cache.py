@@ -70,7 +70,7 @@ def test_a_reader_sees_what_another_process_wrote(s3, bucket):
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **s3.env}, timeout=120)
     assert cache.video_ids() == ["a/1", "a/2"] and list(cache.failures()) == ["a/3"]
     np.testing.assert_array_equal(cache.read_video("a/2")["face"], video_values(40, 2)["face"])
-    assert cache.verify() == [] and cache.info()["videos"] == 2
+    assert cache.verify() == [] and cache.info()["items"] == 2
 
 
 def test_incomplete_videos_and_stale_groups_on_s3(s3, bucket):
@@ -132,12 +132,12 @@ def test_cache_commands_on_s3_with_storage_options(s3, bucket, clips, monkeypatc
     flag = ["--storage-options", f"endpoint_url={s3.endpoint}"]
     relabelled = CliRunner().invoke(main, ["cache", "relabel", str(clips.local_manifest), url, *flag])
     assert relabelled.exit_code == 0, relabelled.output
-    assert f"relabelled {len(clips.names)} video(s)" in relabelled.output
+    assert f"relabelled {len(clips.names)} item(s)" in relabelled.output
     verified = CliRunner().invoke(main, ["cache", "verify", url, *flag])
-    assert verified.exit_code == 0 and f"ok: {len(clips.names)} complete video(s)" in verified.output
+    assert verified.exit_code == 0 and f"ok: {len(clips.names)} complete item(s)" in verified.output
     info = CliRunner().invoke(main, ["cache", "info", url, "--json", *flag])
     assert info.exit_code == 0, info.output
-    assert json.loads(info.output)["videos"] == len(clips.names)
+    assert json.loads(info.output)["items"] == len(clips.names)
     reader = FeatureCache.open(url, storage_options={"endpoint_url": s3.endpoint})
     for item in index_dataset(clips.local_manifest).items:
         labels = reader.read_labels(item.video_id)

@@ -134,6 +134,7 @@ def test_the_lease_lives_outside_the_store(s3, bucket):
         assert renewed.video_ids(include_incomplete=True) == [] and renewed.settings["crop_size"] == 96
         assert fs.ls(f"{bucket[5:]}/data") == [f"{bucket[5:]}/data/c.zarr", f"{bucket[5:]}/data/c.zarr.lease"]
         assert not [key for key in fs.find(f"{bucket[5:]}/data/c.zarr") if "lease" in key]  # none inside
+        assert sorted(dict(FeatureCache.open(url).root.members())) == ["failures", "shards", "soft"]
 
 
 @pytest.mark.slow

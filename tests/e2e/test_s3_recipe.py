@@ -76,7 +76,7 @@ def test_the_scaling_recipe_runs_against_loopback(s3, bucket, clips, tmp_path):
     first, second = runs[1], runs[2]
     assert "4 extracted" in first and "0 failed" in first
     assert "4 already complete" in second
-    assert "ok: 4 complete video(s), no defect" in outputs and "videos       4 complete" in outputs
+    assert "ok: 4 complete item(s)" in outputs and "items        4 complete" in outputs
     assert (tmp_path / "runs" / "teacher" / "best.pt").is_file()
     assert (tmp_path / "runs" / "teacher" / "eval_validation.json").is_file()
     assert not list((tmp_path / "scratch").rglob("*.mp4"))  # downloads deleted after their task

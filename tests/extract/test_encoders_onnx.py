@@ -10,18 +10,10 @@ from click.testing import CliRunner
 from torch import nn
 
 from emokd.cli import main
+from extract_support import onnx_face_model
 
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.slow
-
-
-def _face_model(path):
-    torch.manual_seed(11)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(8, 4)).eval()
-    torch.onnx.export(net, (torch.rand(1, 3, 32, 32),), str(path), input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "b"}}, dynamo=False)
-    return net
 
 
 def _audio_model(path):
@@ -38,7 +30,7 @@ def test_onnx_face_and_audio_encoders_fill_the_cache(tmp_path):
     from emokd.testing.affwild2_tree import TreeVideo, write_affwild2_tree
 
     tree = write_affwild2_tree(tmp_path / "data", [TreeVideo("solo", 20, 30, crop_gaps=(4,), size=(96, 96))])
-    face_net = _face_model(tmp_path / "face.onnx")
+    face_net = onnx_face_model(tmp_path / "face.onnx")
     _audio_model(tmp_path / "audio.onnx")
     url = tmp_path / "cache.zarr"
     result = CliRunner().invoke(main, [

@@ -19,7 +19,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from emokd.cache.schema import video_arrays
 from emokd.cli import main
 from extract_support import assert_same_cache, dask_processes
 
@@ -70,13 +69,15 @@ def test_tiny_dataset_arrays_flags_labels_and_failure(dataset, reference):
     assert sorted(cache.video_ids()) == ["duo_left", "duo_right", "nocrop", "solo"]
     assert "broken" in cache.failures() and "broken.mp4" in cache.failures()["broken"]
     assert "broken" not in cache.video_ids(include_incomplete=True)
-    assert cache.feature_dims == {"face": 256, "audio": 1000}
+    assert cache.feature_dims == {"fer_pyemotion-embedding": 256, "soundnet8-conv8": 1000}
     assert cache.verify() == []
+    assert cache.info()["packed_shards"] == 1   # short videos are packed: one shard for the four
 
+    shapes = {"face": (256,), "audio": (1000,), "face_ok": (), "audio_ok": (), "pts": ()}
     for vid, n, fps in (("solo", 45, 30), ("duo_left", 36, 25), ("duo_right", 36, 25), ("nocrop", 30, 30)):
         arrays = cache.read_video(vid)
-        for name, spec in video_arrays(cache.encoders).items():  # every array of the schema, n rows each
-            assert arrays[name].shape == spec.shape(n) and arrays[name].dtype == spec.dtype, (vid, name)
+        for name, tail in shapes.items():  # every array of the item, n rows each
+            assert arrays[name].shape == (n, *tail), (vid, name)
         np.testing.assert_allclose(arrays["pts"], np.arange(n) / fps, atol=1e-6)
         # rows without a face are zeros; rows with one are not
         assert not arrays["face"][~arrays["face_ok"]].any()
@@ -165,7 +166,7 @@ def test_kill_and_resume_equals_uninterrupted(dataset, reference, tmp_path):
 
     url = tmp_path / "cache.zarr"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(_cli(dataset, url), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(_cli(dataset, url, "--pack-frames", "0"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=env, start_new_session=True)
     complete: list[str] = []
     deadline = time.monotonic() + 120
@@ -191,9 +192,7 @@ def test_kill_and_resume_equals_uninterrupted(dataset, reference, tmp_path):
             np.testing.assert_array_equal(value, reference[1].read_video(vid)[name])
 
     failed_before = "broken" in killed.failures()  # a known-bad video is not decoded again
-    # the killed run may have logged the failure before it could record it: count from here
-    logged_before = (url / "extract.log").read_text().count("broken failed") if (url / "extract.log").exists() else 0
-    rerun = CliRunner().invoke(main, _cli(dataset, url)[3:])  # the same command, in this process
+    rerun = CliRunner().invoke(main, _cli(dataset, url, "--pack-frames", "0")[3:])  # the same command, here
     assert rerun.exit_code == (0 if failed_before else 1), rerun.output  # else the corrupt video fails now
     assert f"{len(after_kill)} already complete" in rerun.output
     assert ("1 failed earlier, not retried" if failed_before else "1 failed") in rerun.output
@@ -201,7 +200,8 @@ def test_kill_and_resume_equals_uninterrupted(dataset, reference, tmp_path):
     assert_same_cache(reference[1], resumed)
     assert resumed.video_ids(include_incomplete=True) == resumed.video_ids()
     assert list(resumed.failures()) == ["broken"]
-    assert (url / "extract.log").read_text().count("broken failed") == logged_before + (0 if failed_before else 1)
+    logs = sorted(url.with_name(url.name + ".emokd").glob("extract-*.log"))   # beside the store, not in it
+    assert len(logs) == 2 and logs[-1].read_text().count("broken failed") == (0 if failed_before else 1)
 
 
 def test_two_workers_write_one_store(dataset, reference, tmp_path):
@@ -234,7 +234,7 @@ def test_a_dying_worker_fails_its_video_only(dataset, reference, tmp_path):
 
     url = str(tmp_path / "cache.zarr")
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        summary = run_extraction(index_dataset(dataset.root).items, url, ExtractConfig(workers=1),
+        summary = run_extraction(index_dataset(dataset.root).items, url, ExtractConfig(workers=1, pack_frames=0),
                                  progress=False, task=dies_on_solo)
     # a result held by the dead worker is recomputed: the task then finds its video complete (skipped)
     assert (summary.done + summary.skipped, summary.failed) == (3, 2)
@@ -284,7 +284,7 @@ def test_overwrite_replaces_a_cache_made_with_other_settings(dataset, reference,
     new, old = cache.read_video(vid), reference[1].read_video(vid)
     np.testing.assert_array_equal(new["face"], old["face"])  # the window only changes audio features
     assert not np.array_equal(new["audio"], old["audio"])
-    assert (copy / "extract_config.yaml").is_file()
+    assert list(copy.with_name(copy.name + ".emokd").glob("extract-*.yaml"))
 
 
 def test_existing_cluster_by_address(dataset, reference, tmp_path):
@@ -302,10 +302,11 @@ def test_existing_cluster_by_address(dataset, reference, tmp_path):
             pids = client.run(os.getpid)
             threads = client.run(torch.get_num_threads)
         assert set(threads.values()) == {1}, threads  # one torch thread per worker process
-    # 5 tasks on 2 workers: one ran >= 3, yet each worker built its encoders once (its log line, which
+    # shard tasks on 2 workers, yet each worker built its encoders once (its log line, which
     # the task hands to the driver, says so in the run's log file)
     builds = Counter(re.search(r"built encoders .* \(process (\d+)\)", line).group(1)
-                     for line in (url / "extract.log").read_text().splitlines() if "built encoders" in line)
+                     for log in url.with_name(url.name + ".emokd").glob("extract-*.log")
+                     for line in log.read_text().splitlines() if "built encoders" in line)
     builds.pop(str(os.getpid()), None)  # the driver's own copy (for the encoder records), not a worker's
     assert len(pids) == 2 and set(builds) <= {str(pid) for pid in pids.values()}, (builds, pids)
     assert len(builds) >= 1 and set(builds.values()) == {1}, builds

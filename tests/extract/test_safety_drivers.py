@@ -26,14 +26,15 @@ def _complete(url) -> int:
         return 0
 
 
-def _command(tree, url):
-    return emokd_command("extract-features", tree.root, "--cache", url, "--workers", "1", "--no-progress")
+def _command(tree, url):   # every video in a shard of its own, so that kills fall between videos too
+    return emokd_command("extract-features", tree.root, "--cache", url, "--workers", "1", "--no-progress",
+                         "--pack-frames", "0")
 
 
 def _groups(url) -> int:
-    """Video groups in the store, complete or being written."""
+    """Shards (one video each here) in the store, complete or being written."""
     try:
-        return sum(1 for entry in (url / "videos").iterdir() if entry.is_dir())
+        return sum(1 for entry in (url / "shards").iterdir() if entry.is_dir())
     except FileNotFoundError:
         return 0
 

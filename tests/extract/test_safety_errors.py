@@ -51,7 +51,7 @@ def test_a_write_limit_mid_run_stops_cleanly_and_the_rerun_resumes(safety_tree, 
     assert not url.exists()
     stopped = _assert_stopped_cleanly(_run(_command(safety_tree, url), limit_bytes=40_000),
                                       "the run stopped", "File too large", "run the same command again to resume")
-    assert "4 videos: 0 extracted, 0 already complete, 0 failed" in stopped
+    assert "4 items: 0 extracted, 0 already complete, 0 failed" in stopped
     cache = FeatureCache.open(str(url))
     assert cache.failures() == {} and cache.video_ids() == []  # nothing recorded as a bad video
     rerun = _run(_command(safety_tree, url))
@@ -67,7 +67,7 @@ def test_a_full_disk_at_the_start_and_in_the_middle(safety_tree, safety_referenc
         _assert_stopped_cleanly(_run(_command(safety_tree, url)), "No space left on device")
         grow(disk, "300k")
         text = _assert_stopped_cleanly(_run(_command(safety_tree, url)), "the run stopped", "No space left on device")
-        assert "4 videos: " in text
+        assert "4 items: " in text
         done = FeatureCache.open(str(url)).video_ids()
         assert len(done) < 4 and FeatureCache.open(str(url)).failures() == {}
         grow(disk, "64m")

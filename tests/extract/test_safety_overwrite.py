@@ -93,7 +93,7 @@ def _old_video_groups(url):
     count = 0
     for store in [url, *url.parent.glob(url.name + ".emokd-*")]:
         try:
-            count += sum(1 for entry in (store / "videos").iterdir() if entry.name.startswith("pad"))
+            count += sum(1 for entry in (store / "shards").iterdir() if entry.name.startswith("pad"))
         except FileNotFoundError:
             pass
     return count
@@ -109,7 +109,7 @@ def test_a_kill_during_overwrite_leaves_the_old_cache_or_a_valid_new_one(safety_
     shutil.copytree(safety_reference[0], url)
     pads = 300  # copies of one video group: an old store big enough for its deletion to take a while
     for i in range(pads):
-        shutil.copytree(url / "videos" / "alpha", url / "videos" / f"pad{i:03d}")
+        shutil.copytree(url / "shards" / "alpha", url / "shards" / f"pad{i:03d}")
     old = snapshot(url)
     command = emokd_command("extract-features", safety_tree.root, "--cache", url, "--no-progress",
                             "--workers", "1", "--window-s", "9.9", "--overwrite")
@@ -127,12 +127,12 @@ def test_a_kill_during_overwrite_leaves_the_old_cache_or_a_valid_new_one(safety_
             shutil.rmtree(url)
             shutil.copytree(safety_reference[0], url)  # the old cache again, for the next moment
             for i in range(pads):
-                shutil.copytree(url / "videos" / "alpha", url / "videos" / f"pad{i:03d}")
+                shutil.copytree(url / "shards" / "alpha", url / "shards" / f"pad{i:03d}")
     result = CliRunner().invoke(main, command[3:])
     assert result.exit_code == 0, result.output
     assert_same_cache(reference_99, FeatureCache.open(str(url)))
     assert FeatureCache.open(str(url)).verify() == []
-    assert sorted(p.name for p in url.parent.iterdir()) == ["cache.zarr"]  # no leftovers, no lock
+    assert sorted(p.name for p in url.parent.iterdir()) == ["cache.zarr", "cache.zarr.emokd"]  # logs beside; no lock
     new, ref = FeatureCache.open(str(url)).read_video("alpha"), safety_reference[1].read_video("alpha")
     np.testing.assert_array_equal(new["face"], ref["face"])  # the window changes only the audio
     assert not np.array_equal(new["audio"], ref["audio"])
@@ -142,14 +142,14 @@ def test_a_complete_video_that_lost_arrays_is_redone(safety_tree, safety_referen
     """Problem: a store whose complete groups had lost arrays was skipped forever ("already
     complete") while `verify` reported the loss. The rerun's cheap check finds the damage, says so,
     and redoes those videos only."""
-    shutil.rmtree(reference_copy / "videos" / "bravo" / "face")           # an array gone
-    shutil.rmtree(reference_copy / "videos" / "delta" / "audio" / "c")    # its chunk files gone
+    shutil.rmtree(reference_copy / "shards" / "bravo" / "fer_pyemotion-embedding")   # an array gone
+    shutil.rmtree(reference_copy / "shards" / "delta" / "soundnet8-conv8" / "c")     # its chunk files gone
     assert len(FeatureCache.open(str(reference_copy)).verify()) == 2
     result = extract(safety_tree.root, reference_copy)
     assert result.exit_code == 0, result.output
-    assert "2 extracted, 2 already complete" in result.output and "redid 2 defective videos" in result.output
-    log = (reference_copy / "extract.log").read_text()
-    assert "bravo: complete but defective (video 'bravo': array 'face' is missing)" in log
-    assert "delta: complete but defective (video 'delta': array 'audio' lost 1 of its 1 chunk files)" in log
+    assert "2 extracted, 2 already complete" in result.output and "redid 2 items of defective shards" in result.output
+    log = sorted(reference_copy.parent.glob("cache.zarr.emokd/extract-*.log"))[-1].read_text()
+    assert "shard bravo: complete but defective (shard 'bravo': array 'fer_pyemotion-embedding' is missing)" in log
+    assert "shard delta: complete but defective (shard 'delta': array 'soundnet8-conv8' lost 1 of its 1 chunk files)" in log
     assert_same_cache(safety_reference[1], FeatureCache.open(str(reference_copy)))
     assert FeatureCache.open(str(reference_copy)).verify() == []

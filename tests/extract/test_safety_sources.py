@@ -55,11 +55,11 @@ def test_a_replaced_source_video_is_extracted_again(tmp_path, default_weights):
         shutil.copy(task_file, tree.root / task_file.relative_to(new.root))
     stale = _cli("cache", "verify", url, "--sources")
     assert stale.exit_code == 1, stale.output
-    assert f"video 'solo': stale: {video} changed size" in stale.output and "'other'" not in stale.output
+    assert f"item 'solo': stale: {video} changed size" in stale.output and "'other'" not in stale.output
 
     rerun = _extract(tree.root, url)
     assert rerun.exit_code == 0, rerun.output
-    assert "1 extracted, 1 already complete" in rerun.output and "re-extracted 1 changed videos" in rerun.output
+    assert "1 extracted, 1 already complete" in rerun.output and "re-extracted 1 changed items" in rerun.output
     cache = FeatureCache.open(str(url))
     assert cache.n_frames("solo") == 90 and cache.verify() == []
     assert _cli("cache", "verify", url, "--sources").exit_code == 0
@@ -89,7 +89,7 @@ def test_a_known_bad_video_is_skipped_until_retried_or_changed(tmp_path, default
     assert again.exit_code == 0, again.output
     assert "0 failed" in again.output and "1 failed earlier, not retried" in again.output
     assert FeatureCache.open(str(url)).failure_log()["broken"]["attempts"] == 1  # not decoded again
-    assert "broken: failed in an earlier run" in (url / "extract.log").read_text()
+    assert "broken: failed in an earlier run" in sorted(url.parent.glob(url.name + ".emokd/extract-*.log"))[-1].read_text()
 
     retried = _extract(tree.root, url, "--retry-failed")
     assert retried.exit_code == 1 and "1 failed" in retried.output
@@ -101,7 +101,7 @@ def test_a_known_bad_video_is_skipped_until_retried_or_changed(tmp_path, default
     shutil.copytree(fixed.root / "cropped_aligned" / "broken", tree.root / "cropped_aligned" / "broken")
     healed = _extract(tree.root, url)
     assert healed.exit_code == 0, healed.output
-    assert "1 extracted" in healed.output and "re-extracted 1 changed videos" in healed.output
+    assert "1 extracted" in healed.output and "re-extracted 1 changed items" in healed.output
     cache = FeatureCache.open(str(url))
     assert sorted(cache.video_ids()) == ["broken", "good"] and cache.failures() == {}
     info = _cli("cache", "info", url)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from emokd.errors import CacheError
-from emokd.train.data import fill_from_earlier, forward_fill_index, load_frame_data
+from emokd.train.data import fill_from_earlier, fill_within_items, load_frame_data
 from emokd.train.streams import stream_batches
 from emokd.testing.caches import SyntheticSpec, label_function, write_synthetic_cache
 
@@ -17,11 +17,22 @@ def cache(tmp_path_factory):
     return write_synthetic_cache(str(tmp_path_factory.mktemp("c") / "c.zarr"), spec), spec
 
 
-def test_forward_fill_and_prediction_fill():
+def _earlier_face(ok: np.ndarray, k: int) -> int:
+    """The nearest frame at or before k with a face, by hand (-1 if none)."""
+    while k >= 0 and not ok[k]:
+        k -= 1
+    return k
+
+
+def test_prediction_fill_per_item():
     ok = np.array([False, True, False, False, True, False])
-    assert forward_fill_index(ok).tolist() == [-1, 1, 1, 1, 4, 4]
     values = np.arange(6)[:, None] * 10
     assert fill_from_earlier(values, ok)[:, 0].tolist() == [10, 10, 10, 10, 40, 40]
+    # three items: [F T F], [F F] (no face: unchanged), [T F F T]; never filled across items
+    ok = np.array([0, 1, 0, 0, 0, 1, 0, 0, 1], bool)
+    item = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    values = np.arange(9) * 10
+    assert fill_within_items(values, ok, item).tolist() == [10, 10, 10, 30, 40, 50, 50, 50, 80]
 
 
 def test_load_matches_the_cache_and_fills_no_face_frames(cache):
@@ -34,9 +45,9 @@ def test_load_matches_the_cache_and_fills_no_face_frames(cache):
         raw = c.read_video(vid)
         s = int(data.video_start[v])
         ok = raw["face_ok"]
-        src = forward_fill_index(ok)
         for k in range(40):
-            want = raw["face"][src[k]] if src[k] >= 0 else np.zeros(4, np.float16)
+            src = _earlier_face(ok, k)
+            want = raw["face"][src] if src >= 0 else np.zeros(4, np.float16)
             assert np.array_equal(data.face[s + k].numpy(), want)
         assert np.array_equal(data.audio[s:s + 40].numpy(), raw["audio"])
         lab = c.read_labels(vid)
@@ -96,11 +107,12 @@ def test_soft_labels_load_or_error(cache):
 def test_labels_without_per_task_splits_are_refused(tmp_path):
     """Labels written before per-task splits cannot be trusted per task: training and evaluation
     refuse them in one line that says how to rewrite them."""
-    from emokd.cache import FeatureCache, encode_key
+    from emokd.cache import FeatureCache
 
     c = write_synthetic_cache(str(tmp_path / "c.zarr"), SyntheticSpec(n_videos=2, frames_per_video=10))
     vid = c.video_ids()[0]
-    del c.root[f"labels/{encode_key(vid)}"].attrs["splits"]
+    group = c.root[f"shards/{c.index.location(vid).shard}/labels"]
+    group.attrs["items"] = {k: v for k, v in group.attrs["items"].items() if k != "splits"}
     with pytest.raises(CacheError, match=rf"labels of '{vid}' were written before per-task splits; "
                                          r"run `emokd cache relabel DATASET CACHE`"):
         load_frame_data(FeatureCache.open(c.url))

@@ -78,8 +78,9 @@ def test_run_directory_contents(teacher):
 
 
 def soft_files(url: str, name: str) -> dict:
-    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size)
-            for p in (Path(url) / "soft" / name).rglob("*") if p.is_file()}
+    """The files of a teacher run's soft labels: its run group and every shard's group."""
+    files = list((Path(url) / "soft" / name).rglob("*")) + list((Path(url) / "shards").glob(f"*/soft/{name}/**/*"))
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in files if p.is_file()}
 
 
 def test_two_students_reuse_one_teachers_soft_labels(teacher, monkeypatch):

@@ -49,13 +49,14 @@ def test_evaluate_refuses_a_cache_made_with_other_settings(trained):
     """Problem: a model trained on one cache was scored, exit 0, on a cache made with other settings."""
     root, a, b, teacher = trained
     _one_line_refusal(_run("evaluate", "--run", teacher, "--cache", b, "--device", "cpu"),
-                      f"{b}: not the features", "settings.seed: the run's cache had 0, this cache has 1",
+                      f"{b}: not the features", "settings.face.seed: the run's cache had 0, this cache has 1",
                       "--allow-other-cache")
     assert not (teacher / "eval_validation.json").exists()
     allowed = _run("evaluate", "--run", teacher, "--cache", b, "--device", "cpu", "--allow-other-cache")
     assert allowed.exit_code == 0, allowed.output
     saved = json.loads((teacher / "eval_validation.json").read_text())
-    assert saved["allowed_other_cache"] == ["settings.seed: the run's cache had 0, this cache has 1"]
+    assert saved["allowed_other_cache"] == [f"settings.{kind}.seed: the run's cache had 0, this cache has 1"
+                                            for kind in ("audio", "face")]
     same = _run("evaluate", "--run", teacher, "--cache", a, "--device", "cpu")
     assert same.exit_code == 0, same.output
     saved = json.loads((teacher / "eval_validation.json").read_text())
@@ -68,12 +69,13 @@ def test_predict_refuses_it_and_records_the_override(trained, tmp_path):
     test_list.write_text("image\nsynthetic/video000/00001.jpg\nsynthetic/video000/00002.jpg\n")
     out = tmp_path / "sub.txt"
     args = ["predict", "--run", teacher, "--test-list", test_list, "--out", out, "--device", "cpu"]
-    _one_line_refusal(_run(*args, "--cache", b), "settings.seed")
+    _one_line_refusal(_run(*args, "--cache", b), "settings.face.seed")
     assert not out.exists()
     allowed = _run(*args, "--cache", b, "--allow-other-cache")
     assert allowed.exit_code == 0, allowed.output
     record = json.loads((tmp_path / "sub.txt.json").read_text())
-    assert record["allowed_other_cache"] == ["settings.seed: the run's cache had 0, this cache has 1"]
+    assert record["allowed_other_cache"] == [f"settings.{kind}.seed: the run's cache had 0, this cache has 1"
+                                             for kind in ("audio", "face")]
     assert len(out.read_text().splitlines()) == 3
 
 
@@ -82,7 +84,7 @@ def test_a_student_refuses_a_cache_its_teacher_was_not_trained_on(trained):
     student = root / "student"
     args = ["train-from-cache", "--role", "student", "--teacher", teacher, "--run", student, "--epochs", "1",
             "--device", "cpu", "--window", "2", "--stride", "1"]
-    _one_line_refusal(_run(*args, "--cache", b), f"teacher {teacher}", "settings.seed")
+    _one_line_refusal(_run(*args, "--cache", b), f"teacher {teacher}", "settings.face.seed")
     assert not student.exists()  # refused before the run folder was made
     allowed = _run(*args, "--cache", b, "--allow-other-cache", "--config", _small_config(root))
     assert allowed.exit_code == 0, allowed.output

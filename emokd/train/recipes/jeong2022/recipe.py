@@ -91,9 +91,10 @@ class Jeong2022(Recipe):
         c = self.config
         streams = {t: data.labelled(split, t, require_face=c.require_face) for t in TRAIN_TASKS}
         if c.batching == "proportional":
-            rounds = proportional_rounds(streams, batch_size, rng)
+            rounds = proportional_rounds(streams, batch_size, rng, permute=data.permute)
         else:
-            rounds = cycled_rounds(streams, batch_size, rng, c.rounds if c.rounds in ("max", "min") else int(c.rounds))
+            rounds = cycled_rounds(streams, batch_size, rng, c.rounds if c.rounds in ("max", "min") else int(c.rounds),
+                                   permute=data.permute)
         if c.steps == "per_round":
             return StepPlan(data, [[(task, idx, None) for task, idx in r] for r in rounds])
         return StepPlan(data, [[(task, idx, None)] for r in rounds for task, idx in r])

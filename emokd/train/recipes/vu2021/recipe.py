@@ -110,7 +110,8 @@ class Vu2021(Recipe):
             weights = {g: sampling.balance_weights(data, idx, g, self.bins) for g, idx in streams.items() if len(idx)}
         rounds = self.config.rounds if str(self.config.rounds) in ("max", "min") else int(self.config.rounds)
         return StepPlan(data, [[(name, idx, None) for name, idx in step]
-                               for step in sampling.steps(streams, batch_size, rng, rounds, weights)])
+                               for step in sampling.steps(streams, batch_size, rng, rounds, weights,
+                                                             permute=data.permute)])
 
     def _targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """EXPR target (-1 missing) and VA target (NaN missing) that this batch may supervise."""

@@ -62,10 +62,11 @@ def weighted_stream_batches(streams: dict[str, np.ndarray], weights: dict[str, n
 
 
 def steps(streams: dict[str, np.ndarray], batch_size: int, rng: np.random.Generator, length: str | int,
-          weights: dict[str, np.ndarray] | None = None) -> Iterator[list[tuple[str, np.ndarray]]]:
-    """Group the stream cycle into steps of one batch per non-empty set."""
+          weights: dict[str, np.ndarray] | None = None, permute=None) -> Iterator[list[tuple[str, np.ndarray]]]:
+    """Group the stream cycle into steps of one batch per non-empty set (`permute`: see
+    `data.stream_batches`)."""
     per_step = sum(1 for v in streams.values() if len(v))
-    source = (stream_batches(streams, batch_size, rng, length) if weights is None
+    source = (stream_batches(streams, batch_size, rng, length, permute) if weights is None
               else weighted_stream_batches(streams, weights, batch_size, rng, length))
     step: list[tuple[str, np.ndarray]] = []
     for name, idx in source:

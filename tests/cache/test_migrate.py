@@ -1,0 +1,117 @@
+"""`emokd cache migrate`: a version 1 cache (one group per video) read back equal as version 2."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from emokd.cache import FeatureCache
+from emokd.cache import migrate as migration
+from emokd.cli import main
+from emokd.errors import CacheError
+from cache_v1_support import VIDEOS, write_v1_cache
+
+
+def _files(url) -> dict[str, bytes]:
+    return {str(p.relative_to(url)): p.read_bytes() for p in sorted(Path(url).rglob("*")) if p.is_file()}
+
+
+def assert_migrated(cache: FeatureCache, written: dict) -> None:
+    assert cache.schema_version == 2 and cache.item_ids() == sorted(written)
+    assert [fs.name for fs in cache.feature_sets] == ["fer_pyemotion-embedding", "soundnet8-conv8"]
+    face, audio = cache.feature_sets
+    assert face.encoder["name"] == "fer_pyemotion" and face.settings == {
+        "face_source": "crops", "face_detector": {"name": "mtcnn", "weights_sha256": "c" * 64}, "crop_size": 112,
+        "crop_numbering": "1-based"}
+    assert audio.settings == {"sample_rate": 22050, "window_s": 10, "audio_mode": "shared-trunk", "audio_track": None}
+    assert face.config["face_encoder"] == "fer_pyemotion"
+    for vid, truth in written.items():
+        got = cache.read_item(vid)
+        for name, array in truth["values"].items():
+            assert got[name].dtype == array.dtype
+            np.testing.assert_array_equal(got[name], array, err_msg=f"{vid} {name}")
+        labels = cache.read_labels(vid)
+        va, expr, au, split = truth["labels"]
+        np.testing.assert_array_equal(labels["va"], va)
+        np.testing.assert_array_equal(labels["expr"], expr)
+        np.testing.assert_array_equal(labels["au"], au)
+        attrs = cache.item_attrs(vid)
+        assert attrs["fps"] == 30.0 and attrs["source"]["path"] == f"/data/{vid}.mp4"
+        assert attrs["dataset"] == VIDEOS[vid][1] and attrs["face_source"] == "crops"
+    # soft labels: carried for the long video (alone in its shard); the stills' shard had them for one
+    # still only, so it has none (a student computes them) rather than rows of NaN
+    np.testing.assert_array_equal(cache.read_soft("teacher", "118-30-640x480")["expr"],
+                                  written["118-30-640x480"]["soft"])
+    assert not cache.has_soft("teacher", "affectnet/003")
+    # one split per video in version 1: it goes to every task with labels (the limitation)
+    assert cache.read_labels("10-60-1280x720_left")["splits"] == {
+        "VA": "unlabelled", "EXPR": "validation", "AU": "unlabelled", "MTL": "unlabelled"}
+    assert cache.read_labels("affectnet/004")["splits"]["AU"] == "train"
+    assert cache.soft_runs(complete_only=True) == ["teacher"]
+    assert cache.soft_run_attrs("teacher")["teacher_run"] == "/runs/teacher"
+    assert cache.soft_video_attrs("teacher", "118-30-640x480")["checkpoint_sha256"] == "d" * 64
+    assert cache.failures() == {"broken": "broken.mp4: no frames"}
+    keys = cache.shard_keys()      # the long video alone; the short one and the stills packed per dataset
+    assert len(keys) == 3 and "118-30-640x480" in keys and sum("~~" in k for k in keys) == 2
+    assert cache.verify() == []
+
+
+def test_a_version_1_cache_migrated_to_a_new_path_reads_back_equal(tmp_path):
+    old = tmp_path / "old.zarr"
+    written = write_v1_cache(old)
+    with pytest.raises(CacheError, match=r"schema version 1.*emokd cache migrate .*old\.zarr NEW_PATH"):
+        FeatureCache.open(old)
+    before = _files(old)
+    report = migration.migrate(str(old), str(tmp_path / "new.zarr"))
+    assert _files(old) == before                    # the old cache is only read
+    assert report.items == 22 and report.skipped == ["half"]
+    assert report.renamed == ["fer_default->fer_pyemotion"]
+    assert_migrated(FeatureCache.open(tmp_path / "new.zarr"), written)
+    text = "\n".join(report.lines(str(tmp_path / "new.zarr")))
+    assert "limitation: version 1 stored one split per video" in text and "emokd cache relabel DATASET" in text
+    with pytest.raises(CacheError, match="already a cache"):
+        migration.migrate(str(old), str(tmp_path / "new.zarr"))
+
+
+def test_in_place_and_killed_migrations(tmp_path, monkeypatch):
+    old = tmp_path / "c.zarr"
+    written = write_v1_cache(old)
+    real = migration._write_shard
+    calls = []
+
+    def dies_after_one(*args):
+        if calls:
+            raise KeyboardInterrupt("killed")
+        calls.append(args[2])
+        real(*args)
+
+    monkeypatch.setattr(migration, "_write_shard", dies_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        migration.migrate(str(old))
+    with pytest.raises(CacheError, match="a migration from schema version 1 was interrupted; run `emokd cache migrate`"):
+        FeatureCache.open(old)
+    monkeypatch.setattr(migration, "_write_shard", real)
+    report = migration.migrate(str(old))             # resumed: the first shard is kept
+    assert report.kept_shards == 1 and report.shards == 3
+    cache = FeatureCache.open(old)
+    assert_migrated(cache, written)
+    assert sorted(dict(cache.root.members())) == ["failures", "shards", "soft"]   # version 1 groups gone
+    assert "settings" not in cache.root.attrs and cache.root.attrs["migration"]["status"] == "complete"
+    code = f"import zarr; zarr.open_group({str(old)!r}, mode='r').tree()"
+    assert subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True).returncode == 0
+    with pytest.raises(CacheError, match="already schema version 2"):
+        migration.migrate(str(old))
+
+
+def test_migrate_command(tmp_path):
+    write_v1_cache(tmp_path / "old.zarr")
+    result = CliRunner().invoke(main, ["cache", "migrate", str(tmp_path / "old.zarr"), str(tmp_path / "new.zarr")])
+    assert result.exit_code == 0, result.output
+    assert "migrated 22 item(s) into 3 shard(s)" in result.output
+    assert "renamed the encoder fer_default -> fer_pyemotion" in result.output
+    assert "limitation: version 1 stored one split per video" in result.output
+    again = CliRunner().invoke(main, ["cache", "migrate", str(tmp_path / "new.zarr")])
+    assert again.exit_code == 2 and "already schema version 2; nothing to migrate" in again.output
