@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/scale.py                      # quick: 20 k stills, 20 videos / 100 k frames
     .venv/bin/python benchmarks/scale.py --stills 400000 --videos 564 --video-frames 2800000   # real sizes
+    git worktree add /tmp/emokd-v1 ecd4371      # the last schema version 1 emokd, for --v1-checkout
+    .venv/bin/python benchmarks/scale.py --v1-checkout /tmp/emokd-v1                # + the real old path
 
 Synthetic caches written through the public cache API (`begin_shard` / `ItemWriter.write` per item,
 as an extraction task writes; the encoders are excluded: features are pre-drawn random float16,
@@ -9,7 +11,10 @@ as an extraction task writes; the encoders are excluded: features are pre-drawn 
   stills    write time per item, files and bytes on disk per item (against the array bytes), for
             packed shards and, in the same run, for one group per still (today's layout before
             packing: each still a one-item shard with its labels group, through the same API)
-            at --today-stills items, as a ratio;
+            at --today-stills items, as a ratio; with --v1-checkout PATH (an emokd checkout at
+            schema version 1) also the version 1 code itself (`begin_video` + `write_labels`,
+            a group per still plus a labels group), written and loaded in a subprocess running
+            that checkout: the old path as users ran it, in the same run;
   load      `load_frame_data` of every still / every video frame for training, in a fresh
             process: seconds and peak resident memory (and per frame);
   epoch     one epoch of jeong2022-style task batches gathered in memory (no model): samples/s;
@@ -125,6 +130,58 @@ def _load_child(url: str, max_memory: str | None, epoch: bool) -> None:
     print(json.dumps(out))
 
 
+V1_CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+from emokd.cache import FeatureCache
+url, n, face_dim, audio_dim, load = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "load"
+if load:
+    import torch
+    from emokd.train.data import load_frame_data
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    data = load_frame_data(FeatureCache.open(url), ["train"], window=6, stride=10)
+    print(json.dumps({"load_s": time.perf_counter() - start, "items": len(data.video_ids), "frames": data.n_frames,
+                      "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+    sys.exit()
+encoders = [{"name": "bench_face", "kind": "face", "output_dim": face_dim, "layer": "x", "input_spec": {},
+             "weights_sha256": "0" * 64},
+            {"name": "bench_audio", "kind": "audio", "output_dim": audio_dim, "layer": "x", "input_spec": {},
+             "weights_sha256": "1" * 64}]
+cache = FeatureCache.create(url, {}, {}, encoders, overwrite=True)
+rng = np.random.default_rng(1)
+seconds = 0.0
+for i in range(n):
+    vid = f"affectnet/{i:07d}"
+    values = {"face": rng.standard_normal((1, face_dim)).astype(np.float16),
+              "audio": rng.standard_normal((1, audio_dim)).astype(np.float16),
+              "face_ok": np.ones(1, bool), "audio_ok": np.zeros(1, bool), "pts": np.zeros(1)}
+    va, expr = np.clip(rng.standard_normal((1, 2)), -1, 1), rng.integers(0, 8, 1)
+    start = time.perf_counter()
+    writer = cache.begin_video(vid, 1, {"fps": 30.0, "dataset": "affectnet"})
+    for name, array in values.items():
+        writer.write(name, 0, array)
+    writer.commit()
+    cache.write_labels(vid, va=va, expr=expr, split="validation" if i % 10 == 0 else "train", dataset="affectnet")
+    seconds += time.perf_counter() - start
+print(json.dumps({"seconds": seconds}))
+"""
+
+
+def v1_stills(folder: Path, args, array_bytes: int) -> dict:
+    """The version 1 code's own write and load of --today-stills stills (subprocesses on --v1-checkout)."""
+    url = folder / "stills_v1.zarr"
+    env = {**os.environ, "PYTHONPATH": str(Path(args.v1_checkout).resolve()), "OMP_NUM_THREADS": "1"}
+    common = [str(url), str(args.today_stills), str(args.face_dim), str(args.audio_dim)]
+    run = lambda what: json.loads(subprocess.run([sys.executable, "-c", V1_CHILD, *common, what], env=env, check=True,
+                                                 capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    seconds = run("write")["seconds"]
+    n = args.today_stills
+    files, size = disk(url)
+    return {"ms_per_item": 1000 * seconds / n, "files_per_item": files / n, "bytes_ratio": size / (n * array_bytes),
+            "n": n, "load": run("load")}
+
+
 def stills_section(folder: Path, args) -> dict:
     print(f"== stills: {args.stills} packed, {args.today_stills} one group each; {args.face_dim} + {args.audio_dim}-d "
           "float16 features, labels; encoders excluded")
@@ -141,11 +198,21 @@ def stills_section(folder: Path, args) -> dict:
         print(f"{name:7s} write {1000 * seconds / n:7.3f} ms/item ({n / seconds:8,.0f} items/s), "
               f"{files / n:.4f} files/item, {size / n:8,.0f} bytes/item = {size / (n * array_bytes):.3f} x the "
               f"{array_bytes:,} array bytes")
-    ratio = out["today"]["ms_per_item"] / out["packed"]["ms_per_item"]
-    print(f"packed vs one group per still: writes {ratio:.1f}x faster, "
-          f"{out['today']['files_per_item'] / out['packed']['files_per_item']:.0f}x fewer files")
-    for name in ("packed", "today"):
-        got = load_in_fresh_process(out[name]["url"])
+    if args.v1_checkout:
+        out["v1"] = v1_stills(folder, args, array_bytes)
+        v1 = out["v1"]
+        print(f"v1      write {v1['ms_per_item']:7.3f} ms/item ({1000 / v1['ms_per_item']:8,.0f} items/s), "
+              f"{v1['files_per_item']:.4f} files/item, {v1['bytes_ratio'] * array_bytes:8,.0f} bytes/item = "
+              f"{v1['bytes_ratio']:.3f} x the {array_bytes:,} array bytes (schema version 1 code, {args.v1_checkout})")
+    for old in ("today", "v1") if args.v1_checkout else ("today",):
+        ratio = out[old]["ms_per_item"] / out["packed"]["ms_per_item"]
+        print(f"packed vs {old}: writes {ratio:.1f}x faster, "
+              f"{out[old]['files_per_item'] / out['packed']['files_per_item']:.0f}x fewer files, "
+              f"{out[old]['bytes_ratio'] / out['packed']['bytes_ratio']:.1f}x fewer bytes")
+    for name in ("packed", "today", "v1"):
+        if name not in out:
+            continue
+        got = out[name]["load"] if name == "v1" else load_in_fresh_process(out[name]["url"])
         out[name]["load"] = got
         print(f"{name:7s} load {got['items']:,} train items: {got['load_s']:.2f} s "
               f"({1e6 * got['load_s'] / got['items']:.1f} us/item), peak RSS {got['peak_rss'] / 2**30:.2f} GiB "
@@ -222,6 +289,7 @@ def main() -> None:
     parser.add_argument("--block-fraction", type=float, default=0.25, help="max_memory of block mode, of the features")
     parser.add_argument("--work", help="folder for the caches (default: a temporary one, removed)")
     parser.add_argument("--vu2021-stills", type=int, default=50_000)
+    parser.add_argument("--v1-checkout", help="an emokd checkout at schema version 1: its own write/load path too")
     parser.add_argument("--skip", choices=["stills", "videos", "vu2021"], action="append", default=[])
     parser.add_argument("--_load")
     parser.add_argument("--_epoch", action="store_true")

@@ -6,6 +6,10 @@ Version 1: root attrs `settings` (the extraction settings, with both encoder rec
 pts; `labels/<key>/` va, expr, au (mtl) with one `split` (and `splits` when written by the per-task
 split code); `soft/<run>/<key>/`; `failures/<key>/` (the same in version 2).
 
+Version 1 also kept its run log and config inside the store (`extract.log`,
+`extract_config.yaml`); they move beside the version 2 store (`<cache>.emokd/extract-version1.log`
+and `.yaml`, cache/sidecar.py), copied when OLD is only read.
+
 The target's root attributes say version 2 with a `migration` record whose status is "writing"
 until every shard is written; a cache in that state is refused by every reader (so a killed
 migration is never read as a cache with fewer items) and `migrate` resumes it: complete shards are
@@ -15,6 +19,7 @@ kept. In place, the version 1 groups are deleted only after the record says "com
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +34,7 @@ from emokd.cache.location import remove_node
 from emokd.cache.packing import PACK_FRAMES, SHARD_FRAMES, PackEntry, pack
 from emokd.cache.reading import ItemSpec
 from emokd.cache.sets import FeatureSet, make_set
+from emokd.cache.sidecar import run_files, sidecar_dir
 from emokd.cache.soft import run_group
 from emokd.cache.writer import STATUS_COMPLETE, now_utc
 
@@ -40,6 +46,7 @@ KIND_SETTINGS = {"face": ("face_source", "face_detector", "crop_size", "crop_num
 # what version 1 did where its settings record nothing (settings added since): crop files numbered
 # from 1 (Aff-Wild2's rule, the only one it read), the first audio track
 VERSION1_DEFAULTS = {"crop_numbering": "1-based", "audio_track": None}
+VERSION1_FILES = {"extract.log": "extract-version1.log", "extract_config.yaml": "extract-version1.yaml"}
 LIMITATION = ("version 1 stored one split per video: each task that has labels now has that split "
               "(test items: test for every task); run `emokd cache relabel DATASET {cache}` to read the "
               "true per-task splits from the dataset")
@@ -53,6 +60,8 @@ class MigrationReport:
     soft_runs: list[str] = field(default_factory=list)
     renamed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)     # incomplete version 1 videos, not carried over
+    single_split: int = 0        # labelled items whose version 1 labels had one split, no per-task splits
+    moved: list[str] = field(default_factory=list)       # version 1 files from inside the store, now beside it
 
     def lines(self, target: str) -> list[str]:
         out = [f"migrated {self.items} item(s) into {self.shards} shard(s) of {target} (schema version "
@@ -63,7 +72,12 @@ class MigrationReport:
         if self.skipped:
             out.append(f"{len(self.skipped)} incomplete video(s) not carried over (extract them again): "
                        + ", ".join(self.skipped[:10]))
-        out.append("limitation: " + LIMITATION.format(cache=target))
+        if self.moved:
+            out.append("version 1's log and config, from inside the store: " + ", ".join(self.moved))
+        if self.single_split:
+            out.append(f"limitation ({self.single_split} item(s)): " + LIMITATION.format(cache=target))
+        else:
+            out.append("per-task splits carried over as they were")
         return out
 
 
@@ -114,7 +128,7 @@ def _v1_videos(root: zarr.Group) -> tuple[list[tuple[str, zarr.Group]], list[str
     return sorted(complete, key=lambda kv: kv[0]), sorted(v for v, _ in incomplete)
 
 
-def _v1_labels(root: zarr.Group, key: str, vid: str, n: int):
+def _v1_labels(root: zarr.Group, key: str, vid: str, n: int, report: MigrationReport):
     """The labels of one version 1 video as ItemLabels (per-task splits from its `split` when it
     has none), or None."""
     if "labels" not in root or key not in root["labels"]:
@@ -130,6 +144,7 @@ def _v1_labels(root: zarr.Group, key: str, vid: str, n: int):
         has = {"VA": bool((~np.isnan(va)).all(axis=1).any()), "EXPR": bool((expr >= 0).any()),
                "AU": bool((au >= 0).all(axis=1).any())}
         splits = labelled_splits(attrs.get("split", "unlabelled"), has)
+        report.single_split += 1
     return fit_labels(vid, n, va, expr, au, dataset=attrs.get("dataset", "affwild2"), splits=splits, mtl=mtl)
 
 
@@ -137,7 +152,7 @@ _ITEM_KEYS = ("video_id", "n_frames", "status", "started", "completed", "writer"
 
 
 def _write_shard(cache, root: zarr.Group, key: str, members: list[tuple[str, zarr.Group]],
-                 arrays: dict[str, str]) -> None:
+                 arrays: dict[str, str], report: MigrationReport) -> None:
     specs = []
     for vid, group in members:
         attrs = dict(group.attrs)
@@ -151,7 +166,7 @@ def _write_shard(cache, root: zarr.Group, key: str, members: list[tuple[str, zar
             old = arrays[fs.name]
             part.write(fs.name, 0, group[old][...])
             part.write(fs.ok_array, 0, group[f"{fs.kind}_ok"][...])
-        labels = _v1_labels(root, group.basename, vid, spec.n_frames)
+        labels = _v1_labels(root, group.basename, vid, spec.n_frames, report)
         if labels is not None:
             part.write_labels(labels)
     writer.commit()
@@ -189,8 +204,10 @@ def _carry_soft(cache, root: zarr.Group, shards: list[tuple[str, list[tuple[str,
 
 
 def migrate(old_url: str, new_url: str | None = None, storage_options: dict | None = None,
-            shard_frames: int = SHARD_FRAMES, pack_frames: int = PACK_FRAMES) -> MigrationReport:
-    """Convert the version 1 cache at `old_url` into `new_url` (None: in place); see the module docstring."""
+            shard_frames: int = SHARD_FRAMES, pack_frames: int = PACK_FRAMES,
+            made_by: dict | None = None) -> MigrationReport:
+    """Convert the version 1 cache at `old_url` into `new_url` (None: in place); see the module
+    docstring. `made_by` (emokd.config.made_by) joins the cache's record of who wrote it."""
     from emokd.cache.store import FeatureCache, FORMAT_TAG
 
     report = MigrationReport()
@@ -208,6 +225,7 @@ def migrate(old_url: str, new_url: str | None = None, storage_options: dict | No
     if version == CACHE_SCHEMA_VERSION and not resuming:
         if in_place and migration:
             _drop_version1(old)        # a migration killed after its commit: finish the clean-up
+            _move_version1_files(old_url, old_url, True, storage_options, report)
         raise CacheError(f"{old_url}: already schema version {CACHE_SCHEMA_VERSION}; nothing to migrate")
     if version not in (1, CACHE_SCHEMA_VERSION):
         raise CacheError(f"{old_url}: schema version {version}; this emokd migrates version 1 only")
@@ -226,7 +244,7 @@ def migrate(old_url: str, new_url: str | None = None, storage_options: dict | No
             raise CacheError(f"{new_url}: already a cache; choose a new path for the migrated cache")
     else:
         cache = FeatureCache.create_sets(new_url, sets, v1.get("config"), storage_options=storage_options,
-                                         extra_attrs={"migration": record})
+                                         extra_attrs={"migration": record, "made_by": v1.get("made_by", [])})
     videos, report.skipped = _v1_videos(old)
     entries = [PackEntry(vid, g.attrs.get("dataset"), int(g.attrs["n_frames"])) for vid, g in videos]
     shards = [(key, [videos[i] for i in group]) for key, group in pack(entries, shard_frames, pack_frames)]
@@ -235,7 +253,7 @@ def migrate(old_url: str, new_url: str | None = None, storage_options: dict | No
         if key in done and cache.shard_state(key).table.ids == [vid for vid, _ in members]:
             report.kept_shards += 1
         else:
-            _write_shard(cache, old, key, members, arrays)
+            _write_shard(cache, old, key, members, arrays, report)
         report.items += len(members)
     report.shards = len(shards)
     _carry_soft(cache, old, shards, report)
@@ -243,11 +261,43 @@ def migrate(old_url: str, new_url: str | None = None, storage_options: dict | No
         from emokd.cache import failures as _failures
         for vid, entry in _failures.failure_log(old).items():
             _failures.record_failure(cache.root, vid, entry["message"])
-    cache.root.attrs["migration"] = {**record, "status": STATUS_COMPLETE, "completed": now_utc(),
-                                     "limitation": LIMITATION.format(cache=target)}
+    if made_by is not None:
+        cache.note_made_by(made_by)
+    done_record = {**record, "status": STATUS_COMPLETE, "completed": now_utc()}
+    if report.single_split:
+        done_record["limitation"] = LIMITATION.format(cache=target)
+    cache.root.attrs["migration"] = done_record
     if in_place:
         _drop_version1(old)
+    _move_version1_files(old_url, target, in_place, storage_options, report)
     return report
+
+
+def _move_version1_files(old_url, target, in_place: bool, storage_options, report: MigrationReport) -> None:
+    """Version 1's extract.log and extract_config.yaml from inside the store to beside `target`
+    (moved in place, copied from a store that is only read); on an object store, to the working
+    directory (where runs on an object store log)."""
+    local = sidecar_dir(target)
+    for name, kept in VERSION1_FILES.items():
+        if location.is_local(old_url):
+            source = location.local_path(old_url) / name
+            if not source.is_file():
+                continue
+            local.mkdir(parents=True, exist_ok=True)
+            (shutil.move if in_place else shutil.copy2)(str(source), str(local / kept))
+            report.moved.append(str(local / kept))
+            continue
+        fs, path = location.filesystem(old_url, storage_options)
+        source = f"{path.rstrip('/')}/{name}"
+        if not fs.exists(source):
+            continue
+        destination = local / kept if local is not None else run_files(target, "extract-version1")[name.endswith(".yaml")]
+        if local is not None:
+            local.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(fs.cat_file(source))
+        if in_place:
+            fs.rm_file(source)
+        report.moved.append(str(destination))
 
 
 def _drop_version1(root: zarr.Group) -> None:

@@ -132,11 +132,12 @@ def migrate_command(old: str, new: str | None, storage_options: dict | None) -> 
     from emokd.cache.lock import writer_lock
     from emokd.cache.location import absolute_url
     from emokd.cache.migrate import migrate
+    from emokd.config import made_by
 
     old = absolute_url(old)
     new = absolute_url(new) if new else None
     with writer_lock(new or old, storage_options, purpose="migration"):
-        report = migrate(old, new, storage_options)
+        report = migrate(old, new, storage_options, made_by=made_by(migrated_from=old))
     for line in report.lines(new or old):
         click.echo(line)
 

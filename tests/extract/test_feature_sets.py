@@ -68,3 +68,7 @@ def test_another_face_encoder_adds_only_its_set(tmp_path):
     assert ckpt["feature_sets"]["fingerprints"][new] == cache.feature_set(new).fingerprint
     log = json.dumps(ckpt["extraction"]["encoders"])
     assert "onnx" in log
+    from emokd.train.evaluate import evaluate_run
+
+    scored = evaluate_run(tmp_path / "run", str(url), split="train", device="cpu")  # the default set is 512-d:
+    assert scored["tasks"]["EXPR"]["n_frames"] > 0     # only the run's own 8-d set fits its model
