@@ -15,9 +15,9 @@
 4. Audio: per-window (the paper's definition) against the shared trunk, both through the pipeline:
    frames/s, and agreement of the cached 1000-d vectors (cosine, max relative difference).
 5. Bytes per frame on disk.
-6. The decord check (`emokd.extract.verify`): clips whose frames are decoded (whole-frame faces,
-   320x240, a keyframe every `--check-gop` frames as cameras write), through the pipeline with one
-   worker; the seconds the check took (reference decode by PyAV + comparisons, the task's
+6. The decord check (`emokd.extract.verify`, with `video_decoder: decord`): clips whose frames are
+   decoded (whole-frame faces, 320x240, a keyframe every `--check-gop` frames as cameras write),
+   through the pipeline with one worker; the seconds the check took (reference decode by PyAV + comparisons, the task's
    `decord_check` timing, part of `faces_in`) against the task time of the same run (goal <= 5 %).
    `--check-only` runs this part alone.
 """
@@ -145,7 +145,7 @@ def decord_check(root: Path, clips: int, seconds: float, gop: int) -> dict:
     manifest = root / "check.csv"
     manifest.write_text("video\n" + "".join(f"{p}\n" for p in paths))
     items = index_dataset(manifest).items
-    cfg = ExtractConfig(face_source="whole-frame", workers=1).resolved()
+    cfg = ExtractConfig(face_source="whole-frame", workers=1, video_decoder="decord").resolved()
     t = time.perf_counter()
     summary = run_extraction(items, str(root / "check.zarr"), cfg, progress=False)
     assert summary.failed == 0, summary.failures

@@ -1,7 +1,7 @@
 """Peak memory of extraction, driver and worker, against video length and frame size.
 
     .venv/bin/python benchmarks/memory.py [--minutes 1 2] [--paths whole-frame detector]
-        [--k4-seconds 2] [--no-previous]
+        [--decoders pyav decord] [--k4-seconds 2] [--no-previous]
 
 Documented run (docs/benchmarks.md): `--minutes 1 10`.
 
@@ -9,14 +9,15 @@ Documented run (docs/benchmarks.md): `--minutes 1 10`.
    44.1 kHz, a keyframe every 2 s, for each length in `--minutes`; and a 3840x2160 clip of
    `--k4-seconds`.
 2. Each case runs in a fresh driver process with its own one-worker Dask LocalCluster, as
-   `emokd extract-features` does: peak RSS (ru_maxrss) of the driver and of the worker process
-   (encoders loaded, one video extracted). Paths: whole-frame faces (the decoder scales to the
-   crop) and the face detector (full frames decoded). The goal: the longest video's worker peak
-   within 1.2x the 1-minute one's.
+   `emokd extract-features` does: peak RSS (sampled every 20 ms) of the driver and of the worker
+   process (encoders loaded, one video extracted). Paths: whole-frame faces (the decoder scales to the
+   crop) and the face detector (full frames decoded); decoders: PyAV (the default) and decord (the
+   default before: its threaded decoder reads ahead while the encoders work). The goal: the longest
+   video's worker peak within 1.2x the 1-minute one's.
 3. The previous approaches side by side, each in a fresh process: the audio of the longest video
    decoded whole, then resampled in one go (the old `load_audio`) against the streamed decode
-   (peak RSS growth); the 4K clip decoded in batches of 64 frames (the old fixed batch) against
-   batches sized by pixels.
+   (peak RSS growth); the 4K clip decoded at full size in batches of 64 frames (the old fixed
+   batch) against batches sized by pixels, with each decoder.
 """
 
 from __future__ import annotations
@@ -24,18 +25,47 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import psutil  # noqa: E402  (installed with distributed)
 
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+class PeakRSS:
+    """Peak resident memory (MiB) of this process, sampled every 20 ms by a thread. Not ru_maxrss:
+    Linux carries the high-water mark of the process that forked this one across fork and exec, so
+    a child started by a big parent would report the parent's size."""
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self.start = self.peak = self._process.memory_info().rss / 2**20
+        self._running = True
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while self._running:
+            self.peak = max(self.peak, self._process.memory_info().rss / 2**20)
+            time.sleep(0.02)
+
+    def stop(self) -> float:
+        self._running = False
+        self._thread.join()
+        return max(self.peak, self._process.memory_info().rss / 2**20)
+
+
+def start_worker_peak(dask_worker) -> None:
+    dask_worker.emokd_peak = PeakRSS()
+
+
+def stop_worker_peak(dask_worker) -> float:
+    return dask_worker.emokd_peak.stop()
 
 
 def make_videos(root: Path, minutes: list[float], k4_seconds: float) -> dict[str, Path]:
@@ -56,7 +86,7 @@ def make_videos(root: Path, minutes: list[float], k4_seconds: float) -> dict[str
     return videos
 
 
-def child_extract(path: str, face_source: str, cache: str) -> dict:
+def child_extract(path: str, face_source: str, decoder: str, cache: str) -> dict:
     """One extraction as the CLI runs it (driver + one worker); peaks of both."""
     from emokd.extract.config import ExtractConfig
     from emokd.extract.driver import dask_client, run_extraction
@@ -65,13 +95,15 @@ def child_extract(path: str, face_source: str, cache: str) -> dict:
     manifest = Path(cache).with_suffix(".csv")
     manifest.write_text(f"video\n{path}\n")
     items = index_dataset(manifest).items
-    cfg = ExtractConfig(face_source=face_source, workers=1).resolved()
+    cfg = ExtractConfig(face_source=face_source, workers=1, video_decoder=decoder).resolved()
+    driver = PeakRSS()
     t = time.perf_counter()
     with dask_client(1) as client:
+        client.run(start_worker_peak)
         summary = run_extraction(items, cache, cfg, progress=False, client=client)
-        worker = max(client.run(peak_mib).values())
+        worker = max(client.run(stop_worker_peak).values())
     assert summary.failed == 0, summary.failures
-    return {"frames": summary.frames, "seconds": time.perf_counter() - t, "driver": peak_mib(), "worker": worker,
+    return {"frames": summary.frames, "seconds": time.perf_counter() - t, "driver": driver.stop(), "worker": worker,
             "pyav": len(summary.pyav)}
 
 
@@ -96,23 +128,24 @@ def child_audio(path: str, how: str) -> dict:
     from emokd.index.probe import probe_video
 
     info = probe_video(path)
-    base = peak_mib()
+    peak = PeakRSS()
     t = time.perf_counter()
     n = previous_load_audio(Path(path), info) if how == "whole" else len(load_audio(path, info).signal)
-    return {"growth": peak_mib() - base, "seconds": time.perf_counter() - t, "samples": n}
+    return {"growth": peak.stop() - peak.start, "seconds": time.perf_counter() - t, "samples": n}
 
 
-def child_batches(path: str, how: str) -> dict:
+def child_batches(path: str, how: str, decoder: str) -> dict:
+    """Full-size 4K frames (what the detector path decodes) in batches of 64 frames or by pixels."""
     from emokd.extract import video
     from emokd.index.probe import probe_video
 
     info = probe_video(path)
     if how == "64 frames":
         video.DECODE_BATCH_BYTES = 1 << 60
-    base = peak_mib()
+    peak = PeakRSS()
     t = time.perf_counter()
-    sizes = [len(frames) for _, frames in video.decode_batches(path, info, info.n_frames, 64)]
-    return {"growth": peak_mib() - base, "seconds": time.perf_counter() - t, "batch": max(sizes)}
+    sizes = [len(frames) for _, frames in video.decode_batches(path, info, info.n_frames, 64, decoder=decoder)]
+    return {"growth": peak.stop() - peak.start, "seconds": time.perf_counter() - t, "batch": max(sizes)}
 
 
 def run_child(*args: str) -> dict:
@@ -126,6 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 2])
     parser.add_argument("--paths", nargs="+", default=["whole-frame", "detector"])
+    parser.add_argument("--decoders", nargs="+", default=["pyav", "decord"])
     parser.add_argument("--k4-seconds", type=float, default=2.0, help="length of the 4K clip (0: none)")
     parser.add_argument("--no-previous", action="store_true", help="skip the previous approaches (part 3)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -138,14 +172,17 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="emokd-bench-memory-"))
     videos = make_videos(tmp, sorted(args.minutes), args.k4_seconds)
-    print(f"{'case':<24} {'frames':>7} {'driver MiB':>11} {'worker MiB':>11} {'worker / first':>15} {'wall s':>8}")
-    for face_source in args.paths:
-        first = None
-        for name, path in videos.items():
-            r = run_child("extract", str(path), face_source, str(tmp / f"{face_source}_{name}.zarr".replace(" ", "")))
-            first = first or r["worker"]
-            print(f"{face_source + ', ' + name:<24} {r['frames']:>7} {r['driver']:>11.0f} {r['worker']:>11.0f} "
-                  f"{r['worker'] / first:>15.2f} {r['seconds']:>8.0f}", flush=True)
+    print(f"{'case':<32} {'frames':>7} {'driver MiB':>11} {'worker MiB':>11} {'worker / first':>15} {'wall s':>8}")
+    for decoder in args.decoders:
+        for face_source in args.paths:
+            first = None
+            for name, path in videos.items():
+                cache = str(tmp / f"{decoder}_{face_source}_{name}.zarr".replace(" ", ""))
+                r = run_child("extract", str(path), face_source, decoder, cache)
+                first = first or r["worker"]
+                case = f"{decoder}, {face_source}, {name}"
+                print(f"{case:<32} {r['frames']:>7} {r['driver']:>11.0f} {r['worker']:>11.0f} "
+                      f"{r['worker'] / first:>15.2f} {r['seconds']:>8.0f}", flush=True)
     if args.no_previous:
         return
     longest = videos[f"{max(args.minutes):g} min"]
@@ -153,11 +190,12 @@ def main() -> None:
     print(f"audio of {longest.name}: decoded whole + one resample {whole['growth']:.0f} MiB peak growth "
           f"({whole['seconds']:.1f} s); streamed {streamed['growth']:.0f} MiB ({streamed['seconds']:.1f} s); "
           f"ratio {whole['growth'] / max(streamed['growth'], 1):.1f}x")
-    if "4K" in videos:
-        fixed, sized = (run_child("batches", str(videos["4K"]), how) for how in ("64 frames", "by pixels"))
-        print(f"4K decode, full frames: batches of {fixed['batch']} frames {fixed['growth']:.0f} MiB peak growth "
-              f"({fixed['seconds']:.1f} s); batches of {sized['batch']} frames (by pixels) {sized['growth']:.0f} "
-              f"MiB ({sized['seconds']:.1f} s); ratio {fixed['growth'] / max(sized['growth'], 1):.1f}x")
+    for decoder in args.decoders if "4K" in videos else ():
+        fixed, sized = (run_child("batches", str(videos["4K"]), how, decoder) for how in ("64 frames", "by pixels"))
+        print(f"4K decode with {decoder}, full frames: batches of {fixed['batch']} frames {fixed['growth']:.0f} MiB "
+              f"peak growth ({fixed['seconds']:.1f} s); batches of {sized['batch']} frames (by pixels) "
+              f"{sized['growth']:.0f} MiB ({sized['seconds']:.1f} s); ratio "
+              f"{fixed['growth'] / max(sized['growth'], 1):.1f}x", flush=True)
 
 
 if __name__ == "__main__":

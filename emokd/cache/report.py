@@ -53,11 +53,11 @@ def _set_rows(cache) -> list[dict]:
 
 
 def _media_notes(complete: dict[str, dict]) -> dict:
-    """Videos whose frame timestamps were repaired, and videos PyAV decoded instead of decord
-    (`complete`: item id -> what its item table records)."""
+    """Videos whose frame timestamps were repaired, and videos PyAV decoded where decord was asked
+    for (`complete`: item id -> what its item table records)."""
     repaired = {vid: int(a["pts_repairs"]) for vid, a in complete.items() if a.get("pts_repairs")}
-    pyav = {vid: (a.get("decoding") or {}).get("reason", "") for vid, a in complete.items()
-            if (a.get("decoding") or {}).get("decoder") == "pyav"}
+    pyav = {vid: (a.get("decoding") or {}).get("reason") for vid, a in complete.items()
+            if (a.get("decoding") or {}).get("reason")}
     return {"repaired": repaired, "pyav": pyav}
 
 

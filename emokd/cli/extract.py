@@ -61,6 +61,7 @@ from emokd.logs import quiet
                     "(none: face_ok False); detector; whole-frame: frames are faces already.")
 @config_option(ExtractConfig, "detector", type=click.Choice(sorted(DETECTORS)))
 @config_option(ExtractConfig, "detector_weights", type=click.Path(exists=True))
+@config_option(ExtractConfig, "video_decoder", type=click.Choice(["pyav", "decord"]))
 @config_option(ExtractConfig, "audio_track")
 @config_option(ExtractConfig, "crop_numbering", type=click.Choice(["1-based", "0-based"]))
 @config_option(ExtractConfig, "window_s")

@@ -23,6 +23,7 @@ from emokd.models.input_spec import AudioInput, FaceInput
 AUDIO_MODES = ("per-window", "shared-trunk")
 WEIGHT_PATHS = ("face_weights", "audio_weights", "detector_weights")
 FACE_SOURCES = ("auto", "crops", "detector", "whole-frame")
+VIDEO_DECODERS = ("pyav", "decord")       # emokd.extract.video
 
 MODE_NAMES = {"trunk": "shared-trunk", "window": "per-window"}  # emokd.models.soundnet's spelling
 
@@ -56,6 +57,8 @@ class ExtractConfig:
     detector: str = DEFAULT_DETECTOR     # face detector where a video has no crops (docs/encoders.md)
     detector_weights: str | None = None  # MTCNN: a folder with pnet/rnet/onet.pt; blazeface, blazeface_full: a
                                          # .tflite file; blazeface_cascade: a folder with both (default: the store)
+    video_decoder: str = "pyav"          # pyav (the container's own decode) or decord (faster when it scales,
+                                         # checked against PyAV; docs/decisions.md)
     audio_track: int | None = None       # the N-th audio track of every video, from 0 as ffmpeg's -map 0:a:N
                                          # (default: the track marked default, else the first)
     crop_numbering: str = "1-based"      # crop file names: 1-based (Aff-Wild2: 00001.jpg is frame 0) or 0-based
@@ -107,6 +110,8 @@ class ExtractConfig:
         for name in ("crop_size", "batch_size", "workers", "shard_frames"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.video_decoder not in VIDEO_DECODERS:
+            raise ConfigError(f"video_decoder: {self.video_decoder!r} is not one of {list(VIDEO_DECODERS)}")
         if self.audio_track is not None and int(self.audio_track) < 0:
             raise ConfigError(f"audio_track: must be >= 0 (the N-th audio track, from 0), got {self.audio_track}")
         if self.pack_frames < 0:

@@ -41,7 +41,7 @@ class ExtractionSummary:
     seconds: float = 0.0
     failures: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # worker seconds per stage, all videos
-    pyav: dict[str, str] = field(default_factory=dict)       # video -> why PyAV decoded it, not decord
+    pyav: dict[str, str] = field(default_factory=dict)       # video -> why PyAV decoded it instead of decord
     repaired: dict[str, int] = field(default_factory=dict)   # video -> frame timestamps repaired
     changed: int = 0          # complete (or failed) videos whose source changed: re-extracted
     defective: int = 0        # complete videos whose arrays were damaged: re-extracted
@@ -230,8 +230,8 @@ def _account(result: dict, summary: ExtractionSummary, cache, shard, storage_opt
             done += 1
             summary.frames += int(row["n_frames"])
             media = row.get("media") or {}
-            if media.get("decoder") == "pyav":
-                summary.pyav[item_id] = media.get("pyav_reason", "")
+            if media.get("pyav_reason"):  # decord was asked for, PyAV served the video
+                summary.pyav[item_id] = media["pyav_reason"]
                 log.info("%s: decoded with PyAV: %s", item_id, summary.pyav[item_id])
             if media.get("pts_repairs"):
                 summary.repaired[item_id] = int(media["pts_repairs"])

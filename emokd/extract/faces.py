@@ -15,7 +15,7 @@ function returns uint8 RGB (size, size, 3) or None when there is no face.
 
 Video frames are what a player shows (square pixels, rotation and mirroring applied, see
 `emokd.index.geometry`) before any detection, cropping or whole-frame use; they are decoded by
-`emokd.extract.video` (decord checked against PyAV, or PyAV), in batches sized by pixels and
+`emokd.extract.video` (PyAV, or decord checked against PyAV), in batches sized by pixels and
 regrouped here into face batches of `batch_size`.
 """
 
@@ -189,7 +189,7 @@ def _frame_faces(images: list[np.ndarray], size: int, detector, picker: FacePick
 
 
 def _video_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int,
-                   detector, decoder: str = "auto", report: DecodeReport | None = None,
+                   detector, decoder: str = "pyav", report: DecodeReport | None = None,
                    crop_numbering: str = "1-based") -> Iterator[FaceBatch]:
     info = probe.info
     crop_dir = item.crop_dir if item.crop_dir is not None and Path(item.crop_dir).is_dir() else None
@@ -247,7 +247,7 @@ def _image_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size
 
 
 def iter_face_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int = CROP_SIZE,
-                      detector=None, decoder: str = "auto", report: DecodeReport | None = None,
+                      detector=None, decoder: str = "pyav", report: DecodeReport | None = None,
                       crop_numbering: str = "1-based") -> Iterator[FaceBatch]:
     """The face of every frame of `item` once, in order, `batch_size` at a time (see the module
     docstring); `probe` is `probe_item(item)`. `decoder` and `report`: see

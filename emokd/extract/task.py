@@ -228,7 +228,7 @@ def _face_stage(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders, 
     if face_source in ("detector", "whole-frame"):  # iter_face_batches prefers crops when present
         item = dataclasses.replace(item, crop_dir=None, face_boxes=None)
     try:
-        return _face_rows(item, probe, cfg, encoders, writer, detector, clock, "auto", report), report
+        return _face_rows(item, probe, cfg, encoders, writer, detector, clock, cfg.video_decoder, report), report
     except DecoderMismatch:
         return _face_rows(item, probe, cfg, encoders, writer, detector, clock, "pyav", report), report
 

@@ -57,7 +57,7 @@ def read_crop_files(crop_dir: Path, frames: np.ndarray, size: int) -> tuple[np.n
 
 
 def detector_crops(video_path: Path, info, frames: np.ndarray, size: int, detector,
-                   batch_size: int = 64, video_id: str = "", decoder: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+                   batch_size: int = 64, video_id: str = "", decoder: str = "pyav") -> tuple[np.ndarray, np.ndarray]:
     """Crops of the given frames by the extraction's own path (`faces.detect_faces` with the item's
     `FacePicker` on the frames of `video.decode_batches`, verified and shown as a player shows them;
     `info` is the video's probe, `decoder` the one extraction used); frames are decoded in order, only
@@ -140,7 +140,7 @@ def _gather(cache, video_id: str, item, n_crops: int, detector_weights, crop_siz
 
         detector = build_detector(detector_name(cache.settings.get("face_detector")), detector_weights,
                                   device=str(resolve_device(device)))
-        decoder = "pyav" if (attrs.get("decoding") or {}).get("decoder") == "pyav" else "auto"
+        decoder = "decord" if (attrs.get("decoding") or {}).get("decoder") == "decord" else "pyav"
         crops, ok = detector_crops(item.video_path, info, shown, size, detector, video_id=video_id, decoder=decoder)
     else:
         crops, ok = np.zeros((len(shown), size, size, 3), np.uint8), np.zeros(len(shown), bool)

@@ -38,10 +38,10 @@ def exact_frame_end(k, fps) -> np.ndarray:
     return np.array([float((kk + 1) / rate) for kk in k])
 
 
-def faces_of(item, batch_size, crop_size):
+def faces_of(item, batch_size, crop_size, decoder="pyav"):
     """The face stage's batches of `item`, on the one probe the task makes."""
     probe = probe_item(item)
-    batches = list(iter_face_batches(item, probe, batch_size, crop_size=crop_size))
+    batches = list(iter_face_batches(item, probe, batch_size, crop_size=crop_size, decoder=decoder))
     for batch in batches:
         np.testing.assert_array_equal(batch.pts, probe.pts[batch.index])     # the probe's frame times
     return probe, batches
@@ -71,10 +71,10 @@ def encoded_windows(encoder, monkeypatch, track, ends, window, batch_size=64):
     return np.concatenate(seen)
 
 
-def check_video(path, n, fps, expected_source):
+def check_video(path, n, fps, expected_source, decoder="pyav"):
     # decoded frame k is frame k (whole-frame path: no crops, no detector)
     item = VideoItem("v", path, None, None, "train")
-    probe, batches = faces_of(item, 7, 64)
+    probe, batches = faces_of(item, 7, 64, decoder)
     info = probe.info
     assert probe.n_frames == info.n_frames == n
     assert info.pts_source == expected_source
@@ -97,12 +97,13 @@ def check_video(path, n, fps, expected_source):
 FORMATS = [(".mp4", "h264", PTS_CONTAINER), (".avi", "mpeg4", PTS_INDEX_AVI)]
 
 
+@pytest.mark.parametrize("decoder", ["pyav", "decord"])
 @pytest.mark.parametrize("fps", [25, 29.97, 30])
 @pytest.mark.parametrize("suffix,codec,source", FORMATS, ids=["mp4", "avi"])
-def test_frames_and_clicks_align(tmp_path, fps, suffix, codec, source):
+def test_frames_and_clicks_align(tmp_path, fps, suffix, codec, source, decoder):
     n = 24
     sv = make_video(tmp_path / f"v{suffix}", n, fps, SIZE, codec, audio="clicks")
-    info, ends = check_video(sv.path, n, fps, source)
+    info, ends = check_video(sv.path, n, fps, source, decoder)
     track = load_audio(sv.path, info)
     assert track.has_audio and track.sample_rate == SAMPLE_RATE
     clicks = click_positions(track.signal)
@@ -246,7 +247,7 @@ def test_variable_frame_rate_uses_container_times(tmp_path):
 
 def test_edit_list_trimming_the_start(tmp_path):
     """Frames with negative times are cut by the mp4 edit list: frame 0 is the first one shown
-    (decord still counts the cut frames; the container's count wins)."""
+    (decord still counts the cut frames, so it hands the video to PyAV)."""
     import av
 
     from emokd.testing.videos import draw_frame
@@ -262,11 +263,12 @@ def test_edit_list_trimming_the_start(tmp_path):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
-    probe, batches = faces_of(VideoItem("t", path, None, None, "train"), 8, 48)
-    assert probe.n_frames == 17
-    np.testing.assert_allclose(probe.pts, np.arange(17) / 25, atol=1e-9)
-    seen = [read_frame_index(f) for b in batches for f in b.faces]
-    assert seen == list(range(3, 20))
+    for decoder in ("pyav", "decord"):
+        probe, batches = faces_of(VideoItem("t", path, None, None, "train"), 8, 48, decoder)
+        assert probe.n_frames == 17
+        np.testing.assert_allclose(probe.pts, np.arange(17) / 25, atol=1e-9)
+        seen = [read_frame_index(f) for b in batches for f in b.faces]
+        assert seen == list(range(3, 20))
 
 
 def test_audio_ok_is_false_outside_the_decoded_audio(tmp_path):

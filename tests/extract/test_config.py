@@ -37,7 +37,7 @@ def test_config_file_then_flags(tmp_path):
 @pytest.mark.parametrize("field, value, words", [
     ("audio_mode", "fast", "audio_mode"), ("face_source", "eyes", "face_source"),
     ("sample_rate", 16000, "sample_rate"), ("batch_size", 0, "batch_size"), ("window_s", 0.0, "window_s"),
-    ("limit", 0, "limit"), ("audio_track", -1, "audio_track"),
+    ("limit", 0, "limit"), ("audio_track", -1, "audio_track"), ("video_decoder", "ffmpeg", "video_decoder"),
 ])
 def test_bad_values_name_the_setting(field, value, words):
     with pytest.raises(ConfigError, match=words):
@@ -106,7 +106,8 @@ def test_fingerprint_settings_hold_every_feature_setting(encoders):
     cfg = ExtractConfig().resolved()
     settings = fingerprint_settings(cfg, encoders)
     assert set(settings) == {"face_encoder", "audio_encoder", "face_source", "face_detector", "crop_size",
-                             "sample_rate", "window_s", "audio_mode", "audio_track", "crop_numbering"}
+                             "sample_rate", "window_s", "audio_mode", "audio_track", "crop_numbering",
+                             "video_decoder"}
     for key in ("face_encoder", "audio_encoder"):
         assert len(settings[key]["weights_sha256"]) == 64 and settings[key]["layer"]
     assert settings["audio_encoder"]["layer"] == "conv8" and settings["audio_encoder"]["output_dim"] == 1000

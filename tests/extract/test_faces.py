@@ -193,7 +193,7 @@ def test_pyav_takes_over_where_decord_fails(tmp_path, monkeypatch, caplog, fail_
         return real(self, indices)
 
     monkeypatch.setattr(decord.VideoReader, "get_batch", flaky)
-    _, got = collect(VideoItem("v", video.path, None, None, "train"), 4, crop_size=64)
+    _, got = collect(VideoItem("v", video.path, None, None, "train"), 4, crop_size=64, decoder="decord")
     assert [read_frame_index(f) for f in got["faces"]] == list(range(20))
     assert np.array_equal(got["index"], np.arange(20))
     assert f"decord failed on frames {fail_from}-{fail_from + 3}" in caplog.text
