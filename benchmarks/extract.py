@@ -1,7 +1,7 @@
 """Extraction end to end against the encoders alone, 1 and 2 workers, and the two audio modes.
 
     .venv/bin/python benchmarks/extract.py [--clips 2] [--seconds 10] [--workers 1 2] [--repeat 2] [--per-window-clips 1]
-        [--check-seconds 20] [--check-gop 60] [--check-only]
+        [--check-seconds 10] [--check-gop 60] [--check-paths whole-frame detector] [--check-only]
 
 1. Generates clips in the Aff-Wild2 layout (160x120 video at 30 fps, speech-like audio, a 112x112
    crop file per frame).
@@ -15,11 +15,13 @@
 4. Audio: per-window (the paper's definition) against the shared trunk, both through the pipeline:
    frames/s, and agreement of the cached 1000-d vectors (cosine, max relative difference).
 5. Bytes per frame on disk.
-6. The decord check (`emokd.extract.verify`, with `video_decoder: decord`): clips whose frames are
-   decoded (whole-frame faces, 320x240, a keyframe every `--check-gop` frames as cameras write),
-   through the pipeline with one worker; the seconds the check took (reference decode by PyAV + comparisons, the task's
-   `decord_check` timing, part of `faces_in`) against the task time of the same run (goal <= 5 %).
-   `--check-only` runs this part alone.
+6. The two decoders side by side (`video_decoder`: pyav, the default, and decord): clips whose
+   frames are decoded (320x240, a keyframe every `--check-gop` frames as cameras write), through
+   the pipeline on one warm worker, whole-frame faces (the decoder scales to the crop) and the
+   default detector (full frames), the runs alternating: task time, wall time and the worker's CPU
+   time of each (all its threads: decord decodes in one of its own), as ratios. In the decord runs, the seconds its check took (reference decode by PyAV + comparisons,
+   the task's `decord_check` timing, part of `faces_in`) against the task time of the same run
+   (goal <= 5 %). `--check-only` runs this part alone.
 """
 
 from __future__ import annotations
@@ -133,26 +135,80 @@ def agreement(url_a: str, url_b: str) -> dict:
     return {"cos_mean": cos.mean(), "cos_min": cos.min(), "maxrel_median": np.median(rel), "maxrel_max": rel.max()}
 
 
-def decord_check(root: Path, clips: int, seconds: float, gop: int) -> dict:
-    """Share of the task time spent checking decord against PyAV, in one whole-frame run."""
+def worker_cpu_seconds() -> float:
+    """CPU seconds of this process, all its threads (decord decodes in a thread of its own)."""
+    import os
+
+    times = os.times()
+    return times.user + times.system
+
+
+def decoders_side_by_side(root: Path, clips: int, seconds: float, gop: int, paths: list[str],
+                          repeat: int) -> dict:
+    """The same clips through the pipeline with each decoder, alternating on one warm worker.
+
+    After an untimed warm-up run per face source, `repeat` rounds, the decoders' order swapped from
+    one to the next. Per (face source, decoder): the run with the least task time, its stages, and
+    for decord the seconds of its check against PyAV (`decord_check`, part of `faces_in`); the
+    least wall time and the least worker CPU time of any round.
+    """
     from emokd.extract.config import ExtractConfig
-    from emokd.extract.driver import run_extraction
+    from emokd.extract.driver import dask_client, run_extraction
+    from emokd.extract.encoders import load_encoders
     from emokd.index.dataset import index_dataset
     from emokd.testing.videos import make_video
 
-    paths = [make_video(root / "check" / f"cam{i}.mp4", int(round(seconds * 30)), 30, (320, 240),
-                        audio="speechlike", face=True, texture=True, gop=gop, seed=i).path for i in range(clips)]
+    paths_ = [make_video(root / "check" / f"cam{i}.mp4", int(round(seconds * 30)), 30, (320, 240),
+                         audio="speechlike", face=True, texture=True, gop=gop, seed=i).path for i in range(clips)]
     manifest = root / "check.csv"
-    manifest.write_text("video\n" + "".join(f"{p}\n" for p in paths))
+    manifest.write_text("video\n" + "".join(f"{p}\n" for p in paths_))
     items = index_dataset(manifest).items
-    cfg = ExtractConfig(face_source="whole-frame", workers=1, video_decoder="decord").resolved()
-    t = time.perf_counter()
-    summary = run_extraction(items, str(root / "check.zarr"), cfg, progress=False)
-    assert summary.failed == 0, summary.failures
-    stages = dict(summary.timings)
-    check = stages.pop("decord_check", 0.0)
-    return {"frames": summary.frames, "wall": time.perf_counter() - t, "check": check,
-            "task": sum(stages.values()), "faces_in": stages.get("faces_in", 0.0), "pyav": len(summary.pyav)}
+    best: dict = {}
+
+    def extract(face_source: str, decoder: str, items_) -> dict:
+        cfg = ExtractConfig(face_source=face_source, workers=1, video_decoder=decoder).resolved()
+        url = str(root / f"check_{face_source}_{decoder}.zarr")
+        shutil.rmtree(url, ignore_errors=True)
+        cpu = sum(client.run(worker_cpu_seconds).values())
+        t = time.perf_counter()
+        summary = run_extraction(items_, url, cfg, progress=False, client=client)
+        wall = time.perf_counter() - t
+        cpu = sum(client.run(worker_cpu_seconds).values()) - cpu
+        assert summary.failed == 0, summary.failures
+        stages = dict(summary.timings)
+        check = stages.pop("decord_check", 0.0)
+        return {"frames": summary.frames, "wall": wall, "cpu": cpu, "check": check, "task": sum(stages.values()),
+                "faces_in": stages.get("faces_in", 0.0), "pyav": len(summary.pyav)}
+
+    with dask_client(1) as client:
+        client.run(load_encoders, ExtractConfig().resolved())  # warm, as in a long run
+        for face_source in paths:                              # and the detector, the caches' code
+            extract(face_source, "pyav", items[:1])
+        for r in range(repeat):
+            for face_source in paths:
+                for decoder in ("pyav", "decord")[::1 if r % 2 == 0 else -1]:   # neither always first
+                    run, kept = extract(face_source, decoder, items), best.get((face_source, decoder))
+                    least = {k: min(run[k], kept[k]) if kept else run[k] for k in ("wall", "cpu")}
+                    if kept is None or run["task"] < kept["task"]:
+                        best[face_source, decoder] = run
+                    best[face_source, decoder].update(least)
+    return best
+
+
+def print_decoders(runs: dict, clips: int, seconds: float, gop: int, repeat: int) -> None:
+    print(f"decoders side by side ({clips} clips x {seconds:g} s, 320x240 at 30 fps, keyframe every {gop} frames, "
+          f"1 warm worker, the best task, wall and worker CPU time of {repeat} alternating runs each):")
+    for face_source in dict.fromkeys(f for f, _ in runs):
+        for decoder in ("pyav", "decord"):
+            r = runs[face_source, decoder]
+            check = (f"; check {r['check']:.3f} s = {100 * r['check'] / r['task']:.2f} % of the task time, "
+                     f"videos switched to PyAV: {r['pyav']}") if decoder == "decord" else ""
+            print(f"  {face_source}, {decoder}: {r['frames']} frames, task {r['task']:.2f} s "
+                  f"(faces_in {r['faces_in']:.2f} s), wall {r['wall']:.2f} s, worker CPU {r['cpu']:.2f} s{check}")
+        p, d = runs[face_source, "pyav"], runs[face_source, "decord"]
+        print(f"  {face_source}: PyAV / decord: task time {p['task'] / d['task']:.3f}, wall {p['wall'] / d['wall']:.3f}, "
+              f"worker CPU {p['cpu'] / d['cpu']:.3f}, "
+              f"faces_in {p['faces_in'] / max(d['faces_in'] - d['check'], 1e-9):.2f} (decord's without its check)")
 
 
 def main() -> None:
@@ -163,9 +219,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="alternating measurements, best kept")
     parser.add_argument("--per-window-clips", type=int, default=1,
                         help="clips for the per-window vs shared-trunk comparison (0: skip)")
-    parser.add_argument("--check-seconds", type=float, default=20.0, help="length of the decord-check clips")
+    parser.add_argument("--check-seconds", type=float, default=10.0, help="length of the decord-check clips")
     parser.add_argument("--check-gop", type=int, default=60, help="frames between keyframes of those clips")
-    parser.add_argument("--check-only", action="store_true", help="only the decord check (part 6)")
+    parser.add_argument("--check-paths", nargs="+", default=["whole-frame", "detector"],
+                        help="face sources of the decoder comparison")
+    parser.add_argument("--check-only", action="store_true", help="only the decoder comparison (part 6)")
     args = parser.parse_args()
 
     import torch
@@ -176,12 +234,9 @@ def main() -> None:
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="emokd-bench-extract-"))
     try:
-        check = decord_check(tmp, args.clips, args.check_seconds, args.check_gop)
-        print(f"decord check: {check['frames']} frames ({args.clips} clips x {args.check_seconds:g} s, 320x240, "
-              f"keyframe every {args.check_gop} frames, whole-frame faces, 1 worker, {check['wall']:.1f} s wall): "
-              f"check {check['check']:.3f} s of {check['task']:.2f} s task time = "
-              f"{100 * check['check'] / check['task']:.2f} % (faces_in {check['faces_in']:.2f} s); "
-              f"videos switched to PyAV: {check['pyav']}")
+        runs = decoders_side_by_side(tmp, args.clips, args.check_seconds, args.check_gop, args.check_paths,
+                                     args.repeat)
+        print_decoders(runs, args.clips, args.check_seconds, args.check_gop, args.repeat)
         if args.check_only:
             return
         t = time.perf_counter()

@@ -1,9 +1,10 @@
 """Peak memory of extraction, driver and worker, against video length and frame size.
 
     .venv/bin/python benchmarks/memory.py [--minutes 1 2] [--paths whole-frame detector]
-        [--decoders pyav decord] [--k4-seconds 2] [--no-previous]
+        [--decoders pyav [decord]] [--k4-seconds 2] [--no-previous]
 
-Documented run (docs/benchmarks.md): `--minutes 1 10`.
+Default: 1- and 2-minute videos, PyAV only (about 4 minutes). Documented run (docs/benchmarks.md,
+20 minutes): `--minutes 1 10 --decoders pyav decord`.
 
 1. Generated videos: 320x240 at 30 fps, a textured picture with a face, speech-like AAC audio at
    44.1 kHz, a keyframe every 2 s, for each length in `--minutes`; and a 3840x2160 clip of
@@ -159,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 2])
     parser.add_argument("--paths", nargs="+", default=["whole-frame", "detector"])
-    parser.add_argument("--decoders", nargs="+", default=["pyav", "decord"])
+    parser.add_argument("--decoders", nargs="+", default=["pyav"], choices=["pyav", "decord"])
     parser.add_argument("--k4-seconds", type=float, default=2.0, help="length of the 4K clip (0: none)")
     parser.add_argument("--no-previous", action="store_true", help="skip the previous approaches (part 3)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)

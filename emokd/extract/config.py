@@ -57,8 +57,8 @@ class ExtractConfig:
     detector: str = DEFAULT_DETECTOR     # face detector where a video has no crops (docs/encoders.md)
     detector_weights: str | None = None  # MTCNN: a folder with pnet/rnet/onet.pt; blazeface, blazeface_full: a
                                          # .tflite file; blazeface_cascade: a folder with both (default: the store)
-    video_decoder: str = "pyav"          # pyav (the container's own decode) or decord (faster when it scales,
-                                         # checked against PyAV; docs/decisions.md)
+    video_decoder: str = "pyav"          # pyav (the container's own decode) or decord (checked against PyAV,
+                                         # known-bad files to PyAV; docs/decisions.md)
     audio_track: int | None = None       # the N-th audio track of every video, from 0 as ffmpeg's -map 0:a:N
                                          # (default: the track marked default, else the first)
     crop_numbering: str = "1-based"      # crop file names: 1-based (Aff-Wild2: 00001.jpg is frame 0) or 0-based

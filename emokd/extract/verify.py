@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from emokd.index.probe import VideoInfo
@@ -28,6 +30,22 @@ MATCH_LEVELS = 1.0           # mean absolute grey-level difference of two thumbn
 THUMB_SIZE = 32
 MIDDLE_CHECKS = 3
 MAX_REFERENCE_DECODE = 600   # frames decoded from a keyframe to reach the last frame
+
+
+def rgb_converter(size: tuple[int, int] | None) -> Callable[[av.VideoFrame], np.ndarray]:
+    """PyAV frame -> uint8 RGB (h, w, 3), scaled to `size` (w, h) or at its own size (None).
+
+    One scaler on one thread for all the frames of a video: `frame.reformat` asks swscale for a
+    thread per CPU, set up anew for every frame, which took 3x the CPU time of the decode itself
+    at 320x240 for the same pixels (docs/benchmarks.md, the decoders' section).
+    """
+    reformatter = VideoReformatter()
+    scale = {"width": size[0], "height": size[1]} if size else {}
+
+    def convert(frame: av.VideoFrame) -> np.ndarray:
+        return reformatter.reformat(frame, format="rgb24", threads=1, **scale).to_ndarray()
+
+    return convert
 
 
 def thumbnail(frame: np.ndarray) -> np.ndarray:
@@ -58,12 +76,12 @@ class ReferenceFrames:
     def __init__(self, path: Path, info: VideoInfo, n_frames: int, size: tuple[int, int] | None) -> None:
         self.path, self.n_frames = path, n_frames
         self.positions, self._seek, self._last_gop = check_positions(info, n_frames)
-        self._scale = {"width": size[0], "height": size[1]} if size else {}
+        self._rgb = rgb_converter(size)
         self._thumbs: dict[int, np.ndarray] | None = None
         self.seconds = 0.0       # spent on the check: the reference decode and the comparisons
 
     def _thumb(self, frame: av.VideoFrame) -> np.ndarray:
-        return thumbnail(frame.reformat(format="rgb24", **self._scale).to_ndarray())
+        return thumbnail(self._rgb(frame))
 
     def _compute(self) -> dict[int, np.ndarray]:
         thumbs: dict[int, np.ndarray] = {}

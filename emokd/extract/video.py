@@ -1,16 +1,16 @@
 """Video frames in order, each decoded once, as a player shows them.
 
-Two decoders (`ExtractConfig.video_decoder`, docs/decisions.md):
+Two decoders (`ExtractConfig.video_decoder`; figures in docs/benchmarks.md, the decoders' section):
 
-- "pyav" (the default): the container's own decode (FFmpeg through PyAV), one frame at a time.
-  It is the reference the other is checked against, and its memory does not depend on the video.
-- "decord": 1.8x faster per CPU-second when the decoder scales the frames (whole-frame faces),
-  as fast at full size. Its threaded decoder reads packets ahead whenever its frame queue is
-  empty (`VideoReader::NextFrameImpl` pushes another packet after every empty pop) and decodes
-  all of them, so while a slow consumer (encoders, the detector on a CPU) works, decoded frames
-  pile up: a few hundred MB at 320x240, far more at full HD. It is also wrong on some files
-  without saying so (MPEG-TS with B-frames: it drops the first GOP and repeats the last frame;
-  display matrices: it returns garbled buffers). So, when it is asked for:
+- "pyav" (the default): the container's own decode (FFmpeg through PyAV), one frame at a time,
+  converted by one scaler on one thread (`verify.rgb_converter`). It is the reference the other
+  is checked against, its memory does not depend on the video's length, and it is no slower.
+- "decord": its threaded decoder reads packets ahead whenever its frame queue is empty
+  (`VideoReader::NextFrameImpl` pushes another packet after every empty pop) and decodes all of
+  them, so while a slow consumer (encoders, the detector on a CPU) works, decoded frames pile up
+  and the worker's memory grows with the video. It is also wrong on some files without saying so (MPEG-TS
+  with B-frames: it drops the first GOP and repeats the last frame; display matrices: it returns
+  garbled buffers). So, when it is asked for:
   - files known to misbehave go to PyAV directly: MPEG-TS with reordered frames, any video with
     a display matrix (rotation or mirroring), and any whose decord frame count differs from the
     container's;
@@ -39,7 +39,7 @@ import numpy as np
 
 from emokd.errors import DataError
 from emokd.extract.config import VIDEO_DECODERS
-from emokd.extract.verify import ReferenceFrames
+from emokd.extract.verify import ReferenceFrames, rgb_converter
 from emokd.index.geometry import Geometry
 from emokd.index.probe import VideoInfo
 
@@ -96,7 +96,7 @@ def known_bad_for_decord(info: VideoInfo) -> str | None:
 
 def _pyav_batches(path: Path, n_frames: int, batch_size: int, first: int, size: tuple[int, int] | None,
                   geometry: Geometry) -> Iterator[tuple[int, np.ndarray]]:
-    scale = {"width": size[0], "height": size[1]} if size else {}
+    rgb = rgb_converter(size)
     buffer: list[np.ndarray] = []
     k = 0
     try:
@@ -105,7 +105,7 @@ def _pyav_batches(path: Path, n_frames: int, batch_size: int, first: int, size: 
                 if k >= n_frames:
                     break
                 if k >= first:
-                    buffer.append(frame.reformat(format="rgb24", **scale).to_ndarray())
+                    buffer.append(rgb(frame))
                     if len(buffer) == batch_size:
                         yield k + 1 - batch_size, geometry.to_display(np.stack(buffer))
                         buffer = []

@@ -54,8 +54,8 @@ def test_mpeg_ts_with_b_frames_gives_the_rows_of_the_same_bitstream_in_mp4(tmp_p
     assert "MPEG-TS" in attrs["decoding"]["reason"]
     # the run's summary line and `cache info` say so
     summary = ExtractionSummary(total=1)
-    _account(result, summary, FeatureCache.open(str(tmp_path / ts.name) + ".zarr"))
-    assert summary.line().endswith("; 1 decoded with PyAV") and "MPEG-TS" in summary.pyav["v"]
+    _account(result, summary, FeatureCache.open(str(tmp_path / ts.name) + ".zarr"), VideoItem("v", ts, None, None, "train"))
+    assert "; 1 decoded with PyAV;" in summary.line() and "MPEG-TS" in summary.pyav["v"]
     text = format_info(cache_info(FeatureCache.open(str(tmp_path / ts.name) + ".zarr")))
     assert "decoding     1 videos decoded with PyAV instead of decord\n  v: MPEG-TS with reordered frames" in text
 
