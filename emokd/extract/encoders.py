@@ -116,6 +116,5 @@ def fingerprint_settings(cfg: ExtractConfig, encoders: Encoders) -> dict:
         "audio_mode": cfg.audio_mode,
         "audio_track": cfg.audio_track,
         "crop_numbering": cfg.crop_numbering,
-        "video_decoder": cfg.video_decoder,  # decoder-scaled pixels differ by ~0.5 grey levels
     }
 

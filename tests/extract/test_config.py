@@ -106,8 +106,7 @@ def test_fingerprint_settings_hold_every_feature_setting(encoders):
     cfg = ExtractConfig().resolved()
     settings = fingerprint_settings(cfg, encoders)
     assert set(settings) == {"face_encoder", "audio_encoder", "face_source", "face_detector", "crop_size",
-                             "sample_rate", "window_s", "audio_mode", "audio_track", "crop_numbering",
-                             "video_decoder"}
+                             "sample_rate", "window_s", "audio_mode", "audio_track", "crop_numbering"}
     for key in ("face_encoder", "audio_encoder"):
         assert len(settings[key]["weights_sha256"]) == 64 and settings[key]["layer"]
     assert settings["audio_encoder"]["layer"] == "conv8" and settings["audio_encoder"]["output_dim"] == 1000

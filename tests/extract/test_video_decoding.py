@@ -3,6 +3,7 @@ with each quirk"): MPEG-TS with B-frames, decord checked against PyAV, rotation,
 decode batches sized by pixels. Cached rows are compared with a reference file's."""
 
 from fractions import Fraction
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -54,7 +55,9 @@ def test_mpeg_ts_with_b_frames_gives_the_rows_of_the_same_bitstream_in_mp4(tmp_p
     assert "MPEG-TS" in attrs["decoding"]["reason"]
     # the run's summary line and `cache info` say so
     summary = ExtractionSummary(total=1)
-    _account(result, summary, FeatureCache.open(str(tmp_path / ts.name) + ".zarr"), VideoItem("v", ts, None, None, "train"))
+    shard_result = {"shard": "v", "items": {"v": result}, "seconds": result["seconds"], "log": [], "timings": {}}
+    shard = SimpleNamespace(ids=["v"], items=[VideoItem("v", ts, None, None, "train")])
+    _account(shard_result, summary, FeatureCache.open(str(tmp_path / ts.name) + ".zarr"), shard)
     assert "; 1 decoded with PyAV;" in summary.line() and "MPEG-TS" in summary.pyav["v"]
     text = format_info(cache_info(FeatureCache.open(str(tmp_path / ts.name) + ".zarr")))
     assert "decoding     1 videos decoded with PyAV instead of decord\n  v: MPEG-TS with reordered frames" in text
