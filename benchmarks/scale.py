@@ -20,7 +20,7 @@ as an extraction task writes; the encoders are excluded: features are pre-drawn 
   epoch     one epoch of jeong2022-style task batches gathered in memory (no model): samples/s;
   blocks    the same epoch in block mode (features beyond --max-memory read shard-sized blocks
             in a shuffled block order): samples/s and the ratio to in memory;
-  vu2021    the vu2021 recipe trained end to end (teacher, 1 epoch) on a synthetic multi-database
+  vu2021    the vu2021 recipe trained end to end (teacher, 1 epoch: every still once) on a synthetic multi-database
             cache of --vu2021-stills stills (ExpW-like and AffectNet-like, packed) plus clips and
             validation videos: the load time and the epoch time from its train.log.
 Numbers from a shared 2-core machine: other jobs run at the same time, so they are noisy.
@@ -90,9 +90,10 @@ def write_items(cache, items: list[tuple[str, int]], face_dim, audio_dim, seed: 
     return seconds
 
 
-def disk(path: Path) -> tuple[int, int]:
-    files = [p for p in path.rglob("*") if p.is_file()]
-    return len(files), sum(p.stat().st_size for p in files)
+def disk(path: Path) -> tuple[int, int, int]:
+    """(files, their bytes, the bytes the file system allocates for them: whole blocks, as `du` counts)."""
+    stats = [p.stat() for p in path.rglob("*") if p.is_file()]
+    return len(stats), sum(s.st_size for s in stats), sum(s.st_blocks * 512 for s in stats)
 
 
 def load_in_fresh_process(url: str, max_memory: str | None = None, epoch: bool = False) -> dict:
@@ -132,8 +133,11 @@ def _load_child(url: str, max_memory: str | None, epoch: bool) -> None:
 
 V1_CHILD = r"""
 import json, resource, sys, time
+from pathlib import Path
 import numpy as np
+import emokd
 from emokd.cache import FeatureCache
+assert Path(emokd.__file__).resolve().is_relative_to(Path.cwd()), f"not the version 1 checkout: {emokd.__file__}"
 url, n, face_dim, audio_dim, load = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "load"
 if load:
     import torch
@@ -170,16 +174,17 @@ print(json.dumps({"seconds": seconds}))
 
 def v1_stills(folder: Path, args, array_bytes: int) -> dict:
     """The version 1 code's own write and load of --today-stills stills (subprocesses on --v1-checkout)."""
-    url = folder / "stills_v1.zarr"
+    url = (folder / "stills_v1.zarr").resolve()
     env = {**os.environ, "PYTHONPATH": str(Path(args.v1_checkout).resolve()), "OMP_NUM_THREADS": "1"}
     common = [str(url), str(args.today_stills), str(args.face_dim), str(args.audio_dim)]
     run = lambda what: json.loads(subprocess.run([sys.executable, "-c", V1_CHILD, *common, what], env=env, check=True,
-                                                 capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                                                 cwd=env["PYTHONPATH"], capture_output=True,   # `-c`: cwd first
+                                                 text=True).stdout.strip().splitlines()[-1])
     seconds = run("write")["seconds"]
     n = args.today_stills
-    files, size = disk(url)
+    files, size, allocated = disk(url)
     return {"ms_per_item": 1000 * seconds / n, "files_per_item": files / n, "bytes_ratio": size / (n * array_bytes),
-            "n": n, "load": run("load")}
+            "du_per_item": allocated / n, "n": n, "load": run("load")}
 
 
 def stills_section(folder: Path, args) -> dict:
@@ -192,18 +197,19 @@ def stills_section(folder: Path, args) -> dict:
         cache = FeatureCache.create(url, {}, {}, encoders(args.face_dim, args.audio_dim), overwrite=True)
         items = [(f"affectnet/{i:07d}", 1) for i in range(n)]
         seconds = write_items(cache, items, args.face_dim, args.audio_dim, 1, packed)
-        files, size = disk(url / "shards")
+        files, size, allocated = disk(url / "shards")
         out[name] = {"ms_per_item": 1000 * seconds / n, "files_per_item": files / n, "bytes_ratio": size / (n * array_bytes),
-                     "url": str(url), "n": n}
+                     "du_per_item": allocated / n, "url": str(url), "n": n}
         print(f"{name:7s} write {1000 * seconds / n:7.3f} ms/item ({n / seconds:8,.0f} items/s), "
               f"{files / n:.4f} files/item, {size / n:8,.0f} bytes/item = {size / (n * array_bytes):.3f} x the "
-              f"{array_bytes:,} array bytes")
+              f"{array_bytes:,} array bytes; {allocated / n:8,.0f} bytes/item allocated (du)")
     if args.v1_checkout:
         out["v1"] = v1_stills(folder, args, array_bytes)
         v1 = out["v1"]
         print(f"v1      write {v1['ms_per_item']:7.3f} ms/item ({1000 / v1['ms_per_item']:8,.0f} items/s), "
               f"{v1['files_per_item']:.4f} files/item, {v1['bytes_ratio'] * array_bytes:8,.0f} bytes/item = "
-              f"{v1['bytes_ratio']:.3f} x the {array_bytes:,} array bytes (schema version 1 code, {args.v1_checkout})")
+              f"{v1['bytes_ratio']:.3f} x the {array_bytes:,} array bytes; {v1['du_per_item']:8,.0f} bytes/item allocated (du) "
+              f"(schema version 1 code, {args.v1_checkout})")
     for old in ("today", "v1") if args.v1_checkout else ("today",):
         ratio = out[old]["ms_per_item"] / out["packed"]["ms_per_item"]
         print(f"packed vs {old}: writes {ratio:.1f}x faster, "
@@ -232,8 +238,10 @@ def videos_section(folder: Path, args) -> dict:
     items = [(f"affwild2/{v:04d}", per_video) for v in range(args.videos)]
     seconds = write_items(cache, items, args.face_dim, args.audio_dim, 2, packed=True)
     frames = per_video * args.videos
-    files, size = disk(url / "shards")
-    print(f"write {frames / seconds:,.0f} frames/s; {files / frames:.5f} files/frame, {size / frames:,.0f} bytes/frame")
+    files, size, _ = disk(url / "shards")
+    array_bytes = 2 * (args.face_dim + args.audio_dim) + sum(ROW_ARRAYS.values())
+    print(f"write {frames / seconds:,.0f} frames/s; {files / frames:.5f} files/frame, {size / frames:,.0f} bytes/frame "
+          f"= {size / (frames * array_bytes):.3f} x the {array_bytes:,} array bytes")
     got = load_in_fresh_process(str(url), epoch=True)
     print(f"load {got['frames']:,} train frames: {got['load_s']:.2f} s ({got['frames'] / got['load_s']:,.0f} frames/s), "
           f"peak RSS {got['peak_rss'] / 2**30:.2f} GiB ({got['peak_rss'] / got['frames']:,.0f} B/frame)")
@@ -266,7 +274,8 @@ def vu2021_section(folder: Path, args) -> dict:
     write_multidb_cache(url, spec)
     print(f"cache written in {time.perf_counter() - start:.1f} s")
     options = {"hidden": [64], "gru_hidden": 16, "expr_datasets": ["expr_db"], "va_datasets": ["va_db"],
-               "expr_va_datasets": ["both_db"], "eval_datasets": ["target"], "temporal": False}
+               "expr_va_datasets": ["both_db"], "eval_datasets": ["target"], "temporal": False,
+               "rounds": "max"}   # an epoch: the largest set (every EXPR-only still) once
     start = time.perf_counter()
     summary = train(TrainConfig(cache=url, run=str(folder / "vu2021_run"), recipe="vu2021", recipe_options=options,
                                 epochs=1, batch_size=256, window=1, stride=1, device="cpu", export_soft=False))

@@ -28,9 +28,14 @@ def now_utc() -> str:
 
 
 def chunk_rows(n_rows: int, row_bytes: int) -> int:
-    """Rows per chunk: about CHUNK_TARGET_BYTES per chunk, never more than the array."""
+    """Rows per chunk: at most about CHUNK_TARGET_BYTES per chunk, never more than the array, and
+    the rows spread evenly over that many chunks: Zarr stores the last chunk whole, so a 5,000-frame
+    video in chunks of 4,096 rows would take 8,192 rows on disk (2,500 rows each: 5,000)."""
     rows = max(MIN_CHUNK_ROWS, CHUNK_TARGET_BYTES // max(1, row_bytes))
-    return max(1, min(n_rows, rows))
+    if n_rows <= rows:
+        return max(1, n_rows)
+    chunks = -(-n_rows // rows)
+    return -(-n_rows // chunks)
 
 
 def fill_value_for(dtype: np.dtype):
