@@ -200,8 +200,13 @@ def open_root(url: str | Path, mode: str, storage_options: dict[str, Any] | None
 
 def remove_node(parent: zarr.Group, name: str) -> None:
     """Delete everything stored under parent/name: a group, an array, or the leftovers of a writer
-    killed while creating or deleting one (files without a zarr.json, which Zarr itself ignores)."""
+    killed while creating or deleting one (files without a zarr.json, which Zarr itself ignores).
+
+    The node's own zarr.json goes first: a delete killed half-way (rmtree and object stores remove
+    files in no fixed order) then leaves such ignored leftovers, never a node whose metadata still
+    says "complete" over arrays or chunks that are gone (missing chunks would read as zeros)."""
     from zarr.core.sync import sync
 
     prefix = f"{parent.path}/{name}" if parent.path else name
+    sync(parent.store.delete(f"{prefix}/zarr.json"))
     sync(parent.store.delete_dir(prefix))

@@ -87,13 +87,20 @@ def what_is_at(url: str | Path, storage_options: dict | None = None) -> str:
     ours = attrs.get("emokd_cache") == FORMAT_TAG or REPLACING in attrs
     foreign = [name for name in _top_level(url, storage_options)
                if name not in SUBGROUPS + VERSION1_GROUPS + OWN_FILES]
-    if not ours and (attrs or foreign):
+    if not ours and (attrs or foreign or not is_empty_skeleton(location.open_root(url, "r", storage_options))):
         raise CacheError(f"{url}: a Zarr store, but not an emokd feature cache; choose a new path "
                          "(emokd deletes only caches it made)")
     if foreign:
         raise CacheError(f"{url}: besides the cache it holds {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} "
                          f"emokd did not make ({', '.join(foreign[:3])}); move them out, or choose a new path")
     return "cache"
+
+
+def is_empty_skeleton(root) -> bool:
+    """Only our (empty) top-level groups: what `create` writes before the root attributes. An
+    untagged store is emokd's only in this form: one whose groups hold anything is someone else's."""
+    members = dict(root.members())
+    return set(members) <= set(SUBGROUPS) and not any(list(group.keys()) for group in members.values())
 
 
 def is_being_replaced(attrs: dict) -> bool:
@@ -128,8 +135,10 @@ def recover(url: str | Path) -> None:
     if not location.is_local(url):
         return
     path = location.local_path(url).absolute()
-    for staged in _siblings(path):
-        if ".emokd-new-" in staged.name and not path.exists():
+    siblings = _siblings(path)
+    for staged in siblings:
+        old_twin = staged.with_name(staged.name.replace(".emokd-new-", ".emokd-old-"))
+        if ".emokd-new-" in staged.name and not path.exists() and old_twin in siblings:
             os.rename(staged, path)  # killed between the two renames: the new store goes in place
             log.warning("%s: finished a replacement interrupted between its renames", path)
         else:
@@ -152,6 +161,7 @@ def replace(url: str | Path, build: Callable[[str], None], storage_options: dict
         os.rename(staged, path)
         staged = old
     log.info("%s: new store in place; deleting the old one", path)
+    (staged / "zarr.json").unlink(missing_ok=True)   # first: a half-deleted old store never opens
     shutil.rmtree(staged)
 
 

@@ -37,12 +37,6 @@ def migrate_hint(url) -> str:
             f"(or `emokd cache migrate {url}` in place)")
 
 
-def _is_empty_skeleton(root: zarr.Group) -> bool:
-    """Only our (empty) top-level groups: what `create` writes before the root attributes."""
-    members = dict(root.members())
-    return set(members) <= set(SUBGROUPS) and not any(list(group.keys()) for group in members.values())
-
-
 class FeatureCache(ItemAccess, BesideFeatures):
     """A feature cache on a local path or fsspec URL. Build with `create` or `open`."""
 
@@ -131,7 +125,7 @@ class FeatureCache(ItemAccess, BesideFeatures):
         be created afresh (an interrupted creation or replacement); else CacheError."""
         root = location.open_root(url, "r", storage_options)
         stored = dict(root.attrs)
-        if not stored and _is_empty_skeleton(root):
+        if not stored and replace.is_empty_skeleton(root):
             return None  # a creation interrupted before its attributes were written
         if replace.is_being_replaced(stored):
             return None  # an interrupted --overwrite of an object store: emptied, not yet rewritten

@@ -39,6 +39,22 @@ def test_what_is_at_a_path(tmp_path):
         replace.what_is_at(tmp_path / "c.zarr")
 
 
+def test_an_untagged_store_with_our_group_names_but_data_is_not_ours(tmp_path):
+    """Only an empty skeleton (a creation killed before its attributes) is emokd's without the tag."""
+    skeleton = zarr.open_group(tmp_path / "skeleton.zarr", mode="w", zarr_format=3)
+    for name in replace.SUBGROUPS:
+        skeleton.create_group(name)
+    assert replace.what_is_at(tmp_path / "skeleton.zarr") == "cache"
+    foreign = zarr.open_group(tmp_path / "foreign.zarr", mode="w", zarr_format=3)
+    foreign.create_group("shards").create_group("x")
+    foreign.create_array("videos/data", shape=(3,), dtype="f4")
+    with pytest.raises(CacheError, match="not an emokd feature cache"):
+        replace.what_is_at(tmp_path / "foreign.zarr")
+    with pytest.raises(CacheError, match="not an emokd feature cache"):
+        FeatureCache.create(tmp_path / "foreign.zarr", SETTINGS, {}, ENCODERS, overwrite=True)
+    assert zarr.open_group(tmp_path / "foreign.zarr", mode="r")["videos/data"].shape == (3,)
+
+
 def test_overwrite_replaces_and_leaves_nothing_beside(tmp_path):
     url = tmp_path / "c.zarr"
     _cache_with_a_video(url)
@@ -59,6 +75,16 @@ def test_a_kill_between_the_two_renames_is_finished_by_the_next_run(tmp_path):
     replace.recover(url)
     assert FeatureCache.open(str(url)).settings["window_s"] == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr"]
+
+
+def test_a_store_being_deleted_after_the_exchange_is_never_put_back(tmp_path):
+    """After the atomic exchange the old store lies at the staged name while it is deleted; a kill
+    then, and the cache path gone, must not bring the half-deleted old store back."""
+    url = tmp_path / "c.zarr"
+    token = uuid.uuid4().hex
+    _cache_with_a_video(tmp_path / f"c.zarr.emokd-new-{token}")
+    replace.recover(url)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_leftovers_of_a_kill_are_removed_and_the_cache_kept(tmp_path):
