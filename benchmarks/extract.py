@@ -117,8 +117,11 @@ def pipeline(items, url: str, cfg, workers: int, repeat: int = 1) -> dict:
 
 
 def bytes_per_frame(url: str, frames: int) -> float:
-    total = sum(p.stat().st_size for p in (Path(url) / "videos").rglob("*") if p.is_file())
-    return total / frames
+    """Bytes of the cache's shards (features, masks, pts, labels) per frame."""
+    from emokd.cache.location import size_on_disk
+    from emokd.cache.shard import SHARDS
+
+    return size_on_disk(Path(url) / SHARDS) / frames
 
 
 def agreement(url_a: str, url_b: str) -> dict:

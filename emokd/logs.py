@@ -97,8 +97,6 @@ class _FileHandler(logging.FileHandler):
         if self.failed:
             return
         self.failed = True
-        import sys
-
         exc = sys.exc_info()[1]
         sys.stderr.write(f"warning: {self.baseFilename}: cannot write the log file ({exc}); "
                          "logging to it stops here\n")

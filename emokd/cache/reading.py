@@ -64,8 +64,9 @@ class ItemAccess:
         return self.index
 
     def _location(self, item_id: str):
+        just_read = self._index is None
         loc = self.index.location(item_id)
-        return self._fresh_index().location(item_id) if loc is None else loc
+        return self._fresh_index().location(item_id) if loc is None and not just_read else loc
 
     def shard_keys(self, include_incomplete: bool = False) -> list[str]:
         return [k for k, s in self._fresh_index().shards.items() if include_incomplete or s.complete]
@@ -109,9 +110,6 @@ class ItemAccess:
                                 "dataset": table.dataset[i], "source": table.source[i],
                                 "sets": [n for n in order if state.has_set(n, item_id)]}
         return dict(sorted(out.items()))
-
-    def video_records(self) -> dict[str, dict]:
-        return self.item_records()
 
     def video_statuses(self) -> dict[str, str]:
         return {i: r["status"] for i, r in self.item_records().items()}

@@ -53,6 +53,9 @@ class ItemTable:
             raise CacheError(f"item table with {n} ids has columns of other lengths")
         self.first = np.concatenate([[0], np.cumsum(self.length)[:-1]]).astype(np.int64) if n else \
             np.zeros(0, np.int64)
+        self._row_of: dict[str, int] = {}
+        for i, item_id in enumerate(self.ids):
+            self._row_of.setdefault(item_id, i)
 
     @property
     def n_rows(self) -> int:
@@ -60,8 +63,8 @@ class ItemTable:
 
     def index(self, item_id: str) -> int:
         try:
-            return self.ids.index(item_id)
-        except ValueError:
+            return self._row_of[item_id]
+        except KeyError:
             raise CacheError(f"item {item_id!r} is not in this shard") from None
 
     def to_attrs(self) -> dict:

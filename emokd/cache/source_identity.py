@@ -23,10 +23,6 @@ HASH_SPAN = 1 << 20
 VERSION_FIELDS = ("ETag", "etag", "generation", "md5Hash", "content_settings", "mtime")
 
 
-def _is_url(source) -> bool:
-    return "://" in str(source) and not str(source).startswith("file://")
-
-
 def head_tail_sha256(path: str | Path, size: int | None = None) -> str:
     """sha256 of the first and the last HASH_SPAN bytes of the file (the whole file when shorter)."""
     size = os.stat(path).st_size if size is None else size
@@ -44,7 +40,7 @@ def source_identity(source, storage_options: dict | None = None) -> dict:
     file, {"url", "size", "etag"} for an object; {} for no source."""
     if source is None:
         return {}
-    if not _is_url(source):
+    if location.is_local(source):
         stat = os.stat(source)
         return {"path": str(Path(source).resolve()), "size": int(stat.st_size), "mtime_ns": int(stat.st_mtime_ns),
                 "head_tail_sha256": head_tail_sha256(source, stat.st_size)}

@@ -12,7 +12,7 @@ from emokd.cli.options import DEVICE, config_option, config_overrides, storage_o
 from emokd.cli.dataset import dataset_root_option, load_dataset
 from emokd.config import load_config, made_by, save_config
 from emokd.extract.config import DETECTORS, ExtractConfig
-from emokd.cache.location import absolute_url, is_local, local_path
+from emokd.cache.location import absolute_url
 from emokd.cache.sidecar import run_files
 from emokd.errors import CacheError, DataError
 from emokd.logs import quiet
@@ -116,15 +116,15 @@ def extract_features(ctx, dataset, cache_url, config_file, dry_run, overwrite, r
         click.echo(yaml.safe_dump(plan.set_settings, sort_keys=True, default_flow_style=None).rstrip())
         return
 
-    log_file, config_file = run_files(cache_url, "extract")   # beside the store, never inside it
+    log_file, saved_config = run_files(cache_url, "extract")   # beside the store, never inside it
     provenance = made_by(dataset=str(Path(dataset).resolve()),
                          dataset_root=None if manifest.root is None else str(manifest.root))
     summary = run_extraction(items, cache_url, cfg, overwrite=overwrite, retry_failed=retry_failed,
                              progress=not no_progress and not quiet(),
                              log_file=log_file, notes=manifest.problems, provenance=provenance)
     if not summary.stopped:
-        config_file.parent.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, config_file, provenance)
+        saved_config.parent.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, saved_config, provenance)
     click.echo(summary.line())
     for video_id, reason in list(summary.pyav.items())[:10]:
         click.echo(f"  decoded with PyAV {video_id}: {reason}")

@@ -58,7 +58,6 @@ class FrameProgress:
         self._bar = None
         self._stop = threading.Event()
         self._ticker = None
-        self._last_line = ""
         if not enabled:
             return
         if on_terminal() if terminal is None else terminal:
@@ -134,7 +133,6 @@ class FrameProgress:
 
     def _print(self) -> None:
         line = self.line()
-        self._last_line = line
         print(line, file=self.stream, flush=True)
 
     def _tick(self) -> None:

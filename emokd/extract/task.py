@@ -121,9 +121,10 @@ def extract_shard(task, cache_url: str, cfg: ExtractConfig, expected: dict | Non
             write(cache, task, cfg, encoders, clock, result["items"])
     except Exception as exc:  # the whole task failed: every item not done is failed with this error
         kind = "environment" if environment_error(exc) is not None else "video"
+        by_id = dict(live)
         for item_id, row in result["items"].items():
             if row["status"] != "done":
-                item = dict(live)[item_id]
+                item = by_id[item_id]
                 row.update(status="failed", kind=kind, n_frames=0, error=_describe(item, exc))
         trace = "".join(traceback.format_tb(exc.__traceback__))
         collect.lines.append(f"traceback (most recent call last):\n{trace}")  # into the driver's log file

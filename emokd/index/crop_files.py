@@ -60,12 +60,13 @@ def list_crops(crop_dir: Path, numbering: str = "1-based") -> tuple[dict[int, Pa
 
 @functools.lru_cache(maxsize=64)
 def _cached_listing(crop_dir: str, numbering: str, _mtime_ns: int) -> dict[int, Path]:
+    check_numbering(Path(crop_dir), numbering)       # a refusal is not cached: raised on every call
     return list_crops(Path(crop_dir), numbering)[0]
 
 
 def crop_files(crop_dir: Path, numbering: str = "1-based") -> dict[int, Path]:
-    """`list_crops` of the folder, listed once while the folder is unchanged; the numbering checked."""
-    check_numbering(crop_dir, numbering)
+    """`list_crops` of the folder, listed and its numbering checked once while the folder is
+    unchanged (a crop file added or removed changes the folder's mtime)."""
     return _cached_listing(str(crop_dir), numbering, os.stat(crop_dir).st_mtime_ns)
 
 

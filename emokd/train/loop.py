@@ -74,8 +74,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
                                        cfg.allow_other_cache)
     run = RunDir(cfg.run)
     if cfg.role == "teacher" and cfg.export_soft:              # a taken name fails before any epoch
-        FeatureCache.open(cfg.cache, mode="r+", storage_options=cfg.storage_options)  # a read-only cache, too
-        claim_soft_name(cfg.cache, run.path, soft_run_name(run.path, cfg.soft_run), cfg.storage_options)
+        claim_soft_name(                    # opens the cache for writing: a read-only cache fails here, too
+            cfg.cache, run.path, soft_run_name(run.path, cfg.soft_run), cfg.storage_options)
     run.prepare(cfg, resume, made_by(dataset=made[-1].get("dataset") if made else None))
     with file_log(run.file(LOG)):
         return _train(cfg, recipe, device, run, resume, other_cache)
