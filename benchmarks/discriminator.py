@@ -70,35 +70,35 @@ def per_task_accuracy(model, data, streams, batch_size, train_mode: bool, rng) -
 
 
 def batchnorm_effect(seed: int, args) -> dict[str, list[float]]:
-    tmp = tempfile.mkdtemp()
-    cache = task_cache(f"{tmp}/c.zarr", seed, args.shift, args.frames)
-    data = load_frame_data(cache, ["train", "validation"], window=3, stride=2)
-    train_streams = {t: data.labelled("train", t) for t in TASKS}
-    val_streams = {t: data.labelled("validation", t) for t in TASKS}
-    rng = np.random.default_rng(seed)
-    found = {}
-    for batching in ("single", "mixed"):
-        torch.manual_seed(seed)
-        model = build_recipe("jeong2022", SMALL).build_model(data.dims)
-        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-        for step in range(args.steps):
-            if batching == "single":
-                tasks = [TASKS[step % 3]]
-                idx = [rng.choice(train_streams[tasks[0]], args.batch_size, replace=False)]
-            else:
-                tasks = list(TASKS)
-                idx = [rng.choice(train_streams[t], args.batch_size // 3, replace=False) for t in TASKS]
-            batch = data.batch(np.concatenate(idx))
-            target = torch.cat([torch.full((len(i),), TASK_ID[t]) for t, i in zip(tasks, idx)])
-            loss = F.cross_entropy(discriminator_logits(model, batch), target)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        found[f"{batching}-task training, read on single-task batches (train mode)"] = per_task_accuracy(
-            model, data, val_streams, args.batch_size, True, rng)
-        found[f"{batching}-task training, read frame by frame (eval mode)"] = per_task_accuracy(
-            model, data, val_streams, args.batch_size, False, rng)
-    return found
+    with tempfile.TemporaryDirectory(prefix="emokd-bench-disc-") as tmp:
+        cache = task_cache(f"{tmp}/c.zarr", seed, args.shift, args.frames)
+        data = load_frame_data(cache, ["train", "validation"], window=3, stride=2)
+        train_streams = {t: data.labelled("train", t) for t in TASKS}
+        val_streams = {t: data.labelled("validation", t) for t in TASKS}
+        rng = np.random.default_rng(seed)
+        found = {}
+        for batching in ("single", "mixed"):
+            torch.manual_seed(seed)
+            model = build_recipe("jeong2022", SMALL).build_model(data.dims)
+            optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+            for step in range(args.steps):
+                if batching == "single":
+                    tasks = [TASKS[step % 3]]
+                    idx = [rng.choice(train_streams[tasks[0]], args.batch_size, replace=False)]
+                else:
+                    tasks = list(TASKS)
+                    idx = [rng.choice(train_streams[t], args.batch_size // 3, replace=False) for t in TASKS]
+                batch = data.batch(np.concatenate(idx))
+                target = torch.cat([torch.full((len(i),), TASK_ID[t]) for t, i in zip(tasks, idx)])
+                loss = F.cross_entropy(discriminator_logits(model, batch), target)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            found[f"{batching}-task training, read on single-task batches (train mode)"] = per_task_accuracy(
+                model, data, val_streams, args.batch_size, True, rng)
+            found[f"{batching}-task training, read frame by frame (eval mode)"] = per_task_accuracy(
+                model, data, val_streams, args.batch_size, False, rng)
+        return found
 
 
 def teacher_p_mtl(url: str, run: str, seed: int, delta: float, args) -> float:
@@ -137,15 +137,15 @@ def main() -> None:
     for name in ("one task per video, shifted", f"{args.missing:.0%} missing at random"):
         p_mtl = {0.0: [], 1.0: []}
         for seed in args.seeds:
-            tmp = tempfile.mkdtemp()
-            url = f"{tmp}/c.zarr"
-            if name.startswith("one"):
-                task_cache(url, seed, args.shift, args.frames)
-            else:
-                write_synthetic_cache(url, SyntheticSpec(n_videos=8, frames_per_video=500, seed=seed,
-                                                         missing=dict.fromkeys(TASKS, args.missing)))
-            for delta in p_mtl:
-                p_mtl[delta].append(teacher_p_mtl(url, f"{tmp}/d{delta}", seed, delta, args))
+            with tempfile.TemporaryDirectory(prefix="emokd-bench-disc-") as tmp:
+                url = f"{tmp}/c.zarr"
+                if name.startswith("one"):
+                    task_cache(url, seed, args.shift, args.frames)
+                else:
+                    write_synthetic_cache(url, SyntheticSpec(n_videos=8, frames_per_video=500, seed=seed,
+                                                             missing=dict.fromkeys(TASKS, args.missing)))
+                for delta in p_mtl:
+                    p_mtl[delta].append(teacher_p_mtl(url, f"{tmp}/d{delta}", seed, delta, args))
         d0, d1 = np.array(p_mtl[0.0]), np.array(p_mtl[1.0])
         sd = lambda x: x.std(ddof=1) if len(x) > 1 else 0.0  # noqa: E731
         print(f"  {name:30s} delta 0: {d0.mean():.3f} +- {sd(d0):.3f}   delta 1: {d1.mean():.3f} +- {sd(d1):.3f}"

@@ -48,25 +48,25 @@ def mean_std(values) -> str:
 
 def run_seed(seed: int, args, options: dict) -> dict[str, dict]:
     """Teacher, student and (optionally) the teacher trained twice as long, on one seed's cache."""
-    tmp = tempfile.mkdtemp()
-    url = f"{tmp}/cache.zarr"
-    spec = SyntheticSpec(n_videos=args.videos, frames_per_video=args.frames, seed=seed,
-                         missing={t: args.missing for t in ("VA", "EXPR", "AU")})
-    cache = write_synthetic_cache(url, spec)
-    common = dict(cache=url, epochs=args.epochs, batch_size=args.batch_size, lr=3e-3, window=3, stride=2,
-                  seed=seed, device="cpu", recipe_options={**SMALL, **options}, progress_every_s=1e9)
-    out = {}
-    train(TrainConfig(run=f"{tmp}/teacher", **common))
-    out["teacher"] = best(f"{tmp}/teacher")
-    train(TrainConfig(run=f"{tmp}/student", role="student", teacher=f"{tmp}/teacher",
-                      **{**common, "seed": None}))                 # the default: the teacher's seed + 1
-    out["student"] = best(f"{tmp}/student")
-    if args.long_teacher:
-        train(TrainConfig(run=f"{tmp}/teacher2x", **{**common, "epochs": 2 * args.epochs}, export_soft=False))
-        out["teacher 2x epochs"] = best(f"{tmp}/teacher2x")
-    data = load_frame_data(cache, ["validation"])
-    out["chance"] = chance_metrics(data.va, data.expr, data.au)
-    return out
+    with tempfile.TemporaryDirectory(prefix="emokd-bench-distill-") as tmp:
+        url = f"{tmp}/cache.zarr"
+        spec = SyntheticSpec(n_videos=args.videos, frames_per_video=args.frames, seed=seed,
+                             missing={t: args.missing for t in ("VA", "EXPR", "AU")})
+        cache = write_synthetic_cache(url, spec)
+        common = dict(cache=url, epochs=args.epochs, batch_size=args.batch_size, lr=3e-3, window=3, stride=2,
+                      seed=seed, device="cpu", recipe_options={**SMALL, **options}, progress_every_s=1e9)
+        out = {}
+        train(TrainConfig(run=f"{tmp}/teacher", **common))
+        out["teacher"] = best(f"{tmp}/teacher")
+        train(TrainConfig(run=f"{tmp}/student", role="student", teacher=f"{tmp}/teacher",
+                          **{**common, "seed": None}))                 # the default: the teacher's seed + 1
+        out["student"] = best(f"{tmp}/student")
+        if args.long_teacher:
+            train(TrainConfig(run=f"{tmp}/teacher2x", **{**common, "epochs": 2 * args.epochs}, export_soft=False))
+            out["teacher 2x epochs"] = best(f"{tmp}/teacher2x")
+        data = load_frame_data(cache, ["validation"])
+        out["chance"] = chance_metrics(data.va, data.expr, data.au)
+        return out
 
 
 def main() -> None:
