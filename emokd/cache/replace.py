@@ -42,6 +42,9 @@ VERSION1_GROUPS = ("videos", "labels")        # a schema version 1 cache's (stil
 # what emokd itself puts at the top of a local store folder besides the Zarr groups (version 1
 # kept its log and config inside the store; version 2 keeps them beside it, cache/sidecar.py)
 OWN_FILES = ("zarr.json", "extract.log", "extract_config.yaml")
+# zarr's LocalStore writes each file as `<stem>.<uuid4 hex>.partial` and renames it into place: a
+# kill in between leaves that file (the root's is `zarr.<hex>.partial`). It is zarr's, on our behalf.
+_ZARR_PARTIAL = re.compile(r"^zarr\.[0-9a-f]{32}\.partial$")
 _STAGED = re.compile(r"^(?P<name>.+)\.emokd-(?:new|old)-[0-9a-f]{32}$")
 
 
@@ -86,7 +89,7 @@ def what_is_at(url: str | Path, storage_options: dict | None = None) -> str:
     attrs = document.get("attributes") or {}
     ours = attrs.get("emokd_cache") == FORMAT_TAG or REPLACING in attrs
     foreign = [name for name in _top_level(url, storage_options)
-               if name not in SUBGROUPS + VERSION1_GROUPS + OWN_FILES]
+               if name not in SUBGROUPS + VERSION1_GROUPS + OWN_FILES and not _ZARR_PARTIAL.match(name)]
     if not ours and (attrs or foreign or not is_empty_skeleton(location.open_root(url, "r", storage_options))):
         raise CacheError(f"{url}: a Zarr store, but not an emokd feature cache; choose a new path "
                          "(emokd deletes only caches it made)")

@@ -30,12 +30,20 @@ def test_what_is_at_a_path(tmp_path):
     assert replace.what_is_at(tmp_path / "c.zarr") == "cache"
     (tmp_path / "c.zarr" / "extract.log").write_text("emokd's own log\n")
     assert replace.what_is_at(tmp_path / "c.zarr") == "cache"
+    # what zarr's atomic write leaves when a kill lands between writing and renaming zarr.json
+    (tmp_path / "c.zarr" / f"zarr.{uuid.uuid4().hex}.partial").write_text('{"zarr_format": 3, "node_')
+    assert replace.what_is_at(tmp_path / "c.zarr") == "cache"
+    assert FeatureCache.open(tmp_path / "c.zarr").video_ids() == ["a"]
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "clip.mp4").write_bytes(b"x")
     with pytest.raises(CacheError, match="not an emokd cache"):
         replace.what_is_at(tmp_path / "data")
     (tmp_path / "c.zarr" / "notes.txt").write_text("mine")
     with pytest.raises(CacheError, match=r"1 entry emokd did not make \(notes.txt\)"):
+        replace.what_is_at(tmp_path / "c.zarr")
+    (tmp_path / "c.zarr" / "notes.txt").unlink()
+    (tmp_path / "c.zarr" / "zarr.mine.partial").write_text("not zarr's name")
+    with pytest.raises(CacheError, match=r"1 entry emokd did not make \(zarr.mine.partial\)"):
         replace.what_is_at(tmp_path / "c.zarr")
 
 
