@@ -218,7 +218,8 @@ class SoundNet8Encoder(FrozenEncoder):
         return self.net(x, self.layer).mean(dim=2)
 
     def layer_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every layer's (B, C, T) output for prepared input x (tests and inspection)."""
+        """Every layer's (B, C, T) output for prepared input x: what tests/models/test_soundnet.py checks
+        the loaded weights against, layer by layer."""
         self._check_loaded()
         outs = {}
         with torch.inference_mode():

@@ -95,14 +95,14 @@ def _per_window(encoder, signal: np.ndarray, ends: np.ndarray, window_samples: i
 
 
 def _shared_trunk(encoder, signal: np.ndarray, ends: np.ndarray, window_samples: int, batch_size: int,
-                  out: np.ndarray, chunk_steps: int = 4096) -> None:
+                  out: np.ndarray) -> None:
     """Fill `out` with the shared-trunk embeddings of the windows ending at `ends` (non-empty)."""
     steps = trunk_steps(window_samples)
     grid = np.floor((ends - window_samples) / TRUNK_STRIDE + 0.5).astype(np.int64)  # rounded start step
     first = int(grid.min())
     with torch.inference_mode():
         trunk = trunk_over_span(encoder.net, signal, first, int(grid.max()) - first + steps,
-                                encoder.device, chunk_steps)
+                                encoder.device)
         offsets = torch.arange(steps, device=trunk.device)
         for lo in range(0, len(ends), batch_size):
             starts = torch.from_numpy(grid[lo:lo + batch_size] - first).to(trunk.device)

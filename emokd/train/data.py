@@ -58,11 +58,6 @@ def fill_within_items(values: np.ndarray, ok: np.ndarray, item_of_row: np.ndarra
     return values[src]
 
 
-def fill_from_earlier(values: np.ndarray, face_ok: np.ndarray) -> np.ndarray:
-    """`fill_within_items` for the rows of one item."""
-    return fill_within_items(values, np.asarray(face_ok, bool), np.zeros(len(face_ok), np.int8))
-
-
 @dataclass
 class FrameData:
     """All frames of the loaded videos, end to end; see the module docstring."""

@@ -130,12 +130,6 @@ def evaluate(model, recipe: Recipe, data: FrameData, split: str, batch_size: int
     return result
 
 
-def evaluate_split(model, recipe: Recipe, data: FrameData, split: str,
-                   batch_size: int = 2048) -> dict[str, float]:
-    """The metrics of `evaluate` alone (the loop's validation)."""
-    return evaluate(model, recipe, data, split, batch_size).metrics
-
-
 def evaluate_run(run: str | Path, cache_url: str, split: str = "validation", device: str = "auto",
                  which: str = BEST, batch_size: int = 2048, storage_options: dict | None = None,
                  allow_other_cache: bool = False) -> dict:

@@ -109,11 +109,3 @@ class StepPlan:
     def __iter__(self) -> Iterator[list[dict]]:
         for step in self.steps:
             yield [self.data.batch(idx, stream=name, dataset=dataset) for name, idx, dataset in step]
-
-    def frames_seen(self) -> dict[str, np.ndarray]:
-        """Per stream, every frame id the epoch's batches hold (with repeats), for tests and logs."""
-        out: dict[str, list[np.ndarray]] = {}
-        for step in self.steps:
-            for name, idx, _ in step:
-                out.setdefault(name, []).append(np.asarray(idx))
-        return {name: np.concatenate(parts) for name, parts in out.items()}

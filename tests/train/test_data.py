@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from emokd.errors import CacheError
-from emokd.train.data import fill_from_earlier, fill_within_items, load_frame_data
+from emokd.train.data import fill_within_items, load_frame_data
 from emokd.train.streams import stream_batches
 from emokd.testing.caches import SyntheticSpec, label_function, write_synthetic_cache
 
@@ -27,7 +27,7 @@ def _earlier_face(ok: np.ndarray, k: int) -> int:
 def test_prediction_fill_per_item():
     ok = np.array([False, True, False, False, True, False])
     values = np.arange(6)[:, None] * 10
-    assert fill_from_earlier(values, ok)[:, 0].tolist() == [10, 10, 10, 10, 40, 40]
+    assert fill_within_items(values, ok, np.zeros(6, np.int8))[:, 0].tolist() == [10, 10, 10, 10, 40, 40]  # one item
     # three items: [F T F], [F F] (no face: unchanged), [T F F T]; never filled across items
     ok = np.array([0, 1, 0, 0, 0, 1, 0, 0, 1], bool)
     item = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])

@@ -14,7 +14,7 @@ from emokd.cli import main
 from emokd.errors import ConfigError
 from emokd.train import soft_labels
 from emokd.train.data import load_frame_data
-from emokd.train.evaluate import evaluate_split
+from emokd.train.evaluate import evaluate
 from emokd.train.loop import train
 from emokd.train.metrics import chance_metrics
 from emokd.train.predict import HEADER
@@ -152,7 +152,7 @@ def test_load_trained_rebuilds_the_network_from_the_checkpoint_alone(teacher, tm
     assert (model.config.window, model.config.stride, model.config.lstm_hidden) == (3, 2, 32)
     data = load_frame_data(teacher["cache"], ["validation"], model.config.window, model.config.stride)
     best = best_row(teacher["run"])
-    metrics = evaluate_split(model, recipe, data, "validation")
+    metrics = evaluate(model, recipe, data, "validation").metrics
     assert list(metrics) == ["ccc_v", "ccc_a", "f1_expr", "f1_au", "p_mtl", "ccc_va"]   # metrics.csv order
     assert metrics["p_mtl"] == pytest.approx(float(best["p_mtl"]), abs=1e-5)
 
