@@ -1,7 +1,7 @@
 """The training loop shared by every recipe: read top to bottom.
 
-    config -> seed -> soft-label name claimed (teacher) -> run dir -> cache in memory (+ teacher
-    soft labels) -> recipe checks the data -> model, Adam
+    config -> seed -> cache opened, its feature sets chosen -> soft-label name claimed (teacher) ->
+    run dir (config.yaml) -> cache in memory (+ teacher soft labels) -> recipe checks the data -> model, Adam
     for each epoch: the recipe's steps (one optimiser step each), validation over the whole set,
                     recipe.end_epoch (patience, gammas), metrics.csv row, best.pt / last.pt,
                     one console line, curves.png redrawn
@@ -23,10 +23,9 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-import yaml
 
 from emokd.cache.store import FeatureCache
-from emokd.config import MADE_BY, made_by, save_config, to_dict
+from emokd.config import made_by, to_dict
 from emokd.errors import ConfigError, DataError
 from emokd.logs import file_log
 from emokd.models.device import resolve_device
@@ -37,7 +36,7 @@ from emokd.train.evaluate import evaluate, evaluated_videos
 from emokd.train.progress import Progress, epoch_line
 from emokd.train.reading import extraction_of
 from emokd.train.recipes.base import EpochState, build_recipe
-from emokd.train.runs import BEST, CONFIG, LAST, LOG, RunDir, net_config_of
+from emokd.train.runs import BEST, LAST, LOG, RunDir, net_config_of
 from emokd.train.soft_labels import claim_soft_name, ensure_soft_labels, export_soft_labels, soft_run_name
 
 log = logging.getLogger(__name__)
@@ -67,6 +66,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
     device = resolve_device(cfg.device)
     cfg = resolve_seed(cfg)
     cache = FeatureCache.open(cfg.cache, storage_options=cfg.storage_options)  # a missing cache fails here
+    # the feature sets it reads (chosen as load_frame_data chooses them): a wrong name fails before any
+    # write, and config.yaml names the sets read
+    cfg = replace(cfg, face_features=cache.choose_set("face", cfg.face_features).name,
+                  audio_features=cache.choose_set("audio", cfg.audio_features).name)
     made = cache.made_by
     other_cache = []
     if cfg.role == "student":  # the teacher's view of frames means something only on its own features
@@ -78,12 +81,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict:
             cfg.cache, run.path, soft_run_name(run.path, cfg.soft_run), cfg.storage_options)
     run.prepare(cfg, resume, made_by(dataset=made[-1].get("dataset") if made else None))
     with file_log(run.file(LOG)):
-        return _train(cfg, recipe, device, run, resume, other_cache)
+        return _train(cfg, recipe, device, run, resume, cache, other_cache)
 
 
-def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: bool,
+def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: bool, cache: FeatureCache,
            other_cache: list[str]) -> dict:
-    """`other_cache`: the settings in which a student's cache differs from its teacher's (accepted)."""
+    """`cache`: open, read only; `other_cache`: the settings in which a student's cache differs from
+    its teacher's (accepted)."""
     log.info("run %s: role %s, recipe %s, device %s, seed %d", run.path, cfg.role, cfg.recipe, device, cfg.seed)
     if cfg.role == "student" and cfg.seed == RunDir(cfg.teacher).config().seed:
         log.warning("student seed %d is its teacher's: it starts from the teacher's initial weights", cfg.seed)
@@ -91,17 +95,12 @@ def _train(cfg: TrainConfig, recipe, device: torch.device, run: RunDir, resume: 
     progress = Progress(every_s=cfg.progress_every_s)
 
     # data: the train and validation videos in memory, plus the teacher's outputs for a student
-    cache = FeatureCache.open(cfg.cache, storage_options=cfg.storage_options)
     soft_run = (ensure_soft_labels(cfg.cache, cfg.teacher, cfg.device, cfg.storage_options)
                 if cfg.role == "student" else None)
     data = load_frame_data(cache, [cfg.train_split, cfg.val_split], cfg.window, cfg.stride, soft_run,
                            device if cfg.data_on_device else "cpu", train_split=cfg.train_split,
                            face_set=cfg.face_features, audio_set=cfg.audio_features, max_memory=cfg.max_memory)
     data.batch_device = device
-    if (cfg.face_features, cfg.audio_features) != (data.sets["face"], data.sets["audio"]):
-        cfg.face_features, cfg.audio_features = data.sets["face"], data.sets["audio"]
-        saved = yaml.safe_load(run.file(CONFIG).read_text()) or {}   # the run records the sets it read
-        save_config(cfg, run.file(CONFIG), saved.get(MADE_BY))
     for split in (cfg.train_split, cfg.val_split):
         if not len(data.videos_in(split)):
             raise DataError(f"cache {cfg.cache}: no complete video with a task in split {split!r} "

@@ -110,3 +110,26 @@ def test_a_teacher_on_a_read_only_cache_is_refused_before_training(trained, tmp_
         _one_line_refusal(_run("train-from-cache", "--cache", copy, "--run", run, "--epochs", "1", "--device", "cpu",
                                "--config", _small_config(root)), f"{copy}: read-only")
     assert not (run / "metrics.csv").exists() and not (run / "last.pt").exists()
+
+
+def test_a_wrong_feature_set_name_is_refused_before_any_write(trained, tmp_path):
+    """The sets are chosen before the run directory and the soft-label name: a wrong name (flag or
+    config field) costs nothing, and config.yaml is written once, naming the sets the run read."""
+    from emokd.cache import FeatureCache
+    from emokd.train.runs import RunDir
+
+    root, a, b, teacher = trained
+    cache = FeatureCache.open(a)
+    face, audio = cache.sets_of_kind("face")[0].name, cache.sets_of_kind("audio")[0].name
+    soft_before = cache.soft_runs()
+    run = tmp_path / "wrong_set"
+    _one_line_refusal(_run("train-from-cache", "--cache", a, "--run", run, "--face-features", "nope", "--device", "cpu",
+                           "--config", _small_config(root)), f"{a}: no feature set 'nope'; it has {face} (face)")
+    config = tmp_path / "audio_as_face.yaml"
+    config.write_text(yaml.safe_dump({"recipe_options": SMALL, "face_features": audio}))
+    _one_line_refusal(_run("train-from-cache", "--cache", a, "--run", run, "--device", "cpu", "--config", config),
+                      f"feature set {audio!r} holds audio features, not face")
+    assert not run.exists()
+    assert FeatureCache.open(a).soft_runs() == soft_before           # no soft-label name claimed
+    saved = RunDir(teacher).config()                                 # trained with the default sets
+    assert (saved.face_features, saved.audio_features) == (face, audio)
