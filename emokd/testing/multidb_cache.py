@@ -11,7 +11,8 @@ Three training databases, each labelling a different subset of tasks, with noisy
   va_db    short clips, VA only         (AFEW-VA-like; VA is the task seen least)
   both_db  stills, EXPR and VA          (AffectNet-like: the combination task)
 and a validation database `target` of videos with both labels, clean (Aff-Wild2-like).
-Stills and clips are packed many to a shard, as extraction stores them.
+Items go into shards by extraction's packing rule (`emokd.cache.packing.pack`, the same keys):
+stills, clips and short videos many to a shard per dataset, videos over `PACK_FRAMES` one a shard.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emokd.cache import FeatureCache, ItemLabels, ItemSpec, encode_key, fit_labels
-from emokd.cache.packing import PACK_FRAMES, SHARD_FRAMES   # as extraction packs them
+from emokd.cache import FeatureCache, ItemLabels, ItemSpec, fit_labels
+from emokd.cache.packing import PackEntry, pack
 from emokd.constants import N_AU
 
 N_CLASSES = 7
@@ -73,7 +74,7 @@ def latent_sequence(n: int, k: int, drift: float, rng: np.random.Generator) -> n
 
 
 def _write_shard(cache: FeatureCache, key: str, items: list[tuple[str, np.ndarray, ItemLabels]]) -> None:
-    """Items (id, face embeddings, labels) end to end in one shard, as extraction packs stills and clips."""
+    """Items (id, face embeddings, labels) end to end in one shard."""
     writer = cache.begin_shard(key, [ItemSpec(vid, len(face), dataset=labels.dataset, attrs={"fps": 25.0})
                                      for vid, face, labels in items])
     for vid, face, labels in items:
@@ -108,9 +109,9 @@ def write_multidb_cache(url: str, spec: MultiDbSpec | None = None) -> FeatureCac
         va = np.clip(va + rng.normal(0, spec.va_jitter, va.shape), -1, 1).astype(np.float32)
         return va, expr
 
-    shards: dict[str, list] = {}
+    items: list[tuple[str, np.ndarray, ItemLabels]] = []
 
-    def write(vid, z, split, dataset, keep_va, keep_expr, clean=False):
+    def add(vid, z, split, dataset, keep_va, keep_expr, clean=False):
         face = world.embed(z, rng)
         va, expr = world.labels(z)
         if not clean:
@@ -119,25 +120,18 @@ def write_multidb_cache(url: str, spec: MultiDbSpec | None = None) -> FeatureCac
         va = va if keep_va else np.full((n, 2), np.nan, np.float32)
         expr = expr if keep_expr else np.full(n, -1, np.int8)
         labels = fit_labels(vid, n, va=va, expr=expr, au=np.repeat(no_au, n, 0), split=split, dataset=dataset)
-        if n > PACK_FRAMES:                                   # a long video: a shard of its own
-            _write_shard(cache, encode_key(vid), [(vid, face, labels)])
-            return
-        shard = shards.setdefault(dataset, [])
-        shard.append((vid, face, labels))
-        if sum(len(f) for _, f, _ in shard) >= SHARD_FRAMES:
-            _write_shard(cache, f"{dataset}~~{len(cache.shard_keys()):06d}", shard)
-            shards[dataset] = []
+        items.append((vid, face, labels))
 
     for i in range(spec.expr_stills):
-        write(f"expr_db/{i:05d}", rng.standard_normal((1, k)), "train", "expr_db", False, True)
+        add(f"expr_db/{i:05d}", rng.standard_normal((1, k)), "train", "expr_db", False, True)
     for i in range(spec.both_stills):
-        write(f"both_db/{i:05d}", rng.standard_normal((1, k)), "train", "both_db", True, True)
+        add(f"both_db/{i:05d}", rng.standard_normal((1, k)), "train", "both_db", True, True)
     for i in range(spec.va_clips):
-        write(f"va_db/{i:03d}", latent_sequence(spec.clip_frames, k, spec.drift, rng), "train", "va_db", True, False)
+        add(f"va_db/{i:03d}", latent_sequence(spec.clip_frames, k, spec.drift, rng), "train", "va_db", True, False)
     for i in range(spec.val_videos):
-        write(f"target/{i:03d}", latent_sequence(spec.val_frames, k, spec.drift, rng), "validation", "target",
-              True, True, clean=True)
-    for dataset, shard in shards.items():
-        if shard:
-            _write_shard(cache, f"{dataset}~~{len(cache.shard_keys()):06d}", shard)
+        add(f"target/{i:03d}", latent_sequence(spec.val_frames, k, spec.drift, rng), "validation", "target",
+            True, True, clean=True)
+    entries = [PackEntry(vid, labels.dataset, len(face)) for vid, face, labels in items]
+    for key, group in pack(entries):
+        _write_shard(cache, key, [items[i] for i in group])
     return cache

@@ -90,6 +90,21 @@ def test_synthetic_multidb_cache_matches_its_ground_truth(runs):
     assert va.tolist() == [[0.0, 0.0]] and 0 <= int(expr[0]) < 7
 
 
+def test_synthetic_multidb_cache_is_packed_as_extraction_packs(tmp_path):
+    """Shards per dataset under extraction's keys; a video over PACK_FRAMES has a shard of its own."""
+    from emokd.cache import encode_key
+    from emokd.cache.packing import PACK_FRAMES, packed_key
+
+    spec = MultiDbSpec(expr_stills=5, both_stills=2, va_clips=2, clip_frames=20, val_videos=2,
+                       val_frames=PACK_FRAMES + 1)
+    cache = write_multidb_cache(str(tmp_path / "packed.zarr"), spec)
+    stills = {name: [f"{name}/{i:05d}" for i in range(n)] for name, n in (("expr_db", 5), ("both_db", 2))}
+    expected = {packed_key(name, ids): ids for name, ids in stills.items()}
+    expected[packed_key("va_db", ["va_db/000", "va_db/001"])] = ["va_db/000", "va_db/001"]
+    expected.update({encode_key(v): [v] for v in ("target/000", "target/001")})
+    assert {key: cache.index.items_of(key) for key in cache.shard_keys()} == expected
+
+
 def test_run_holds_only_the_metrics_the_recipe_declares(runs):
     run = runs["root"] / "teacher"
     header = open(run / "metrics.csv").readline().strip().split(",")
