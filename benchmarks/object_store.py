@@ -1,7 +1,8 @@
 """The cache on S3 (moto's server on loopback) against local disk, in one run: extraction frames/s,
-training load time, and the requests and bytes per video group.
+training load time, and the requests and bytes per item.
 
     .venv/bin/python benchmarks/object_store.py [--videos 4] [--seconds 5] [--workers 2] [--repeat 2]
+                                                [--pack-frames N]
 
 1. Generates labelled clips (96x96 at 30 fps, speech-like audio, a drawn face; `--seconds` each),
    uploads them to a bucket of a moto S3 server started on 127.0.0.1 (a separate process).
@@ -10,8 +11,10 @@ training load time, and the requests and bytes per video group.
    to the workers' scratch) into a cache in the bucket; alternated `--repeat` times, best of each.
 3. Training's load (`load_frame_data`, every video of train and validation into memory) from each
    cache, best of `--repeat`.
-4. The requests the server logged per video group while extracting into S3 (by method and by
-   object: cache, source video, lease) and while loading, and the bytes stored per video group.
+4. The requests the server logged per item while extracting into S3 (by method and by object:
+   cache, source video, lease) and while loading, and the bytes stored per item. Clips of at most
+   `--pack-frames` frames share a shard (the extraction default); `--pack-frames 0` gives each its
+   own, as schema version 1 stored every video.
 
 moto is a Python server on loopback: per request it is slower than S3 itself and has no network
 latency, so the ratios bound the cost of the object-store code path, not that of a real region.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import os
 import re
 import shutil
@@ -73,6 +77,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--pack-frames", type=int, default=None, help="default: extraction's")
     args = parser.parse_args()
 
     from distributed import Client, LocalCluster
@@ -95,6 +100,8 @@ def main() -> None:
             url_items = index_dataset(clips.url_manifest).items
             frames = sum(clips.n_frames.values())
             cfg = ExtractConfig(face_source="whole-frame", workers=args.workers)
+            if args.pack_frames is not None:
+                cfg = dataclasses.replace(cfg, pack_frames=args.pack_frames)
             local_url, s3_url = str(work / "local.zarr"), "s3://bench/caches/clips.zarr"
 
             def fresh(url: str) -> None:  # every repeat extracts into an empty store
@@ -121,23 +128,24 @@ def main() -> None:
             load_requests, offset = requests_since(s3.log, offset)
             s3_load = min(s3_load, load_seconds(s3_url, None, max(1, args.repeat - 1)))
             stored = location.size_on_disk(s3_url)
-            n = len(FeatureCache.open(s3_url).video_ids())
+            s3_cache = FeatureCache.open(s3_url)
+            n, shards = len(s3_cache.video_ids()), len(s3_cache.shard_keys())
             assert n == args.videos
 
         print(f"{args.videos} videos, {frames} frames ({args.seconds:g} s each, 96x96), {args.workers} workers, "
-              f"best of {args.repeat}; moto {s3.endpoint} (loopback)")
+              f"best of {args.repeat}; moto {s3.endpoint} (loopback); pack_frames {cfg.pack_frames}: {shards} shard(s)")
         print(f"| measure | local disk | S3 (moto, loopback) | S3 / local |")
         print(f"|---|---|---|---|")
         print(f"| extraction, warm workers (frames/s) | {local_fps:.1f} | {s3_fps:.1f} | {s3_fps / local_fps:.2f} |")
         print(f"| training load, {frames} frames (s) | {local_load:.3f} | {s3_load:.3f} | {s3_load / local_load:.2f} |")
         print()
-        print(f"requests per video group (one S3 extraction of {n} videos; one load):")
-        print("| phase | object | method | requests per video |")
+        print(f"requests per item (one S3 extraction of {n} videos in {shards} shard(s); one load):")
+        print("| phase | object | method | requests per item |")
         print("|---|---|---|---|")
         for phase, counts in (("extraction", extract_requests), ("training load", load_requests)):
             for (method, kind), count in sorted(counts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
                 print(f"| {phase} | {kind} | {method} | {count / n:.1f} |")
-        print(f"\nbytes stored per video group: {stored / n:,.0f} ({stored / frames:,.0f} per frame)")
+        print(f"\nbytes stored per item: {stored / n:,.0f} ({stored / frames:,.0f} per frame)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
