@@ -62,11 +62,13 @@ def _chosen(cache, item_ids, dataset, split) -> list[str]:
     unknown = [i for i in ids if not cache.is_complete(i)]
     if unknown:
         raise CacheError(f"{cache.url}: no complete item(s) {unknown[:5]} (see `emokd cache ls`)")
-    index = cache.index
+    index = cache.index          # as read by item_ids / is_complete: not read again
     wanted = set(ids)
     keep = []
-    for key in cache.shard_keys():
-        table = cache.shard_state(key).table
+    for key, state in index.shards.items():
+        if not state.complete:
+            continue
+        table = state.table
         mine = [i for i in index.items_of(key) if i in wanted]
         if not mine:
             continue

@@ -23,6 +23,7 @@ class ShardState:
     attrs: dict                          # the shard group's attributes
     table: ItemTable | None              # None when the attributes hold no readable table
     sets: dict[str, dict] = field(default_factory=dict)   # set name -> attrs of its array here
+    _failed: dict[str, frozenset] = field(default_factory=dict, repr=False, compare=False)   # set_failed's
 
     @property
     def status(self) -> str:
@@ -35,8 +36,11 @@ class ShardState:
     def set_complete(self, name: str) -> bool:
         return self.sets.get(name, {}).get("status") == STATUS_COMPLETE
 
-    def set_failed(self, name: str) -> set[str]:
-        return set(self.sets.get(name, {}).get("failed") or ())
+    def set_failed(self, name: str) -> frozenset[str]:
+        """The items listed as failed in set `name`'s array here (built once per set: `has_set` asks per item)."""
+        if name not in self._failed:
+            self._failed[name] = frozenset(self.sets.get(name, {}).get("failed") or ())
+        return self._failed[name]
 
     def has_set(self, name: str, item_id: str) -> bool:
         return self.set_complete(name) and item_id not in self.set_failed(name)

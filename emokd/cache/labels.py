@@ -146,7 +146,7 @@ def write_shard_labels(shard: zarr.Group, table, labels: dict[int, ItemLabels]) 
     for name, values in arrays.items():
         width = values.shape[1] if values.ndim == 2 else None
         create_frame_array(group, name, n, width, values.dtype, LABEL_DIM_NAMES.get(name))[...] = values
-    group.attrs.update({"status": STATUS_COMPLETE, "written": now_utc()})
+    group.update_attributes({"status": STATUS_COMPLETE, "written": now_utc()})
 
 
 @dataclass

@@ -13,7 +13,9 @@ and `.yaml`, cache/sidecar.py), copied when OLD is only read.
 The target's root attributes say version 2 with a `migration` record whose status is "writing"
 until every shard is written; a cache in that state is refused by every reader (so a killed
 migration is never read as a cache with fewer items) and `migrate` resumes it: complete shards are
-kept. In place, the version 1 groups are deleted only after the record says "complete".
+kept. The record says "complete" in one write after every shard (version 1's attributes go in the
+same write); in place, the version 1 groups are deleted only after it. A migration killed after that
+write is a version 2 cache with version 1's leftovers: a rerun finishes their clean-up and says so.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ KIND_SETTINGS = {"face": ("face_source", "face_detector", "crop_size", "crop_num
 # from 1 (Aff-Wild2's rule, the only one it read), the first audio track
 VERSION1_DEFAULTS = {"crop_numbering": "1-based", "audio_track": None}
 VERSION1_FILES = {"extract.log": "extract-version1.log", "extract_config.yaml": "extract-version1.yaml"}
+VERSION1_ATTRS = ("fingerprint", "settings", "encoders", "encoder_order")   # kept in the migration record
 LIMITATION = ("version 1 stored one split per video: each task that has labels now has that split "
               "(test items: test for every task); run `emokd cache relabel DATASET {cache}` to read the "
               "true per-task splits from the dataset")
@@ -62,8 +65,12 @@ class MigrationReport:
     skipped: list[str] = field(default_factory=list)     # incomplete version 1 videos, not carried over
     single_split: int = 0        # labelled items whose version 1 labels had one split, no per-task splits
     moved: list[str] = field(default_factory=list)       # version 1 files from inside the store, now beside it
+    cleanup_only: bool = False   # a migration killed after its commit: only its clean-up was left
 
     def lines(self, target: str) -> list[str]:
+        if self.cleanup_only:
+            return [(f"{target}: finished the clean-up of an interrupted migration (version 1's groups and "
+                     f"files removed; it was schema version {CACHE_SCHEMA_VERSION} already)")]
         out = [f"migrated {self.items} item(s) into {self.shards} shard(s) of {target} (schema version "
                f"{CACHE_SCHEMA_VERSION}); {self.kept_shards} shard(s) were complete already"]
         out += [f"renamed the encoder {old} -> {new}" for old, new in (r.split("->") for r in self.renamed)]
@@ -200,7 +207,7 @@ def _carry_soft(cache, root: zarr.Group, shards: list[tuple[str, list[tuple[str,
                     lo = int(state.table.first[i])
                     arrays[n][lo:lo + len(values)] = values
             cache.write_shard_soft(name, key, arrays, {"checkpoint_sha256": checkpoints.pop()})
-        run_group(cache.root, name, create=True).attrs.update(dict(run.attrs))
+        run_group(cache.root, name, create=True).update_attributes(dict(run.attrs))
 
 
 def migrate(old_url: str, new_url: str | None = None, storage_options: dict | None = None,
@@ -223,9 +230,12 @@ def migrate(old_url: str, new_url: str | None = None, storage_options: dict | No
     migration = attrs.get("migration") or {}
     resuming = version == CACHE_SCHEMA_VERSION and migration.get("status") not in (None, STATUS_COMPLETE)
     if version == CACHE_SCHEMA_VERSION and not resuming:
-        if in_place and migration:
-            _drop_version1(old)        # a migration killed after its commit: finish the clean-up
+        if in_place and migration:     # a migration killed after its commit: finish the clean-up
+            dropped = _drop_version1(old)
             _move_version1_files(old_url, old_url, True, storage_options, report)
+            if dropped or report.moved:
+                report.cleanup_only = True
+                return report
         raise CacheError(f"{old_url}: already schema version {CACHE_SCHEMA_VERSION}; nothing to migrate")
     if version not in (1, CACHE_SCHEMA_VERSION):
         raise CacheError(f"{old_url}: schema version {version}; this emokd migrates version 1 only")
@@ -234,9 +244,9 @@ def migrate(old_url: str, new_url: str | None = None, storage_options: dict | No
     record = {"from": 1, "status": "writing", "started": now_utc(), "from_attrs": v1}
     if in_place:
         if not resuming:
-            old.attrs.update({"schema_version": CACHE_SCHEMA_VERSION, "migration": record,
-                              "feature_sets": {fs.name: fs.to_attrs() for fs in sets},
-                              "set_order": [fs.name for fs in sets]})
+            old.update_attributes({"schema_version": CACHE_SCHEMA_VERSION, "migration": record,   # one write
+                                   "feature_sets": {fs.name: fs.to_attrs() for fs in sets},
+                                   "set_order": [fs.name for fs in sets]})
         cache = FeatureCache.open(old_url, "r+", storage_options, migrating=True)
     elif location.has_zarr_root(new_url, storage_options):
         cache = FeatureCache.open(new_url, "r+", storage_options, migrating=True)
@@ -261,12 +271,16 @@ def migrate(old_url: str, new_url: str | None = None, storage_options: dict | No
         from emokd.cache import failures as _failures
         for vid, entry in _failures.failure_log(old).items():
             _failures.record_failure(cache.root, vid, entry["message"])
-    if made_by is not None:
-        cache.note_made_by(made_by)
     done_record = {**record, "status": STATUS_COMPLETE, "completed": now_utc()}
     if report.single_split:
         done_record["limitation"] = LIMITATION.format(cache=target)
-    cache.root.attrs["migration"] = done_record
+    # the commit, after every shard: one write of the root attributes that says "complete", records
+    # who migrated, and drops version 1's attributes (the migration record keeps them)
+    final = {k: v for k, v in dict(cache.root.attrs).items() if k not in VERSION1_ATTRS}
+    final["migration"] = done_record
+    if made_by is not None:
+        final["made_by"] = cache.made_by_with(made_by)
+    cache.root.attrs.put(final)
     if in_place:
         _drop_version1(old)
     _move_version1_files(old_url, target, in_place, storage_options, report)
@@ -300,16 +314,25 @@ def _move_version1_files(old_url, target, in_place: bool, storage_options, repor
         report.moved.append(str(destination))
 
 
-def _drop_version1(root: zarr.Group) -> None:
-    """Delete what only version 1 had: videos/, labels/, the per-video soft-label groups, and its
-    root attributes (kept in the `migration` record)."""
+def _drop_version1(root: zarr.Group) -> bool:
+    """Delete what only version 1 had: videos/, labels/ (with the leftovers of a delete killed
+    half-way), the per-video soft-label groups, and its root attributes (kept in the `migration`
+    record; the commit drops them, a cache migrated by an older emokd may still have them).
+    True when there was any."""
+    from zarr.core.sync import sync
+
     root = zarr.open_group(store=root.store, mode="r+")   # the attributes as they are now
-    for name in ("fingerprint", "settings", "encoders", "encoder_order"):
-        if name in root.attrs:
-            del root.attrs[name]
-    remove_node(root, "videos")
-    remove_node(root, "labels")
+    attrs = dict(root.attrs)
+    found = any(name in attrs for name in VERSION1_ATTRS)
+    if found:
+        root.attrs.put({k: v for k, v in attrs.items() if k not in VERSION1_ATTRS})   # one write
+    for name in ("videos", "labels"):
+        if not sync(root.store.is_empty(name)):
+            found = True
+            remove_node(root, name)
     if "soft" in root:
         for _key, run in root["soft"].groups():
             for child, _ in list(run.groups()):
+                found = True
                 remove_node(run, child)
+    return found

@@ -92,12 +92,13 @@ class ItemAccess:
 
     video_ids = item_ids
 
-    def item_records(self) -> dict[str, dict]:
+    def item_records(self, index: ItemIndex | None = None) -> dict[str, dict]:
         """Every item in any shard: id -> status (complete | failed | writing), n_frames, shard,
-        dataset, source, sets (the names complete for it)."""
+        dataset, source, sets (the names complete for it); from `index` when the caller has just
+        read it, else from the index read afresh."""
         out: dict[str, dict] = {}
         order = [fs.name for fs in self.feature_sets]
-        for key, state in self._fresh_index().shards.items():
+        for key, state in (index or self._fresh_index()).shards.items():
             if state.table is None:
                 continue
             table = state.table
@@ -301,7 +302,7 @@ class ItemAccess:
             return
         table.status = status
         group = self.shard_group(key)
-        group.attrs.update({"items": table.to_attrs(), "replaced": {**group.attrs.get("replaced", {}), **reasons}})
+        group.update_attributes({"items": table.to_attrs(), "replaced": {**group.attrs.get("replaced", {}), **reasons}})
         self._index = None
 
     def delete_shard(self, key: str) -> None:

@@ -55,6 +55,7 @@ def relabel(cache, items) -> RelabelReport:
     """Write the labels of every indexed item that the cache holds complete, one write per shard."""
     report = RelabelReport()
     cached = set(cache.item_ids())
+    index = cache.index          # as item_ids read it (writing labels moves no item)
     indexed = set()
     per_shard: dict[str, dict[str, ItemLabels]] = {}
     for item in items:
@@ -63,13 +64,13 @@ def relabel(cache, items) -> RelabelReport:
         if vid not in cached:
             report.not_cached.append(vid)
             continue
-        new = item_labels(item, cache.n_frames(vid))
-        per_shard.setdefault(cache.index.location(vid).shard, {})[vid] = new
+        loc = index.location(vid)
+        per_shard.setdefault(loc.shard, {})[vid] = item_labels(item, loc.length)
         report.rewritten.append(vid)
     for key, labels in per_shard.items():
         old = cache.read_shard_labels(key)
         for vid, new in labels.items():
-            loc = cache.index.location(vid)
+            loc = index.location(vid)
             if not _same(None if old is None else old.item(loc.index, loc.first, loc.first + loc.length), new):
                 report.changed.append(vid)
         cache.write_shard_labels(key, labels)

@@ -14,18 +14,18 @@ from emokd.cache.writer import STATUS_COMPLETE
 _TASK_KEYS = {"VA": "va", "EXPR": "expr", "AU": "au"}
 
 
-def _label_counts(cache) -> dict[str, dict[str, int]]:
+def _label_counts(cache, index) -> dict[str, dict[str, int]]:
     """Per split: items and frames (by the item's split), and frames carrying a VA / EXPR / AU label
     counted in that task's own split."""
     counts: dict[str, dict[str, int]] = {}
 
     def row(split):
         return counts.setdefault(split, {"items": 0, "frames": 0, "va": 0, "expr": 0, "au": 0})
-    for key in cache.shard_keys():
-        labels = cache.read_shard_labels(key)
+    for key, state in index.shards.items():
+        labels = cache.read_shard_labels(key) if state.complete else None
         if labels is None:
             continue
-        table = cache.shard_state(key).table
+        table = state.table
         has = {"va": (~np.isnan(labels.va)).all(axis=1), "expr": labels.expr != -1,
                "au": (labels.au != -1).any(axis=1)}
         for i in range(len(table.ids)):
@@ -43,8 +43,8 @@ def _label_counts(cache) -> dict[str, dict[str, int]]:
             if any(counts[split].values())}
 
 
-def _set_rows(cache) -> list[dict]:
-    shards = [cache.shard_state(k) for k in cache.shard_keys()]
+def _set_rows(cache, index) -> list[dict]:
+    shards = [s for s in index.shards.values() if s.complete]
     return [{"name": fs.name, "kind": fs.kind, "dim": fs.dim, "encoder": fs.encoder.get("name"),
              "layer": fs.encoder.get("layer"), "weights_sha256": fs.encoder.get("weights_sha256"),
              "fingerprint": fs.fingerprint, "settings": fs.settings,
@@ -63,22 +63,22 @@ def _media_notes(complete: dict[str, dict]) -> dict:
 
 def cache_info(cache) -> dict:
     cache.refresh()
-    index = cache.index
+    index = cache.index          # read once: every count below is of the same moment
     frames = sum(loc.length for loc in index.locations.values())
     size = location.size_on_disk(cache.url, cache.storage_options)
     soft = {run: {"shards": len(cache.soft_shards(run)), "complete": run in cache.soft_runs(True)}
             for run in cache.soft_runs()}
     shards = index.shards
-    complete = {i: r for i, r in cache.item_records().items() if r["status"] == STATUS_COMPLETE}
+    complete = {i: r for i, r in cache.item_records(index).items() if r["status"] == STATUS_COMPLETE}
     return {
         "url": cache.url, "fingerprint": cache.fingerprint, "schema_version": cache.schema_version,
-        "created": cache.root.attrs.get("created"), "feature_sets": _set_rows(cache),
+        "created": cache.root.attrs.get("created"), "feature_sets": _set_rows(cache, index),
         "settings": cache.settings, "encoders": cache.encoders, "feature_dims": cache.feature_dims,
         "items": len(index.locations), "frames": frames,
         "shards": sum(s.complete for s in shards.values()),
         "packed_shards": sum(s.complete and len(s.table.ids) > 1 for s in shards.values()),
         "incomplete": index.incomplete_shards(),
-        "failures": cache.failures(), "labels": _label_counts(cache), "soft_runs": soft,
+        "failures": cache.failures(), "labels": _label_counts(cache, index), "soft_runs": soft,
         "media": _media_notes(complete),
         "size_bytes": size, "bytes_per_frame": (size / frames) if frames else None,
         "config": cache.config, "made_by": cache.made_by,

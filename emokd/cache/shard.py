@@ -184,12 +184,12 @@ class ShardWriter:
         if self.frames:
             write_shard_labels(self.group, self.table, self._labels)
         for fs in self.sets:
-            self.group[fs.name].attrs.update({"status": STATUS_COMPLETE, "completed": now_utc(),
+            self.group[fs.name].update_attributes({"status": STATUS_COMPLETE, "completed": now_utc(),
                                               "failed": self.failed_ids})
         if self.frames:
             self.table.status = [STATUS_FAILED if i in self._failed else STATUS_COMPLETE
                                  for i in range(len(self.table.ids))]
-            self.group.attrs.update({"items": self.table.to_attrs(), "failures": {
+            self.group.update_attributes({"items": self.table.to_attrs(), "failures": {
                 self.table.ids[i]: m for i, m in self._failed.items()}, "sets": [fs.name for fs in self.sets],
                 "status": STATUS_COMPLETE, "completed": now_utc()})
         self.committed = True

@@ -53,7 +53,7 @@ def write_shard_soft(root: zarr.Group, shard: zarr.Group, run: str, ids: list[st
     for name, value in values.items():
         width = value.shape[1] if value.ndim == 2 else None
         create_frame_array(group, name, n_rows, width, value.dtype)[...] = value
-    group.attrs.update({"status": STATUS_COMPLETE, "written": now_utc()})
+    group.update_attributes({"status": STATUS_COMPLETE, "written": now_utc()})
 
 
 def claim_soft_run(root: zarr.Group, run: str, teacher_run: str) -> None:
@@ -72,7 +72,7 @@ def finish_soft_run(root: zarr.Group, run: str, attrs: dict | None = None) -> No
     group = run_group(root, run, create=False)
     if group is None:
         raise CacheError(f"no soft labels of teacher run {run!r} in the cache")
-    group.attrs.update({**(attrs or {}), "status": STATUS_COMPLETE, "completed": now_utc()})
+    group.update_attributes({**(attrs or {}), "status": STATUS_COMPLETE, "completed": now_utc()})
 
 
 def shard_soft_group(shard: zarr.Group, run: str) -> zarr.Group | None:

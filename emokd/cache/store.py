@@ -89,7 +89,7 @@ class FeatureCache(ItemAccess, BesideFeatures):
             root = location.open_root(target, "w", storage_options)
             for name in SUBGROUPS:
                 root.create_group(name)
-            root.attrs.update(attrs)  # last: a store without these attrs is not (yet) a cache
+            root.update_attributes(attrs)  # last: a store without these attrs is not (yet) a cache
 
         try:
             replace.recover(url)
@@ -186,7 +186,7 @@ class FeatureCache(ItemAccess, BesideFeatures):
             self._require_writable("add feature sets")
             registry = {**self._attrs.get("feature_sets", {}), **{fs.name: fs.to_attrs() for fs in new}}
             order = list(self._attrs.get("set_order", [])) + [fs.name for fs in new]
-            self.root.attrs.update({"feature_sets": registry, "set_order": order})
+            self.root.update_attributes({"feature_sets": registry, "set_order": order})
             self._attrs.update({"feature_sets": registry, "set_order": order})
         return new
 
@@ -256,9 +256,13 @@ class FeatureCache(ItemAccess, BesideFeatures):
         command line, working directory, dataset, time (`emokd.config.made_by`)."""
         return list(self._attrs.get("made_by", []))
 
+    def made_by_with(self, record: dict, keep: int = 20) -> list[dict]:
+        """`made_by` with `record` added (the last `keep`), for a write of several attributes at once."""
+        return (self.made_by + [jsonable(record)])[-keep:]
+
     def note_made_by(self, record: dict, keep: int = 20) -> None:
         self._require_writable("record the command that wrote it")
-        runs = (self.made_by + [jsonable(record)])[-keep:]
+        runs = self.made_by_with(record, keep)
         self.root.attrs["made_by"] = runs
         self._attrs["made_by"] = runs
 

@@ -127,7 +127,8 @@ def _check_shard(cache, state, group: zarr.Group) -> list[str]:
                             f"{str(attrs.get('fingerprint'))[:12]}, the cache's set has {fs.fingerprint[:12]}")
         if fs.name in damaged:
             continue
-        rows = live & ~np.repeat([i in set(attrs.get("failed") or ()) for i in table.ids], table.length)
+        failed = state.set_failed(fs.name)
+        rows = live & ~np.repeat([i in failed for i in table.ids], table.length)
         count, first = _bad_rows(group[fs.name], rows)
         if count:
             problems.append(f"{where}: array {fs.name!r} has {count} NaN/inf value(s), first at "

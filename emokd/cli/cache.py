@@ -52,7 +52,8 @@ def verify_command(path: str, sources: bool, storage_options: dict | None) -> No
     if failed:
         click.echo(f"note: {len(failed)} item(s) failed extraction and are not in the cache "
                    "(see `emokd cache info`)")
-    n, shards = len(cache.item_ids()), len(cache.shard_keys())
+    index = cache.index          # as verify read it
+    n, shards = len(index.ids()), sum(s.complete for s in index.shards.values())
     if problems:
         click.echo(f"{len(problems)} defect(s) in {path} ({n} complete items)", err=True)
         sys.exit(1)

@@ -1,7 +1,7 @@
 """`ExtractConfig`: what `emokd extract-features` resolves from defaults, a config file and flags.
 
 Which of its values change feature values (and so are fingerprinted) is decided in
-`emokd.extract.encoders.fingerprint_settings`; runtime fields (workers, device, batch size) never are.
+`emokd.extract.encoders.face_settings` and `audio_settings`; runtime fields (workers, device, batch size) never are.
 """
 
 from __future__ import annotations

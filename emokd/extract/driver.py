@@ -247,7 +247,8 @@ def _account(result: dict, summary: ExtractionSummary, cache, shard, storage_opt
             continue
         log.info("%s failed: %s", item_id, row["error"])   # the log file; the command prints the summary
         try:
-            recorded = cache.record_failure(item_id, row["error"], _identity(items.get(item_id), storage_options))
+            source = row.get("source") or _identity(items.get(item_id), storage_options)  # as the worker read it
+            recorded = cache.record_failure(item_id, row["error"], source)
         except OSError as exc:
             if environment_error(exc) is None:
                 raise
@@ -262,7 +263,8 @@ def _account(result: dict, summary: ExtractionSummary, cache, shard, storage_opt
 
 
 def _identity(item, storage_options) -> dict:
-    """The failed source's identity (so that a changed file is retried); {} when it cannot be read."""
+    """The failed source's identity (so that a changed file is retried) when the worker could not
+    read it; {} when it cannot be read here either."""
     from emokd.extract.plan import source_path
 
     try:

@@ -1,8 +1,10 @@
 """Extraction settings and the frozen encoders of one worker process.
 
 `ExtractConfig` is what `emokd extract-features` resolves from defaults, a config file and flags.
-`fingerprint_settings` is every value of it that changes feature values; `feature_sets` splits them
-into the cache's face and audio sets, each hashed on its own.
+`face_settings` and `audio_settings` are the values of it that change the features of each kind:
+`feature_sets` hashes each with its encoder's record into that set's fingerprint (emokd/cache/sets.py);
+`fingerprint_settings` is both kinds and both records in one dict, which every worker compares with
+the driver's before it writes.
 `load_encoders` builds the encoders once per process and keeps them for every later task.
 """
 
@@ -90,31 +92,29 @@ def detector_record(detector) -> dict | None:
     return {"name": type(detector).__name__, "weights_sha256": getattr(detector, "weights_sha256", None)}
 
 
+def face_settings(cfg: ExtractConfig, encoders: Encoders) -> dict:
+    """The extraction settings that change face features (hashed into the face set's fingerprint)."""
+    return {"face_source": cfg.face_source, "face_detector": detector_record(encoders.detector),
+            "crop_size": int(cfg.crop_size), "crop_numbering": cfg.crop_numbering}
+
+
+def audio_settings(cfg: ExtractConfig) -> dict:
+    """The extraction settings that change audio features (hashed into the audio set's fingerprint)."""
+    return {"sample_rate": int(cfg.sample_rate), "window_s": float(cfg.window_s), "audio_mode": cfg.audio_mode,
+            "audio_track": cfg.audio_track}
+
+
 def feature_sets(cfg: ExtractConfig, encoders: Encoders, config: dict | None = None) -> list:
     """The cache's feature sets this run fills: [face set, audio set], each with the settings of
     its kind (emokd/cache/sets.py) and the run's config (not hashed)."""
     from emokd.cache.sets import make_set
 
-    face = {"face_source": cfg.face_source, "face_detector": detector_record(encoders.detector),
-            "crop_size": int(cfg.crop_size), "crop_numbering": cfg.crop_numbering}
-    audio = {"sample_rate": int(cfg.sample_rate), "window_s": float(cfg.window_s), "audio_mode": cfg.audio_mode,
-             "audio_track": cfg.audio_track}
-    return [make_set(encoders.face.record(), face, cfg.face_set, config),
-            make_set(encoders.audio.record(), audio, cfg.audio_set, config)]
+    return [make_set(encoders.face.record(), face_settings(cfg, encoders), cfg.face_set, config),
+            make_set(encoders.audio.record(), audio_settings(cfg), cfg.audio_set, config)]
 
 
 def fingerprint_settings(cfg: ExtractConfig, encoders: Encoders) -> dict:
-    """Every value that changes feature values; the cache hashes this dict into its fingerprint."""
-    return {
-        "face_encoder": encoders.face.record(),
-        "audio_encoder": encoders.audio.record(),
-        "face_source": cfg.face_source,
-        "face_detector": detector_record(encoders.detector),
-        "crop_size": int(cfg.crop_size),
-        "sample_rate": int(cfg.sample_rate),
-        "window_s": float(cfg.window_s),
-        "audio_mode": cfg.audio_mode,
-        "audio_track": cfg.audio_track,
-        "crop_numbering": cfg.crop_numbering,
-    }
-
+    """Every value that changes feature values: both encoder records and the settings of both kinds
+    (what a worker must agree on with the driver; each set's fingerprint hashes its own part)."""
+    return {"face_encoder": encoders.face.record(), "audio_encoder": encoders.audio.record(),
+            **face_settings(cfg, encoders), **audio_settings(cfg)}

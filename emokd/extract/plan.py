@@ -51,7 +51,7 @@ class Plan:
     defective: dict[str, str] = field(default_factory=dict)      # id -> its shard's first defect; redone
     changed: dict[str, str] = field(default_factory=dict)        # id -> how its source changed; redone
     failed_earlier: dict[str, str] = field(default_factory=dict)  # id -> its recorded error; skipped
-    redo_shards: list[str] = field(default_factory=list)         # defective shards (removed, redone)
+    redo_shards: dict[str, str] = field(default_factory=dict)    # defective shard -> its first defect (removed, redone)
     retire: dict[str, dict[str, str]] = field(default_factory=dict)   # shard -> {id: change}
     removed: list[str] = field(default_factory=list)   # interrupted shards no task redoes
 
@@ -113,7 +113,7 @@ def plan_work(cache, items: list, sets: list, settings: dict, shard_frames: int,
             continue
         defects = cache.shard_defects(key)
         if defects:
-            plan.redo_shards.append(key)
+            plan.redo_shards[key] = defects[0]
             plan.defective.update({i: defects[0] for i in live if i in by_id})
             continue
         for item_id in live:
@@ -158,10 +158,8 @@ def plan_work(cache, items: list, sets: list, settings: dict, shard_frames: int,
 def clear_for_redo(cache, plan: Plan) -> None:
     """Remove the defective shards, retire the items whose source changed, and remove interrupted
     shards no task redoes, so that the tasks redo what is to be redone (emokd's own data only)."""
-    for key in plan.redo_shards:
-        log.warning("shard %s: complete but defective (%s); extracting its items again", key,
-                    next((m for i, m in plan.defective.items() if cache.index.location(i) and
-                          cache.index.location(i).shard == key), "defective"))
+    for key, defect in plan.redo_shards.items():
+        log.warning("shard %s: complete but defective (%s); extracting its items again", key, defect)
         cache.delete_shard(key)
     for key, changes in plan.retire.items():
         for item_id, change in changes.items():

@@ -16,7 +16,7 @@ from emokd.errors import ConfigError, DataError
 from emokd.extract.audio import AudioTrack
 from emokd.extract.config import ExtractConfig
 from emokd.extract.timing import audio_features
-from emokd.index.crop_files import RULE, zero_crop
+from emokd.index.crop_files import numbering_refusal, zero_crop
 
 
 def _check_device(cfg: ExtractConfig) -> None:
@@ -60,8 +60,4 @@ def check_crop_numbering(items: list, numbering: str, face_source: str) -> None:
     bad = [found for item in items if item.crop_dir is not None
            and (found := zero_crop(item.crop_dir)) is not None]
     if bad:
-        more = f" (and {len(bad) - 3} more folders)" if len(bad) > 3 else ""
-        raise DataError(f"crop folder {bad[0].parent} starts at {bad[0].name}, but {RULE}"
-                        + (f"; so do {', '.join(str(p.parent) for p in bad[1:3])}{more}" if len(bad) > 1 else "")
-                        + "; if this dataset's crops number frames from 0, set crop_numbering: 0-based "
-                          "(--crop-numbering 0-based)")
+        raise DataError(numbering_refusal(bad))

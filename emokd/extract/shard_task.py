@@ -55,7 +55,9 @@ def _fetch_and_probe(stack: contextlib.ExitStack, item, cfg: ExtractConfig, cloc
             probe = probe_item(local)
         if probe.n_frames < 1:
             raise DataError(f"{item.video_id}: no frames decoded")
-        return local, _identity(local, source), probe
+        identity = _identity(local, source)
+        rows[item.video_id]["source"] = identity       # recorded with a failure by the driver
+        return local, identity, probe
     except Exception as exc:
         rows[item.video_id].update(status="failed", error=_describe(item, exc))
         return None

@@ -141,7 +141,7 @@ def extract_video(item, cache_url: str, cfg: ExtractConfig, expected: dict | Non
     from emokd.extract.encoders import feature_sets
     from emokd.extract.plan import ShardTask
 
-    sets = [fs.name for fs in feature_sets(cfg, load_encoders(cfg, device="cpu"))]
+    sets = [fs.name for fs in feature_sets(cfg, load_encoders(cfg))]   # the ones extract_shard uses
     cache = FeatureCache.open(cache_url, storage_options=cfg.storage_options)
     if cache.is_complete(item.video_id, sets):
         return {"video_id": item.video_id, "status": "skipped", "n_frames": cache.n_frames(item.video_id),

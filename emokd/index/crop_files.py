@@ -86,5 +86,14 @@ def check_numbering(crop_dir: Path, numbering: str = "1-based") -> None:
     if _first_number(numbering) == 1:
         zero = zero_crop(crop_dir)
         if zero is not None:
-            raise DataError(f"crop folder {crop_dir} starts at {zero.name}, but {RULE}; if this dataset's "
-                            "crops number frames from 0, set crop_numbering: 0-based (--crop-numbering 0-based)")
+            raise DataError(numbering_refusal([zero]))
+
+
+def numbering_refusal(zeros: list[Path]) -> str:
+    """The one-line refusal of 1-based crop folders that hold a crop numbered 0 (`zeros`: that crop
+    of each folder, at least one): the first folder named, two more listed, the rest counted."""
+    first, others = zeros[0], zeros[1:]
+    more = f" (and {len(others) - 2} more folders)" if len(others) > 2 else ""
+    also = f"; so do {', '.join(str(p.parent) for p in others[:2])}{more}" if others else ""
+    return (f"crop folder {first.parent} starts at {first.name}, but {RULE}{also}; if this dataset's crops "
+            "number frames from 0, set crop_numbering: 0-based (--crop-numbering 0-based)")

@@ -114,6 +114,36 @@ def test_in_place_and_killed_migrations(tmp_path, monkeypatch):
         migration.migrate(str(old))
 
 
+def test_a_migration_killed_after_its_commit_is_finished_by_a_rerun(tmp_path, monkeypatch):
+    old = tmp_path / "c.zarr"
+    write_v1_cache(old)
+    real = migration.remove_node
+
+    def dies_at_the_labels(parent, name):
+        if name == "labels":
+            raise KeyboardInterrupt("killed")
+        real(parent, name)
+
+    monkeypatch.setattr(migration, "remove_node", dies_at_the_labels)
+    with pytest.raises(KeyboardInterrupt):
+        migration.migrate(str(old))
+    monkeypatch.setattr(migration, "remove_node", real)
+    root = FeatureCache.open(old).root     # committed: version 2 already, with version 1's leftovers
+    assert root.attrs["migration"]["status"] == "complete" and "settings" not in root.attrs
+    assert "videos" not in root and "labels" in root and (old / "extract.log").is_file()
+    assert any(list(run.groups()) for _, run in root["soft"].groups())     # per-video soft labels
+    result = CliRunner().invoke(main, ["cache", "migrate", str(old)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [(f"{old}: finished the clean-up of an interrupted migration (version "
+                                           "1's groups and files removed; it was schema version 2 already)")]
+    root = FeatureCache.open(old).root
+    assert sorted(p.name for p in old.iterdir()) == ["failures", "shards", "soft", "zarr.json"]
+    assert [list(run.groups()) for _, run in root["soft"].groups()] == [[]]
+    assert (tmp_path / "c.zarr.emokd" / "extract-version1.log").read_text() == V1_FILES["extract.log"]
+    again = CliRunner().invoke(main, ["cache", "migrate", str(old)])   # nothing left to clean
+    assert again.exit_code == 2 and "already schema version 2; nothing to migrate" in again.output
+
+
 def test_migrate_command_then_train_and_evaluate(tmp_path):
     from emokd.train.config import TrainConfig
     from emokd.train.evaluate import evaluate_run

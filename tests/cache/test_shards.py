@@ -110,6 +110,32 @@ def test_a_failed_item_is_invisible_its_neighbours_are_not(cache):
     assert cache.record_failure("x/2", "old") is False and "x/2" not in cache.failures()  # complete by now
 
 
+def test_a_commit_writes_each_node_s_attributes_once(cache, monkeypatch):
+    """A set's status and its list of failed items land in one write, so do a shard's status and its
+    item table: a kill between two writes never leaves a failed item's rows marked complete."""
+    from zarr.storage import LocalStore
+
+    items = {f"x/{i}": video_values(3, seed=i) for i in range(3)}
+    writer = cache.begin_shard("x~~0", [ItemSpec(i, 3) for i in items])
+    for item_id, values in items.items():
+        if item_id == "x/1":
+            writer.item(item_id).fail("x/1.jpg: cannot identify image file")
+        else:
+            fill_item(writer.item(item_id), values)
+    written, real = [], LocalStore.set
+
+    async def recording(self, key, value):
+        written.append(key)
+        await real(self, key, value)
+
+    monkeypatch.setattr(LocalStore, "set", recording)
+    assert writer.commit() == ["x/0", "x/2"]
+    for node in ("shards/x~~0", f"shards/x~~0/{FACE_SET}", f"shards/x~~0/{AUDIO_SET}"):
+        assert written.count(f"{node}/zarr.json") == 1, node
+    assert cache.root[f"shards/x~~0/{FACE_SET}"].attrs["failed"] == ["x/1"]
+    assert cache.root["shards/x~~0"].attrs["status"] == "complete"
+
+
 def test_writes_outside_an_item_and_duplicate_ids_are_refused(cache):
     writer = cache.begin_shard("y~~0", [ItemSpec("y/0", 2), ItemSpec("y/1", 3)])
     with pytest.raises(CacheError, match="item 'y/0', array 'fer_pyemotion-fc1': rows 1:3 outside 0:2"):

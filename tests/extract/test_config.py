@@ -117,6 +117,13 @@ def test_fingerprint_settings_hold_every_feature_setting(encoders):
     assert fingerprint_settings(replace(cfg, window_s=5.0), encoders)["window_s"] == 5.0
     assert fingerprint_settings(replace(cfg, audio_track=1), encoders)["audio_track"] == 1
     assert fingerprint_settings(replace(cfg, crop_numbering="0-based"), encoders)["crop_numbering"] == "0-based"
+    # each set is fingerprinted with its encoder's record and its kind's part of the same settings
+    from emokd.extract.encoders import feature_sets
+
+    face, audio = feature_sets(cfg, encoders)
+    assert face.encoder == settings["face_encoder"] and audio.encoder == settings["audio_encoder"]
+    assert {**face.settings, **audio.settings} == {k: v for k, v in settings.items() if not k.endswith("_encoder")}
+    assert set(face.settings) == {"face_source", "face_detector", "crop_size", "crop_numbering"}
 
 
 def test_audio_record_tells_the_window_extraction_runs_with(encoders):
