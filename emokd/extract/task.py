@@ -80,9 +80,11 @@ def extract_shard(task, cache_url: str, cfg: ExtractConfig, expected: dict | Non
     """Write one shard task (emokd.extract.plan.ShardTask) into the cache; never raises for a bad item.
 
     Returns {"shard", "items": {id: {"status": done|skipped|failed|absent, "n_frames", "error",
-    "media"}}, "seconds", "log", "timings"}: "log" holds the task's log lines (the driver writes them
-    to its log file), "timings" the seconds per stage, "media" what the driver's summary reports
-    about an item's file (the decoder that served it and why, repaired frame timestamps).
+    "media", "source"}}, "seconds", "log", "timings"}: "log" holds the task's log lines (the driver
+    writes them to its log file), "timings" the seconds per stage, "media" what the driver's summary
+    reports about an item's file (the decoder that served it and why, repaired frame timestamps),
+    "source" the identity of the file as read (absent when it could not be read; the driver records
+    it with a failure).
     `expected` is the driver's fingerprint settings: a worker whose encoder weights differ (another
     machine, another file) refuses to write instead of mixing features.
     """
