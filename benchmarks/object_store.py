@@ -10,7 +10,8 @@ training load time, and the requests and bytes per item.
    local manifest into a cache on local disk, and the URL manifest (videos streamed from the bucket
    to the workers' scratch) into a cache in the bucket; alternated `--repeat` times, best of each.
 3. Training's load (`load_frame_data`, every video of train and validation into memory) from each
-   cache, best of `--repeat`.
+   cache, best of `--repeat`; from S3 also with one shard read after another (the loader before
+   it read several at once: `emokd.train.reading.READ_THREADS`), alternated with the default.
 4. The requests the server logged per item while extracting into S3 (by method and by object:
    cache, source video, lease) and while loading, and the bytes stored per item. Clips of at most
    `--pack-frames` frames share a shard (the extraction default); `--pack-frames 0` gives each its
@@ -58,16 +59,21 @@ def best_extraction(items, url, cfg, client, repeat: int, overwrite_url) -> floa
     return best
 
 
-def load_seconds(url: str, storage_options: dict | None, repeat: int) -> float:
+def load_seconds(url: str, storage_options: dict | None, repeat: int, threads: int | None = None) -> float:
+    """Best of `repeat` loads; `threads`: shards read at once (None: emokd's READ_THREADS)."""
     from emokd.cache import FeatureCache
+    from emokd.train import reading
     from emokd.train.data import load_frame_data
 
+    default = reading.READ_THREADS
+    reading.READ_THREADS = default if threads is None else threads
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
         cache = FeatureCache.open(url, storage_options=storage_options)
         load_frame_data(cache, ["train", "validation"], 6, 10, device="cpu", train_split="train")
         best = min(best, time.perf_counter() - start)
+    reading.READ_THREADS = default
     return best
 
 
@@ -127,6 +133,11 @@ def main() -> None:
             s3_load = load_seconds(s3_url, None, 1)
             load_requests, offset = requests_since(s3.log, offset)
             s3_load = min(s3_load, load_seconds(s3_url, None, max(1, args.repeat - 1)))
+            serial_loads = []                        # the previous loader: one shard after another
+            for _ in range(args.repeat):             # alternated with the threaded one
+                serial_loads.append(load_seconds(s3_url, None, 1, threads=1))
+                s3_load = min(s3_load, load_seconds(s3_url, None, 1))
+            s3_serial = min(serial_loads)
             stored = location.size_on_disk(s3_url)
             s3_cache = FeatureCache.open(s3_url)
             n, shards = len(s3_cache.video_ids()), len(s3_cache.shard_keys())
@@ -138,6 +149,8 @@ def main() -> None:
         print(f"|---|---|---|---|")
         print(f"| extraction, warm workers (frames/s) | {local_fps:.1f} | {s3_fps:.1f} | {s3_fps / local_fps:.2f} |")
         print(f"| training load, {frames} frames (s) | {local_load:.3f} | {s3_load:.3f} | {s3_load / local_load:.2f} |")
+        print(f"| training load, one shard after another (s) | | {s3_serial:.3f} | "
+              f"threaded {s3_serial / s3_load:.2f}x faster |")
         print()
         print(f"requests per item (one S3 extraction of {n} videos in {shards} shard(s); one load):")
         print("| phase | object | method | requests per item |")

@@ -73,18 +73,29 @@ class ItemIndex:
 
     @classmethod
     def read(cls, root: zarr.Group) -> ItemIndex:
+        """Every shard's attributes and its arrays' in one listing of depth 2: zarr fetches the
+        metadata documents concurrently (on an object store, one round trip per document one
+        after the other made this the slowest part of opening a large cache)."""
         if SHARDS not in root:
             return cls({})
+        groups: dict[str, dict] = {}
+        arrays: dict[str, dict[str, dict]] = {}
+        for path, node in root[SHARDS].members(max_depth=1):
+            key, _, name = path.partition("/")
+            if not name and isinstance(node, zarr.Group):
+                groups[key] = dict(node.attrs)
+            elif name and "/" not in name and isinstance(node, zarr.Array):
+                array_attrs = dict(node.attrs)
+                if "set" in array_attrs and "fingerprint" in array_attrs:
+                    arrays.setdefault(key, {})[name] = array_attrs
         shards = {}
-        for key, group in root[SHARDS].groups():
-            attrs = dict(group.attrs)
+        for key in sorted(groups):
+            attrs = groups[key]
             try:
                 table = ItemTable.from_attrs(attrs["items"]) if "items" in attrs else None
             except Exception:  # a damaged table: the shard is listed as unreadable, never served
                 table = None
-            sets = {name: dict(array.attrs) for name, array in group.arrays() if "set" in array.attrs
-                    and "fingerprint" in array.attrs}
-            shards[key] = ShardState(key, attrs, table, sets)
+            shards[key] = ShardState(key, attrs, table, arrays.get(key, {}))
         return cls(shards)
 
     def ids(self) -> list[str]:

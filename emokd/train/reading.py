@@ -5,12 +5,18 @@ rows of which shard are loaded: the complete items with some task in the request
 have both chosen feature sets. Labels written before per-task splits are refused (relabel them).
 `read_features` then fills preallocated frame-major arrays with one read per shard array, so
 loading 400 k stills is a few hundred reads, not a million.
+
+Each phase reads up to READ_THREADS shards at once, in order (`in_order`): on an object store every
+read is a round trip of 10-100 ms, and one after the other they made the load latency-bound
+(docs/benchmarks.md, "Object store"). On local disk the threads change little.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +25,24 @@ from emokd.constants import N_AU, uniform_splits
 from emokd.errors import CacheError, ConfigError, DataError
 
 DEFAULT_MEMORY_FRACTION = 0.5   # of the machine's RAM, when no max_memory is given
+READ_THREADS = 8                # shards read at once (and at most this many held beyond the one in use)
+
+
+def in_order(fn: Callable, items: Iterable, threads: int | None = None) -> Iterator:
+    """fn(item) for each item, in order, with at most `threads` (default READ_THREADS) calls in
+    flight: results are produced ahead only that far, so memory stays bounded."""
+    threads = READ_THREADS if threads is None else threads
+    if threads <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="emokd-read") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 @dataclass
@@ -60,6 +84,7 @@ def select(cache, splits: Sequence[str] | None = None, item_ids: Sequence[str] |
     """The rows to load: see the module docstring. DataError when nothing is left."""
     face, audio = cache.choose_set("face", face_set), cache.choose_set("audio", audio_set)
     wanted_ids = None if item_ids is None else set(item_ids)
+    keys = cache.shard_keys()          # reads the index afresh; `cache.index` below is that reading
     index = cache.index
     if wanted_ids is not None:
         unknown = sorted(wanted_ids - set(index.locations))
@@ -67,13 +92,13 @@ def select(cache, splits: Sequence[str] | None = None, item_ids: Sequence[str] |
             raise CacheError(f"cache {cache.url}: no complete item(s) {unknown[:5]}")
     out = {k: [] for k in ("ids", "lens", "splits", "datasets", "ok", "va", "expr", "au", "mtl")}
     shards, skipped, start = [], {}, 0
-    for key in cache.shard_keys():
-        state = cache.shard_state(key)
-        table = state.table
+    wanted = []                                  # (key, state, the wanted items of it): from the index alone
+    for key in keys:
         mine = [item_id for item_id in index.items_of(key) if wanted_ids is None or item_id in wanted_ids]
-        if not mine:
-            continue
-        labels = cache.read_shard_labels(key)
+        if mine:
+            wanted.append((key, cache.shard_state(key), mine))
+    kept = []                                    # (key, table, labels, [(item index, per-task splits)])
+    for (key, state, mine), labels in zip(wanted, in_order(cache.read_shard_labels, [k for k, *_ in wanted])):
         keep = []
         for item_id in mine:
             i = index.location(item_id).index
@@ -87,10 +112,11 @@ def select(cache, splits: Sequence[str] | None = None, item_ids: Sequence[str] |
                 skipped["without a chosen feature set"] = skipped.get("without a chosen feature set", 0) + 1
                 continue
             keep.append((i, per_task))
-        if not keep:
-            continue
+        if keep:
+            kept.append((key, state.table, labels, keep))
+    masks = in_order(lambda key: cache.read_shard(key, [face.ok_array])[face.ok_array], [k for k, *_ in kept])
+    for (key, table, labels, keep), ok in zip(kept, masks):
         rows = np.concatenate([np.arange(table.first[i], table.first[i] + table.length[i]) for i, _ in keep])
-        ok = cache.read_shard(key, [face.ok_array])[face.ok_array]
         for i, per_task in keep:
             out["ids"].append(table.ids[i])
             out["lens"].append(int(table.length[i]))
@@ -167,8 +193,10 @@ def fill_index(face_ok: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.
 def read_features(cache, sel: Selection, face: np.ndarray, audio: np.ndarray, src: np.ndarray,
                   progress=None) -> None:
     """Fill `face` (rows without a face take the row of `src`, zeros where -1) and `audio`, in place."""
-    for part in sel.shards:
-        arrays = cache.read_shard(part.key, [sel.face_set, sel.audio_set])
+    def read(part: ShardRows) -> dict[str, np.ndarray]:
+        return cache.read_shard(part.key, [sel.face_set, sel.audio_set])
+
+    for part, arrays in zip(sel.shards, in_order(read, sel.shards)):
         lo, hi = part.start, part.start + len(part.rows)
         audio[lo:hi] = arrays[sel.audio_set][part.rows]
         f = arrays[sel.face_set][part.rows]
@@ -184,8 +212,7 @@ def read_features(cache, sel: Selection, face: np.ndarray, audio: np.ndarray, sr
 def read_soft(cache, sel: Selection, run: str) -> dict[str, np.ndarray]:
     """The teacher outputs of every loaded row, float32; CacheError for a shard without them."""
     soft: dict[str, np.ndarray] = {}
-    for part in sel.shards:
-        arrays = cache.read_shard_soft(run, part.key)
+    for part, arrays in zip(sel.shards, in_order(lambda part: cache.read_shard_soft(run, part.key), sel.shards)):
         if arrays is None:
             raise CacheError(f"cache {cache.url}: no soft labels of teacher run {run!r} for shard "
                              f"{part.key!r}; export the teacher's predictions first")

@@ -62,6 +62,8 @@ def test_stills_clips_and_long_videos_read_back_by_item(cache):
     assert reader.verify() == []
     info = reader.info()
     assert info["items"] == 47 and info["shards"] == 5 and info["packed_shards"] == 3
+    # the shard order (the order training loads them in) is by key, whatever the store lists first
+    assert reader.shard_keys() == sorted(["affectnet~~0", "affectnet~~1", "afew_va~~0", "aff~2F0", "aff~2F1"])
 
 
 def test_a_shard_of_stills_costs_few_files_and_little_more_than_its_arrays(tmp_path):
