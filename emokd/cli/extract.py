@@ -61,6 +61,10 @@ from emokd.logs import quiet
                     "(none: face_ok False); detector; whole-frame: frames are faces already.")
 @config_option(ExtractConfig, "detector", type=click.Choice(sorted(DETECTORS)))
 @config_option(ExtractConfig, "detector_weights", type=click.Path(exists=True))
+@config_option(ExtractConfig, "detect_every", type=click.IntRange(min=1),
+               help="Run the face detector on every K-th frame of a video (and its last frame) and "
+                    "interpolate the face between keyframes that found the same face; 1: every frame "
+                    "(docs/encoders.md).")
 @config_option(ExtractConfig, "video_decoder", type=click.Choice(["pyav", "decord"]))
 @config_option(ExtractConfig, "audio_track")
 @config_option(ExtractConfig, "crop_numbering", type=click.Choice(["1-based", "0-based"]))

@@ -57,6 +57,8 @@ class ExtractConfig:
     detector: str = DEFAULT_DETECTOR     # face detector where a video has no crops (docs/encoders.md)
     detector_weights: str | None = None  # MTCNN: a folder with pnet/rnet/onet.pt; blazeface, blazeface_full: a
                                          # .tflite file; blazeface_cascade: a folder with both (default: the store)
+    detect_every: int = 1                # run the detector on every K-th frame of a video (and its last), faces
+                                         # between interpolated (emokd/extract/keyframes.py; docs/encoders.md)
     video_decoder: str = "pyav"          # pyav (the container's own decode) or decord (checked against PyAV,
                                          # known-bad files to PyAV; docs/decisions.md)
     audio_track: int | None = None       # the N-th audio track of every video, from 0 as ffmpeg's -map 0:a:N
@@ -107,7 +109,7 @@ class ExtractConfig:
             raise ConfigError(f"crop_numbering: {self.crop_numbering!r} is not one of {list(NUMBERINGS)}")
         if self.sample_rate != SAMPLE_RATE:
             raise ConfigError(f"sample_rate: {self.sample_rate} is not supported; SoundNet runs at {SAMPLE_RATE} Hz")
-        for name in ("crop_size", "batch_size", "workers", "shard_frames"):
+        for name in ("crop_size", "batch_size", "workers", "shard_frames", "detect_every"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.video_decoder not in VIDEO_DECODERS:

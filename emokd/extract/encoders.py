@@ -93,9 +93,14 @@ def detector_record(detector) -> dict | None:
 
 
 def face_settings(cfg: ExtractConfig, encoders: Encoders) -> dict:
-    """The extraction settings that change face features (hashed into the face set's fingerprint)."""
-    return {"face_source": cfg.face_source, "face_detector": detector_record(encoders.detector),
-            "crop_size": int(cfg.crop_size), "crop_numbering": cfg.crop_numbering}
+    """The extraction settings that change face features (hashed into the face set's fingerprint).
+    `detect_every` is recorded only when it is not 1, so that caches made before it existed (every
+    frame detected) keep their fingerprints (docs/cache_format.md)."""
+    settings = {"face_source": cfg.face_source, "face_detector": detector_record(encoders.detector),
+                "crop_size": int(cfg.crop_size), "crop_numbering": cfg.crop_numbering}
+    if int(cfg.detect_every) != 1:
+        settings["detect_every"] = int(cfg.detect_every)
+    return settings
 
 
 def audio_settings(cfg: ExtractConfig) -> dict:

@@ -8,7 +8,8 @@ Faces come, in this order of preference, from
    setting `crop_numbering` says 0-based: `emokd.index.crop_files`): the video's pixels are then
    never decoded;
 2. `item.face_boxes` (image sequences): a square crop around each given box;
-3. a face detector (`detector.detect` + `align_face`), on frames decoded once, sequentially;
+3. a face detector (`detector.detect` + `align_face`), on frames decoded once, sequentially (on
+   every K-th frame only with `detect_every`, `emokd.extract.keyframes`);
 4. the whole frame (centre square, resized), for datasets whose frames are faces already.
 A frame without a crop file or a detection has face_ok False and a zero face. Every per-frame
 function returns uint8 RGB (size, size, 3) or None when there is no face.
@@ -147,12 +148,16 @@ def align_detection(image: np.ndarray, det, index: int, size: int) -> np.ndarray
     return box_crop(image, (x1, y1, x2 - x1, y2 - y1), size, margin=0.2)
 
 
-def detect_faces(detector, images: list[np.ndarray], size: int, picker: FacePicker | None = None) -> list:
-    """The subject's aligned face in each image (None where there is none); detectors with
-    `detect_many` (BlazeFace) run the images as one batch."""
-    picker = picker or FacePicker()
-    found = detector.detect_many(images) if hasattr(detector, "detect_many") else \
+def detect_all(detector, images: list[np.ndarray]) -> list:
+    """The detections of each image; detectors with `detect_many` (BlazeFace) run them as one batch."""
+    return detector.detect_many(images) if hasattr(detector, "detect_many") else \
         [detector.detect(image) for image in images]
+
+
+def detect_faces(detector, images: list[np.ndarray], size: int, picker: FacePicker | None = None) -> list:
+    """The subject's aligned face in each image (None where there is none)."""
+    picker = picker or FacePicker()
+    found = detect_all(detector, images)
     out = []
     for image, det in zip(images, found):
         index = picker.pick(det, image.shape[1])
@@ -190,7 +195,7 @@ def _frame_faces(images: list[np.ndarray], size: int, detector, picker: FacePick
 
 def _video_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int,
                    detector, decoder: str = "pyav", report: DecodeReport | None = None,
-                   crop_numbering: str = "1-based") -> Iterator[FaceBatch]:
+                   crop_numbering: str = "1-based", detect_every: int = 1) -> Iterator[FaceBatch]:
     info = probe.info
     crop_dir = item.crop_dir if item.crop_dir is not None and Path(item.crop_dir).is_dir() else None
     if item.crop_dir is not None and crop_dir is None:
@@ -210,16 +215,20 @@ def _video_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size
     # whole-frame faces only need the centre square at crop size: let the decoder scale
     display = info.display_geometry.display
     size = scaled_size(*display, crop_size) if detector is None and min(display) > 0 else None
-    picker = FacePicker(item.video_id)
+    from emokd.extract.keyframes import KeyframeFaces  # here: it imports this module
+
+    keyframes = None if detector is None else KeyframeFaces(detector, FacePicker(item.video_id), crop_size,
+                                                            detect_every)
     pending: list = []
-    for start, frames in decode_batches(item.video_path, info, probe.n_frames, batch_size, size, decoder, report):
-        first = start - len(pending)
-        pending += _frame_faces(list(frames), crop_size, detector, picker)
+    first = 0
+    for _start, frames in decode_batches(item.video_path, info, probe.n_frames, batch_size, size, decoder, report):
+        pending += [whole_frame(f, crop_size) for f in frames] if keyframes is None else keyframes.feed(list(frames))
         while len(pending) >= batch_size:
             yield batch(first, pending[:batch_size])
             first, pending = first + batch_size, pending[batch_size:]
-    if pending:
-        yield batch(first, pending)
+    pending += [] if keyframes is None else keyframes.finish()
+    for at in range(0, len(pending), batch_size):
+        yield batch(first + at, pending[at:at + batch_size])
 
 
 def _image_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int,
@@ -248,16 +257,18 @@ def _image_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size
 
 def iter_face_batches(item: VideoItem, probe: ItemProbe, batch_size: int, crop_size: int = CROP_SIZE,
                       detector=None, decoder: str = "pyav", report: DecodeReport | None = None,
-                      crop_numbering: str = "1-based") -> Iterator[FaceBatch]:
+                      crop_numbering: str = "1-based", detect_every: int = 1) -> Iterator[FaceBatch]:
     """The face of every frame of `item` once, in order, `batch_size` at a time (see the module
     docstring); `probe` is `probe_item(item)`. `decoder` and `report`: see
     `emokd.extract.video.decode_batches` (which raises `DecoderMismatch` through here when the
-    video must be decoded again with decoder="pyav")."""
+    video must be decoded again with decoder="pyav"). `detect_every`: run a detector on every
+    K-th frame of a video only (emokd.extract.keyframes)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if item.frame_images is not None:
         yield from _image_batches(item, probe, batch_size, crop_size, detector)
     elif item.video_path is not None:
-        yield from _video_batches(item, probe, batch_size, crop_size, detector, decoder, report, crop_numbering)
+        yield from _video_batches(item, probe, batch_size, crop_size, detector, decoder, report, crop_numbering,
+                                  detect_every)
     else:
         raise DataError(f"{item.video_id}: item has neither a video file nor frame images")

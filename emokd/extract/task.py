@@ -241,7 +241,8 @@ def _face_rows(item, probe: ItemProbe, cfg: ExtractConfig, encoders: Encoders, w
     n, dim = probe.n_frames, int(encoders.face.output_dim)
     n_faces = written = 0
     batches = iter_face_batches(item, probe, cfg.batch_size, crop_size=cfg.crop_size, detector=detector,
-                                decoder=decoder, report=report, crop_numbering=cfg.crop_numbering)
+                                decoder=decoder, report=report, crop_numbering=cfg.crop_numbering,
+                                detect_every=cfg.detect_every)
     while True:
         with clock("faces_in"):  # decoding, crop files or the detector
             batch = next(batches, None)

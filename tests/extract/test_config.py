@@ -204,3 +204,30 @@ def test_image_sequence_item(tmp_path, encoders):
     np.testing.assert_allclose(arrays["pts"], [0.0, 0.1, 0.2, 0.3])
     assert arrays["face_ok"].all() and not arrays["audio_ok"].any() and not arrays["audio"].any()
     assert FeatureCache.open(url).video_attrs("afew/clip")["face_source"] == "whole-frame"
+
+
+def test_detect_every_is_fingerprinted_only_when_not_1(tmp_path, encoders):
+    """Caches made before `detect_every` existed keep their fingerprint; K = 5 is another face set."""
+    from dataclasses import replace
+
+    from emokd.cache.sets import make_set
+    from emokd.errors import CacheError
+    from emokd.extract.driver import prepare_cache
+    from emokd.extract.encoders import detector_record, feature_sets
+
+    cfg = ExtractConfig().resolved()
+    face, _ = feature_sets(cfg, encoders)
+    before = {"face_source": "auto", "face_detector": detector_record(encoders.detector), "crop_size": cfg.crop_size,
+              "crop_numbering": "1-based"}                   # the face settings as recorded before it existed
+    assert face.fingerprint == make_set(face.encoder, before, face.name).fingerprint
+    every5 = replace(cfg, detect_every=5)
+    face5, audio5 = feature_sets(every5, encoders)
+    assert face5.settings == {**before, "detect_every": 5} and face5.fingerprint != face.fingerprint
+    assert audio5.fingerprint == feature_sets(cfg, encoders)[1].fingerprint
+    url = str(tmp_path / "cache.zarr")
+    prepare_cache([], url, cfg)
+    with pytest.raises(CacheError, match="other settings") as refused:
+        prepare_cache([], url, every5)
+    assert "detect_every" in str(refused.value)
+    with pytest.raises(ConfigError, match="detect_every: must be >= 1"):
+        replace(cfg, detect_every=0).resolved()
