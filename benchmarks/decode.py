@@ -4,8 +4,8 @@
 
 Measured per clip, one process and N processes each working on its own copy of the clip:
 - decode:        decord, every frame in order, batches of 32 (the baseline)
-- inputs/frame:  probe_item + iter_face_batches without crops: decode (decord scales to the crop's
-                 short side) + centre-square face (112 x 112), and a 10 s audio window per frame
+- inputs/frame:  probe_item + iter_face_batches without crops: decode (the default decoder, PyAV,
+                 scaling to the crop's short side) + centre-square face (112 x 112), and a 10 s audio window per frame
                  (load_audio: PyAV audio decode, soxr; audio_windows), as the extraction task cuts them
 - inputs/crops:  the same with a cropped_aligned folder: crop JPEGs + audio windows
                  (the video's pixels are not decoded at all: that is the Aff-Wild2 case)
