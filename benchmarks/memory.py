@@ -29,36 +29,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import psutil  # noqa: E402  (installed with distributed)
-
-
-class PeakRSS:
-    """Peak resident memory (MiB) of this process, sampled every 20 ms by a thread. Not ru_maxrss:
-    Linux carries the high-water mark of the process that forked this one across fork and exec, so
-    a child started by a big parent would report the parent's size."""
-
-    def __init__(self) -> None:
-        self._process = psutil.Process()
-        self.start = self.peak = self._process.memory_info().rss / 2**20
-        self._running = True
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while self._running:
-            self.peak = max(self.peak, self._process.memory_info().rss / 2**20)
-            time.sleep(0.02)
-
-    def stop(self) -> float:
-        self._running = False
-        self._thread.join()
-        return max(self.peak, self._process.memory_info().rss / 2**20)
+from emokd.testing.processes import PeakRSS  # noqa: E402
 
 
 def start_worker_peak(dask_worker) -> None:

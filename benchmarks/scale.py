@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -106,16 +105,17 @@ def load_in_fresh_process(url: str, max_memory: str | None = None, epoch: bool =
 def _load_child(url: str, max_memory: str | None, epoch: bool) -> None:
     import torch
 
+    from emokd.testing.processes import PeakRSS
     from emokd.train.data import load_frame_data
     from emokd.train.streams import proportional_rounds
 
     torch.set_num_threads(1)
+    peak = PeakRSS()   # not ru_maxrss: that carries the parent's high-water mark into this child
     cache = FeatureCache.open(url)
     start = time.perf_counter()
     data = load_frame_data(cache, ["train"], window=6, stride=10, max_memory=max_memory)
     load_s = time.perf_counter() - start
     out = {"load_s": load_s, "frames": data.n_frames, "items": len(data.video_ids), "mode": data.mode,
-           "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
            "memory_bytes": data.memory_bytes()}
     if epoch:
         rng = np.random.default_rng(0)
@@ -128,11 +128,12 @@ def _load_child(url: str, max_memory: str | None, epoch: bool) -> None:
                 n += len(batch["index"])
         out.update(epoch_s=time.perf_counter() - start, epoch_samples=n,
                    block_reads=getattr(data, "block_reads", 0))
+    out["peak_rss"] = peak.stop() * 2**20
     print(json.dumps(out))
 
 
 V1_CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 import numpy as np
 import emokd
@@ -140,13 +141,19 @@ from emokd.cache import FeatureCache
 assert Path(emokd.__file__).resolve().is_relative_to(Path.cwd()), f"not the version 1 checkout: {emokd.__file__}"
 url, n, face_dim, audio_dim, load = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "load"
 if load:
-    import torch
+    import threading, psutil, torch
     from emokd.train.data import load_frame_data
     torch.set_num_threads(1)
+    me, peak = psutil.Process(), [0]   # sampled, as emokd.testing.processes.PeakRSS (not in this checkout)
+    def sample():
+        while True:
+            peak[0] = max(peak[0], me.memory_info().rss)
+            time.sleep(0.02)
+    threading.Thread(target=sample, daemon=True).start()
     start = time.perf_counter()
     data = load_frame_data(FeatureCache.open(url), ["train"], window=6, stride=10)
     print(json.dumps({"load_s": time.perf_counter() - start, "items": len(data.video_ids), "frames": data.n_frames,
-                      "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                      "peak_rss": max(peak[0], me.memory_info().rss)}))
     sys.exit()
 encoders = [{"name": "bench_face", "kind": "face", "output_dim": face_dim, "layer": "x", "input_spec": {},
              "weights_sha256": "0" * 64},

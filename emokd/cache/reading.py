@@ -55,9 +55,10 @@ class ItemAccess:
         """Where every item lies; read once, again after this object's own writes or `refresh()`.
         The listings (`item_ids`, `item_records`, `shard_keys`) read it afresh, and a lookup of an
         item it lacks reads it again once, so a reader sees what other processes wrote since."""
-        if self._index is None:
-            self._index = ItemIndex.read(self.root)
-        return self._index
+        index = self._index              # one read of the attribute: threads may reset it meanwhile
+        if index is None:
+            index = self._index = ItemIndex.read(self.root)
+        return index
 
     def _fresh_index(self) -> ItemIndex:
         self._index = self._kept = self._kept_labels = None

@@ -54,7 +54,7 @@ class BlockFrameData(FrameData):
         fixed = FrameData.memory_bytes(data) + src.nbytes
         data._capacity = max(MIN_RESIDENT_BLOCKS, int((budget - fixed) // max(1, per_block * row_bytes)))
         data.block_reads = 0
-        data.batch_device = None if torch.device(device).type == "cpu" else torch.device(device)
+        data.to(device)
         log.info("block mode: %d blocks of up to %d frames, up to %d in memory", len(blocks), per_block,
                  data._capacity)
         return data

@@ -144,10 +144,9 @@ class FrameData:
         if videos is None and split is None:
             return np.arange(self.n_frames, dtype=np.int64)
         videos = self.videos_in(split) if videos is None else np.asarray(videos, np.int64)
-        keep = np.zeros(len(self.video_ids), bool)
-        keep[videos] = True
-        order = np.argsort(videos, kind="stable")
-        if np.array_equal(videos[order], videos):        # in video order already: one mask
+        if len(videos) and np.all(np.diff(videos) > 0):   # increasing, no repeats: one mask
+            keep = np.zeros(len(self.video_ids), bool)
+            keep[videos] = True
             return np.flatnonzero(keep[self.frame_video]).astype(np.int64)
         parts = [np.arange(self.video_start[v], self.video_start[v] + self.video_len[v]) for v in videos]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)

@@ -193,13 +193,14 @@ def fill_index(face_ok: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.
 def read_features(cache, sel: Selection, face: np.ndarray, audio: np.ndarray, src: np.ndarray,
                   progress=None) -> None:
     """Fill `face` (rows without a face take the row of `src`, zeros where -1) and `audio`, in place."""
-    def read(part: ShardRows) -> dict[str, np.ndarray]:
-        return cache.read_shard(part.key, [sel.face_set, sel.audio_set])
+    def read(part: ShardRows) -> tuple[np.ndarray, np.ndarray]:
+        """The part's rows only, so that shards read ahead hold no rows that are not loaded."""
+        arrays = cache.read_shard(part.key, [sel.face_set, sel.audio_set])
+        return arrays[sel.face_set][part.rows], arrays[sel.audio_set][part.rows]
 
-    for part, arrays in zip(sel.shards, in_order(read, sel.shards)):
+    for part, (f, a) in zip(sel.shards, in_order(read, sel.shards)):
         lo, hi = part.start, part.start + len(part.rows)
-        audio[lo:hi] = arrays[sel.audio_set][part.rows]
-        f = arrays[sel.face_set][part.rows]
+        audio[lo:hi] = a
         local = src[lo:hi] - lo
         outside = (local < 0) & (src[lo:hi] >= 0)     # a face row before this shard: never (items stay in one)
         if outside.any():
