@@ -3,7 +3,9 @@
 Ids may contain "/" (namespaced "<dataset>/<item>") or any other character, while a Zarr node name
 may not contain "/", may not start with "__" (reserved) and should stay safe on every fsspec
 backend (local disks, S3, GCS, HTTP). Every character outside [A-Za-z0-9._-] becomes "~XX" per
-UTF-8 byte ("~" included, so decoding is unambiguous), and a leading "." or "_" is escaped too.
+UTF-8 byte ("~" included, so decoding is unambiguous), and a leading "." or "_" is escaped too,
+as is the "." of an id that is exactly "zarr.json" (the name of a node's own metadata document:
+such a node would stand for, and its deletion delete, its parent's metadata).
 "AfW/118-30-640x480_left" -> "AfW~2F118-30-640x480_left".
 """
 
@@ -14,6 +16,7 @@ import re
 from emokd.errors import CacheError
 
 _SAFE = re.compile(r"[A-Za-z0-9._-]")
+METADATA = "zarr.json"
 _ESCAPED = re.compile(r"(?:~[0-9A-F]{2})+")
 
 
@@ -27,7 +30,8 @@ def encode_key(item_id: str) -> str:
             out.append(char)
         else:
             out.extend(f"~{byte:02X}" for byte in char.encode("utf-8"))
-    return "".join(out)
+    key = "".join(out)
+    return "zarr~2Ejson" if key == METADATA else key
 
 
 def decode_key(key: str) -> str:
@@ -46,4 +50,6 @@ def check_node_name(name: str, what: str = "node name") -> str:
     such names with "~~"), else CacheError."""
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9~-][A-Za-z0-9._~-]*", name):
         raise CacheError(f"{what} {name!r}: use only A-Z a-z 0-9 . _ - ~, not starting with . or _")
+    if name == METADATA:
+        raise CacheError(f"{what} {name!r}: the name of a node's own metadata; choose another")
     return name

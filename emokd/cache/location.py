@@ -207,6 +207,9 @@ def remove_node(parent: zarr.Group, name: str) -> None:
     says "complete" over arrays or chunks that are gone (missing chunks would read as zeros)."""
     from zarr.core.sync import sync
 
+    from emokd.cache.keys import check_node_name
+
+    check_node_name(name)   # never "zarr.json" (the parent's metadata) or a path
     prefix = f"{parent.path}/{name}" if parent.path else name
     sync(parent.store.delete(f"{prefix}/zarr.json"))
     sync(parent.store.delete_dir(prefix))

@@ -24,7 +24,7 @@ def cache(tmp_path):
 
 
 @pytest.mark.parametrize("video_id", ["118-30-640x480", "video5_left", "video5_right", "afew_va/001",
-                                      "aff/batch2/x y", "__init__", ".hidden", "~tilde%", "é/ü"])
+                                      "aff/batch2/x y", "__init__", ".hidden", "~tilde%", "é/ü", "zarr.json"])
 def test_ids_round_trip_through_node_names(video_id):
     key = encode_key(video_id)
     assert "/" not in key and not key.startswith(("__", ".")) and decode_key(key) == video_id
@@ -36,6 +36,23 @@ def test_escaping_is_exact_and_leaves_plain_ids_readable():
     assert encode_key("afew_va/001") == "afew_va~2F001"
     assert encode_key("a~2Fb") == "a~7E2Fb"  # the escape character is itself escaped: no collision
     assert encode_key("a~2Fb") != encode_key("a/b")
+    assert encode_key("zarr.json") == "zarr~2Ejson" and encode_key("zarr.jsonl") == "zarr.jsonl"
+
+
+def test_an_item_named_like_a_metadata_document_never_touches_the_group_s_metadata(tmp_path):
+    """A one-item shard of "zarr.json" was the node shards/zarr.json: beginning it deleted, on an
+    object store, the shards group's own metadata (every item vanished)."""
+    from emokd.cache import location
+
+    for url in (tmp_path / "c.zarr", "memory://emokd-test-zarr-json/c.zarr"):
+        cache = FeatureCache.create(url, SETTINGS, {}, ENCODERS)
+        write_video(cache, "a", video_values(4, 0))
+        write_video(cache, "zarr.json", video_values(5, 1))
+        reader = FeatureCache.open(url)
+        assert reader.video_ids() == ["a", "zarr.json"] and reader.n_frames("zarr.json") == 5
+        with pytest.raises(CacheError, match="metadata"):
+            location.remove_node(reader.root["shards"], "zarr.json")
+        assert FeatureCache.open(url).video_ids() == ["a", "zarr.json"]
 
 
 def test_written_video_reads_back_exactly_with_attrs(cache):
