@@ -166,7 +166,7 @@ class BesideFeatures:
 
     def clear_failure(self, item_id: str) -> None:
         self._require_writable(f"clear the failure of {item_id!r}")
-        _failures.clear_failure(self.root, item_id)
+        _failures.clear_failures(self.root, [item_id])
 
     def failures(self) -> dict[str, str]:
         return {vid: record["message"] for vid, record in self.failure_log().items()}

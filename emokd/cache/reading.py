@@ -270,8 +270,7 @@ class ItemAccess:
         names = {fs.name for fs in sets}
 
         def committed(ids: list[str]) -> None:
-            for item_id in ids:
-                _failures.clear_failure(self.root, item_id)
+            _failures.clear_failures(self.root, ids)
             self._index = None
         return ShardWriter(group, table, sets, frames, names, on_commit=committed)
 

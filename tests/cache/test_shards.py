@@ -220,3 +220,18 @@ def test_two_processes_write_different_shards_of_one_cache_with_no_loss(tmp_path
             np.testing.assert_array_equal(got[stored], np.concatenate([e[short] for e in expected]),
                                           err_msg=f"p~~{k} {short}")
     assert cache.read_item("p/3/7")["face"].shape == (4, 8)
+
+
+def test_a_commit_clears_its_items_failures_and_their_leftovers_only(tmp_path):
+    """One listing of the failure log per commit: the committed items' entries go (also what a
+    killed record left: a folder without zarr.json), every other entry stays."""
+    url = tmp_path / "c.zarr"
+    cache = FeatureCache.create(url, SETTINGS, {}, ENCODERS)
+    cache.record_failure("s/0001", "boom")
+    cache.record_failure("elsewhere", "kept")
+    leftover = url / "failures" / "s~2F0002"
+    leftover.mkdir()
+    (leftover / "half-written").write_text("x")
+    write_packed(cache, "s~~0", {f"s/{i:04d}": video_values(1, seed=i) for i in range(4)})
+    assert FeatureCache.open(url).failures() == {"elsewhere": "kept"}
+    assert not leftover.exists() and (url / "failures" / "elsewhere" / "zarr.json").is_file()
