@@ -45,6 +45,30 @@ class ShardState:
     def has_set(self, name: str, item_id: str) -> bool:
         return self.set_complete(name) and item_id not in self.set_failed(name)
 
+    @classmethod
+    def build(cls, key: str, attrs: dict, arrays: dict[str, dict]) -> ShardState:
+        """From the shard group's attributes and its arrays' (name -> attrs); only the arrays of
+        feature sets count."""
+        try:
+            table = ItemTable.from_attrs(attrs["items"]) if "items" in attrs else None
+        except Exception:  # a damaged table: the shard is listed as unreadable, never served
+            table = None
+        sets = {name: a for name, a in arrays.items() if "set" in a and "fingerprint" in a}
+        return cls(key, attrs, table, sets)
+
+    @classmethod
+    def read(cls, shards: zarr.Group, key: str) -> ShardState | None:
+        """One shard's state from its own metadata (None when there is no such group): what a
+        task needs of its shard, without reading every shard's."""
+        try:
+            group = shards[key]
+        except KeyError:
+            return None
+        if not isinstance(group, zarr.Group):
+            return None
+        arrays = {name: dict(node.attrs) for name, node in group.members() if isinstance(node, zarr.Array)}
+        return cls.build(key, dict(group.attrs), arrays)
+
 
 @dataclass(frozen=True)
 class ItemLocation:
@@ -85,18 +109,8 @@ class ItemIndex:
             if not name and isinstance(node, zarr.Group):
                 groups[key] = dict(node.attrs)
             elif name and "/" not in name and isinstance(node, zarr.Array):
-                array_attrs = dict(node.attrs)
-                if "set" in array_attrs and "fingerprint" in array_attrs:
-                    arrays.setdefault(key, {})[name] = array_attrs
-        shards = {}
-        for key in sorted(groups):
-            attrs = groups[key]
-            try:
-                table = ItemTable.from_attrs(attrs["items"]) if "items" in attrs else None
-            except Exception:  # a damaged table: the shard is listed as unreadable, never served
-                table = None
-            shards[key] = ShardState(key, attrs, table, arrays.get(key, {}))
-        return cls(shards)
+                arrays.setdefault(key, {})[name] = dict(node.attrs)
+        return cls({key: ShardState.build(key, groups[key], arrays.get(key, {})) for key in sorted(groups)})
 
     def ids(self) -> list[str]:
         return sorted(self.locations)

@@ -73,9 +73,18 @@ class ItemAccess:
         return [k for k, s in self._fresh_index().shards.items() if include_incomplete or s.complete]
 
     def shard_state(self, key: str) -> ShardState:
-        state = self.index.shards.get(key) or self._fresh_index().shards.get(key)
+        state = self.find_shard(key)
         if state is None:
             raise CacheError(f"{self.url}: no shard {key!r}")
+        return state
+
+    def find_shard(self, key: str) -> ShardState | None:
+        """Shard `key`'s state from the index read so far, else from its own metadata alone (None
+        if there is no such shard): a task asking for its shard must not read every shard's."""
+        index = self._index
+        state = index.shards.get(key) if index is not None else None
+        if state is None and SHARDS in self.root:
+            state = ShardState.read(self.root[SHARDS], key)
         return state
 
     def shard_group(self, key: str) -> zarr.Group:

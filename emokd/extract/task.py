@@ -102,7 +102,7 @@ def extract_shard(task, cache_url: str, cfg: ExtractConfig, expected: dict | Non
               "seconds": 0.0, "log": collect.lines, "timings": {}}
     try:
         cache = FeatureCache.open(cache_url, mode="r+", storage_options=cfg.storage_options)
-        state = cache.index.shards.get(task.key)
+        state = cache.find_shard(task.key)       # its own metadata only, not every shard's
         if task.new and state is not None and state.complete:
             for row in result["items"].values():
                 row["status"] = "skipped"
