@@ -104,10 +104,11 @@ def plan_work(cache, items: list, sets: list, settings: dict, shard_frames: int,
         plan.tasks = pack(items, names, shard_frames, pack_frames)
         return plan
     by_id = {item.video_id: item for item in items}
+    keys = cache.shard_keys()             # reads the index afresh; `cache.index` below is that reading
     index = cache.index
     settled: set[str] = set()             # items that stay where they are
-    for key in cache.shard_keys():
-        state = cache.shard_state(key)
+    for key in keys:
+        state = index.shards[key]
         live = index.items_of(key)
         if not live:
             continue
