@@ -166,6 +166,16 @@ class ShardWriter:
     def failed_ids(self) -> list[str]:
         return [self.table.ids[i] for i in sorted(self._failed)]
 
+    def still_mine(self) -> bool:
+        """Whether the shard in the store is still this writer's, uncommitted: only then may its
+        task delete it (a task run twice must not delete the other run's shard)."""
+        if self.committed:
+            return False
+        try:
+            return _reopened_attrs(self._owner).get("writer") == self.token
+        except Exception:      # gone already: nothing of this writer's to delete
+            return False
+
     def commit(self) -> list[str]:
         """Store everything and mark the shard (or the added sets) complete; returns the ids committed."""
         if self.committed:

@@ -99,7 +99,7 @@ def write_new_shard(cache, task, cfg: ExtractConfig, encoders: Encoders, clock: 
         with clock("write"):
             if written:
                 writer.commit()       # only now are its items done
-            else:
+            elif writer.still_mine():
                 cache.delete_shard(task.key)
         for item_id, done in written.items():
             rows[item_id].update(status="done", **done)

@@ -235,3 +235,17 @@ def test_a_commit_clears_its_items_failures_and_their_leftovers_only(tmp_path):
     write_packed(cache, "s~~0", {f"s/{i:04d}": video_values(1, seed=i) for i in range(4)})
     assert FeatureCache.open(url).failures() == {"elsewhere": "kept"}
     assert not leftover.exists() and (url / "failures" / "elsewhere" / "zarr.json").is_file()
+
+
+def test_only_the_writer_a_shard_still_belongs_to_may_discard_it(cache):
+    """A task whose items all failed deletes its shard only while the shard is still its own: a
+    second run of the same task (one restarted it meanwhile) keeps its shard."""
+    first = write_packed(cache, "s~~0", {"s/0": video_values(2, 0)}, commit=False)
+    assert first.still_mine()
+    second = cache.begin_shard("s~~0", [ItemSpec("s/0", 2)], replace=True)
+    assert not first.still_mine() and second.still_mine()
+    fill_item(second.item("s/0"), video_values(2, 0))
+    second.commit()
+    assert not second.still_mine() and not first.still_mine()
+    cache.delete_shard("s~~0")
+    assert not first.still_mine()       # gone: nothing of its own to delete
