@@ -139,12 +139,18 @@ class FacePicker:
 
 def align_detection(image: np.ndarray, det, index: int, size: int) -> np.ndarray | None:
     """Detection `index` of `image` aligned on its landmarks (a box crop when no aligner exists)."""
-    align = _aligner()
     landmarks = getattr(det, "landmarks", None)
-    if align is not None and landmarks is not None and len(landmarks) > index:
-        return np.asarray(align(image, np.asarray(landmarks[index]), size=size,
-                                template=getattr(det, "template", None)), np.uint8)
-    x1, y1, x2, y2 = np.asarray(det.boxes)[index]
+    points = np.asarray(landmarks[index]) if landmarks is not None and len(landmarks) > index else None
+    return align_on(image, np.asarray(det.boxes)[index], points, getattr(det, "template", None), size)
+
+
+def align_on(image: np.ndarray, box, landmarks: np.ndarray | None, template, size: int) -> np.ndarray | None:
+    """`image` aligned on a face's `landmarks` (a margin crop of its box x1, y1, x2, y2 when there
+    are none or no aligner exists)."""
+    align = _aligner()
+    if align is not None and landmarks is not None:
+        return np.asarray(align(image, landmarks, size=size, template=template), np.uint8)
+    x1, y1, x2, y2 = box
     return box_crop(image, (x1, y1, x2 - x1, y2 - y1), size, margin=0.2)
 
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
-from emokd.extract.faces import FacePicker, align_detection, detect_all
+from emokd.extract.faces import FacePicker, align_on, detect_all
 
 MAX_CENTRE_SHIFT = 1.0   # in widths of the narrower box: farther apart, the two are not one face
 
@@ -45,9 +44,7 @@ class PickedFace:
         return cls(np.asarray(det.boxes[index], np.float64), points, getattr(det, "template", None))
 
     def aligned(self, image: np.ndarray, size: int) -> np.ndarray | None:
-        one = SimpleNamespace(boxes=self.box[None], template=self.template,
-                              landmarks=None if self.landmarks is None else self.landmarks[None])
-        return align_detection(image, one, 0, size)
+        return align_on(image, self.box, self.landmarks, self.template, size)
 
 
 def same_face(a: PickedFace, b: PickedFace) -> bool:
