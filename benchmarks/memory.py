@@ -147,32 +147,33 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    tmp = Path(tempfile.mkdtemp(prefix="emokd-bench-memory-"))
-    videos = make_videos(tmp, sorted(args.minutes), args.k4_seconds)
-    print(f"{'case':<32} {'frames':>7} {'driver MiB':>11} {'worker MiB':>11} {'worker / first':>15} {'wall s':>8}")
-    for decoder in args.decoders:
-        for face_source in args.paths:
-            first = None
-            for name, path in videos.items():
-                cache = str(tmp / f"{decoder}_{face_source}_{name}.zarr".replace(" ", ""))
-                r = run_child("extract", str(path), face_source, decoder, cache)
-                first = first or r["worker"]
-                case = f"{decoder}, {face_source}, {name}"
-                print(f"{case:<32} {r['frames']:>7} {r['driver']:>11.0f} {r['worker']:>11.0f} "
-                      f"{r['worker'] / first:>15.2f} {r['seconds']:>8.0f}", flush=True)
-    if args.no_previous:
-        return
-    longest = videos[f"{max(args.minutes):g} min"]
-    whole, streamed = run_child("audio", str(longest), "whole"), run_child("audio", str(longest), "streamed")
-    print(f"audio of {longest.name}: decoded whole + one resample {whole['growth']:.0f} MiB peak growth "
-          f"({whole['seconds']:.1f} s); streamed {streamed['growth']:.0f} MiB ({streamed['seconds']:.1f} s); "
-          f"ratio {whole['growth'] / max(streamed['growth'], 1):.1f}x")
-    for decoder in args.decoders if "4K" in videos else ():
-        fixed, sized = (run_child("batches", str(videos["4K"]), how, decoder) for how in ("64 frames", "by pixels"))
-        print(f"4K decode with {decoder}, full frames: batches of {fixed['batch']} frames {fixed['growth']:.0f} MiB "
-              f"peak growth ({fixed['seconds']:.1f} s); batches of {sized['batch']} frames (by pixels) "
-              f"{sized['growth']:.0f} MiB ({sized['seconds']:.1f} s); ratio "
-              f"{fixed['growth'] / max(sized['growth'], 1):.1f}x", flush=True)
+    with tempfile.TemporaryDirectory(prefix="emokd-bench-memory-") as folder:   # removed at the end
+        tmp = Path(folder)
+        videos = make_videos(tmp, sorted(args.minutes), args.k4_seconds)
+        print(f"{'case':<32} {'frames':>7} {'driver MiB':>11} {'worker MiB':>11} {'worker / first':>15} {'wall s':>8}")
+        for decoder in args.decoders:
+            for face_source in args.paths:
+                first = None
+                for name, path in videos.items():
+                    cache = str(tmp / f"{decoder}_{face_source}_{name}.zarr".replace(" ", ""))
+                    r = run_child("extract", str(path), face_source, decoder, cache)
+                    first = first or r["worker"]
+                    case = f"{decoder}, {face_source}, {name}"
+                    print(f"{case:<32} {r['frames']:>7} {r['driver']:>11.0f} {r['worker']:>11.0f} "
+                          f"{r['worker'] / first:>15.2f} {r['seconds']:>8.0f}", flush=True)
+        if args.no_previous:
+            return
+        longest = videos[f"{max(args.minutes):g} min"]
+        whole, streamed = run_child("audio", str(longest), "whole"), run_child("audio", str(longest), "streamed")
+        print(f"audio of {longest.name}: decoded whole + one resample {whole['growth']:.0f} MiB peak growth "
+              f"({whole['seconds']:.1f} s); streamed {streamed['growth']:.0f} MiB ({streamed['seconds']:.1f} s); "
+              f"ratio {whole['growth'] / max(streamed['growth'], 1):.1f}x")
+        for decoder in args.decoders if "4K" in videos else ():
+            fixed, sized = (run_child("batches", str(videos["4K"]), how, decoder) for how in ("64 frames", "by pixels"))
+            print(f"4K decode with {decoder}, full frames: batches of {fixed['batch']} frames {fixed['growth']:.0f} MiB "
+                  f"peak growth ({fixed['seconds']:.1f} s); batches of {sized['batch']} frames (by pixels) "
+                  f"{sized['growth']:.0f} MiB ({sized['seconds']:.1f} s); ratio "
+                  f"{fixed['growth'] / max(sized['growth'], 1):.1f}x", flush=True)
 
 
 if __name__ == "__main__":

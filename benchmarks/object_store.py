@@ -68,12 +68,14 @@ def load_seconds(url: str, storage_options: dict | None, repeat: int, threads: i
     default = reading.READ_THREADS
     reading.READ_THREADS = default if threads is None else threads
     best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        cache = FeatureCache.open(url, storage_options=storage_options)
-        load_frame_data(cache, ["train", "validation"], 6, 10, device="cpu", train_split="train")
-        best = min(best, time.perf_counter() - start)
-    reading.READ_THREADS = default
+    try:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            cache = FeatureCache.open(url, storage_options=storage_options)
+            load_frame_data(cache, ["train", "validation"], 6, 10, device="cpu", train_split="train")
+            best = min(best, time.perf_counter() - start)
+    finally:
+        reading.READ_THREADS = default
     return best
 
 
@@ -132,7 +134,6 @@ def main() -> None:
             _, offset = requests_since(s3.log, offset)
             s3_load = load_seconds(s3_url, None, 1)
             load_requests, offset = requests_since(s3.log, offset)
-            s3_load = min(s3_load, load_seconds(s3_url, None, max(1, args.repeat - 1)))
             serial_loads = []                        # the previous loader: one shard after another
             for _ in range(args.repeat):             # alternated with the threaded one
                 serial_loads.append(load_seconds(s3_url, None, 1, threads=1))

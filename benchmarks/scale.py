@@ -18,8 +18,8 @@ as an extraction task writes; the encoders are excluded: features are pre-drawn 
   load      `load_frame_data` of every still / every video frame for training, in a fresh
             process: seconds and peak resident memory (and per frame);
   epoch     one epoch of jeong2022-style task batches gathered in memory (no model): samples/s;
-  blocks    the same epoch in block mode (features beyond --max-memory read shard-sized blocks
-            in a shuffled block order): samples/s and the ratio to in memory;
+  blocks    the same epoch in block mode (max_memory = --block-fraction of the features: shard-sized
+            blocks read in a shuffled block order): samples/s and the ratio to in memory;
   vu2021    the vu2021 recipe trained end to end (teacher, 1 epoch: every still once) on a synthetic multi-database
             cache of --vu2021-stills stills (ExpW-like and AffectNet-like, packed) plus clips and
             validation videos: the load time and the epoch time from its train.log.
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from emokd.cache import FeatureCache, ItemSpec, fit_labels
-from emokd.cache.packing import PackEntry, pack
+from emokd.cache.packing import PACK_FRAMES, PackEntry, pack
 
 ROW_ARRAYS = {"pts": 8, "ok": 2, "labels": 2 * 4 + 1 + 12 + 1}   # bytes a frame besides the features
 
@@ -69,7 +69,7 @@ def write_items(cache, items: list[tuple[str, int]], face_dim, audio_dim, seed: 
     only (the random values are drawn before the clock starts, per shard)."""
     rng = np.random.default_rng(seed)
     entries = [PackEntry(i, i.split("/")[0], n) for i, n in items]
-    shards = pack(entries, pack_frames=1000 if packed else 0)
+    shards = pack(entries, pack_frames=PACK_FRAMES if packed else 0)
     seconds = 0.0
     for key, group in shards:
         members = [items[i] for i in group]
@@ -96,7 +96,7 @@ def disk(path: Path) -> tuple[int, int, int]:
 
 
 def load_in_fresh_process(url: str, max_memory: str | None = None, epoch: bool = False) -> dict:
-    args = [sys.executable, __file__, "--_load", url] + (["--max-memory", max_memory] if max_memory else []) \
+    args = [sys.executable, __file__, "--_load", url] + (["--_max-memory", max_memory] if max_memory else []) \
         + (["--_epoch"] if epoch else [])
     out = subprocess.run(args, capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -307,12 +307,12 @@ def main() -> None:
     parser.add_argument("--vu2021-stills", type=int, default=50_000)
     parser.add_argument("--v1-checkout", help="an emokd checkout at schema version 1: its own write/load path too")
     parser.add_argument("--skip", choices=["stills", "videos", "vu2021"], action="append", default=[])
-    parser.add_argument("--_load")
-    parser.add_argument("--_epoch", action="store_true")
-    parser.add_argument("--max-memory")
+    parser.add_argument("--_load", help=argparse.SUPPRESS)             # the load child's own flags
+    parser.add_argument("--_epoch", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_max-memory", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._load:
-        return _load_child(args._load, args.max_memory, args._epoch)
+        return _load_child(args._load, args._max_memory, args._epoch)
     folder = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="emokd-bench-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
