@@ -140,10 +140,11 @@ class BesideFeatures:
     def soft_runs(self, complete_only: bool = False) -> list[str]:
         return _soft.soft_runs(self.root, complete_only)
 
-    def soft_shards(self, run: str) -> list[str]:
-        """Complete shards whose soft labels of `run` are complete."""
-        return [key for key in self.shard_keys()
-                if _soft.shard_soft_group(self.shard_group(key), run) is not None]
+    def soft_shards(self, run: str, index=None) -> list[str]:
+        """Complete shards whose soft labels of `run` are complete; of `index` when the caller has
+        just read it, else of the index read afresh."""
+        keys = self.shard_keys() if index is None else [k for k, s in index.shards.items() if s.complete]
+        return [key for key in keys if _soft.shard_soft_group(self.shard_group(key), run) is not None]
 
     def soft_video_ids(self, run: str) -> list[str]:
         shards = set(self.soft_shards(run))

@@ -174,8 +174,3 @@ def _export_parquet(cache, out: Path, ids: list[str], face: str, audio: str, met
     _atomic(out, write)
     return ExportReport(len(ids), frames, [str(out)])
 
-
-def read_status_filter(text: str | None) -> str | None:
-    if text not in (None, "all", STATUS_COMPLETE, "failed", "writing"):
-        raise ConfigError(f"--status {text!r}: use complete, failed, writing or all")
-    return text

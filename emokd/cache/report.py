@@ -66,7 +66,8 @@ def cache_info(cache) -> dict:
     index = cache.index          # read once: every count below is of the same moment
     frames = sum(loc.length for loc in index.locations.values())
     size = location.size_on_disk(cache.url, cache.storage_options)
-    soft = {run: {"shards": len(cache.soft_shards(run)), "complete": run in cache.soft_runs(True)}
+    finished = set(cache.soft_runs(True))
+    soft = {run: {"shards": len(cache.soft_shards(run, index)), "complete": run in finished}
             for run in cache.soft_runs()}
     shards = index.shards
     complete = {i: r for i, r in cache.item_records(index).items() if r["status"] == STATUS_COMPLETE}

@@ -79,11 +79,11 @@ def shard_defects(cache, state, group: zarr.Group) -> list[str]:
     return problems
 
 
-def stale_sources(cache) -> list[str]:
+def stale_sources(cache, index=None) -> list[str]:
     """One line per complete item whose recorded source (a file or an object URL) changed or is
-    gone since extraction."""
+    gone since extraction (of `index` when the caller has just read it)."""
     problems = []
-    for item_id, record in cache.item_records().items():
+    for item_id, record in cache.item_records(index).items():
         source = record.get("source") or {}
         where = source.get("path") or source.get("url")
         if record["status"] == STATUS_COMPLETE and where:

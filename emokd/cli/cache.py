@@ -45,7 +45,8 @@ def verify_command(path: str, sources: bool, storage_options: dict | None) -> No
     from emokd.cache.verify import stale_sources
 
     cache = FeatureCache.open(path, storage_options=storage_options)
-    problems = cache.verify() + (stale_sources(cache) if sources else [])
+    problems = cache.verify()
+    problems += stale_sources(cache, cache.index) if sources else []   # the index verify read
     for problem in problems:
         click.echo(problem)
     failed = cache.failures()
