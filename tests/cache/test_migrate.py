@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +12,7 @@ from emokd.cache import migrate as migration
 from emokd.cli import main
 from emokd.errors import CacheError
 from cache_v1_support import MADE_BY, STILL_SPLITS, V1_FILES, VIDEOS, write_v1_cache
-
-
-def _files(url) -> dict[str, bytes]:
-    return {str(p.relative_to(url)): p.read_bytes() for p in sorted(Path(url).rglob("*")) if p.is_file()}
+from safety_support import snapshot   # relative path -> sha256 of every file
 
 
 def assert_migrated(cache: FeatureCache, written: dict) -> None:
@@ -67,9 +63,9 @@ def test_a_version_1_cache_migrated_to_a_new_path_reads_back_equal(tmp_path):
     written = write_v1_cache(old)
     with pytest.raises(CacheError, match=r"schema version 1.*emokd cache migrate .*old\.zarr NEW_PATH"):
         FeatureCache.open(old)
-    before = _files(old)
+    before = snapshot(old)
     report = migration.migrate(str(old), str(tmp_path / "new.zarr"))
-    assert _files(old) == before                    # the old cache is only read
+    assert snapshot(old) == before                    # the old cache is only read
     assert report.items == 22 and report.skipped == ["half"]
     assert report.renamed == ["fer_default->fer_pyemotion"] and report.single_split == 2
     beside = tmp_path / "new.zarr.emokd"           # version 1's log and config: copied beside the new store

@@ -1,6 +1,5 @@
 """Feature sets: several encoders for the same frames, each with its own fingerprint."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +7,7 @@ import pytest
 from cache_support import AUDIO_SET, ENCODERS, FACE_SET, SETTINGS, video_values, write_packed, write_video
 from emokd.cache import FeatureCache
 from emokd.errors import CacheError
+from safety_support import snapshot   # relative path -> sha256 of every file
 
 STRONG = {"name": "hsemotion_b0", "kind": "face", "output_dim": 12, "layer": "pool",
           "input_spec": {"size": 224}, "weights_sha256": "d" * 64}
@@ -22,10 +22,6 @@ def cache(tmp_path):
     return cache
 
 
-def _files(url) -> dict[str, bytes]:
-    return {str(p.relative_to(url)): p.read_bytes() for p in sorted(Path(url).rglob("*")) if p.is_file()}
-
-
 def _add_strong_set(cache) -> FeatureCache:
     again = FeatureCache.create(cache.url, {"crop_size": 224}, {"run": 2}, [STRONG])
     for key in again.shard_keys():
@@ -38,9 +34,9 @@ def _add_strong_set(cache) -> FeatureCache:
 
 
 def test_adding_a_second_face_set_leaves_every_existing_array_byte_identical(cache):
-    before = _files(cache.url)
+    before = snapshot(cache.url)
     again = _add_strong_set(cache)
-    after = _files(cache.url)
+    after = snapshot(cache.url)
     changed = sorted(k for k in before if before[k] != after.get(k))
     assert changed == ["zarr.json"]                     # only the root: the set registry
     added = sorted(set(after) - set(before))

@@ -2,7 +2,6 @@
 a changed setting of an existing set is refused, naming it; training picks sets by name."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,13 +9,10 @@ from click.testing import CliRunner
 
 from emokd.cli import main
 from extract_support import onnx_face_model
+from safety_support import snapshot   # relative path -> sha256 of every file
 
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.slow
-
-
-def _files(url: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(url)): p.read_bytes() for p in sorted(url.rglob("*")) if p.is_file()}
 
 
 def test_another_face_encoder_adds_only_its_set(tmp_path):
@@ -30,13 +26,13 @@ def test_another_face_encoder_adds_only_its_set(tmp_path):
             "--face-source", "crops"]
     first = CliRunner().invoke(main, base)
     assert first.exit_code == 0, first.output
-    before = _files(url)
+    before = snapshot(url)
     onnx_face_model(tmp_path / "face.onnx")
     onnx = ["--face-encoder", "onnx", "--face-weights", str(tmp_path / "face.onnx"), "--face-layer", "penultimate",
             "--face-input", "size=32"]
     second = CliRunner().invoke(main, base + onnx)
     assert second.exit_code == 0, second.output
-    after = _files(url)
+    after = snapshot(url)
     changed = sorted(k for k in before if after.get(k) != before[k])
     assert changed == ["zarr.json"]          # only the set registry: no existing array, label or table changed
     cache = FeatureCache.open(url)
