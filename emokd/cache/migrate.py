@@ -270,7 +270,7 @@ def migrate(old_url: str, new_url: str | None = None, storage_options: dict | No
     if not in_place and "failures" in old:
         from emokd.cache import failures as _failures
         for vid, entry in _failures.failure_log(old).items():
-            _failures.record_failure(cache.root, vid, entry["message"])
+            _failures.record_failure(cache.root, vid, entry["message"], entry.get("source"))
     done_record = {**record, "status": STATUS_COMPLETE, "completed": now_utc()}
     if report.single_split:
         done_record["limitation"] = LIMITATION.format(cache=target)
