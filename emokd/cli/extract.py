@@ -11,7 +11,7 @@ import yaml
 from emokd.cli.options import DEVICE, config_option, config_overrides, storage_options_option
 from emokd.cli.dataset import dataset_root_option, load_dataset
 from emokd.config import load_config, made_by, save_config
-from emokd.extract.config import DETECTORS, ExtractConfig
+from emokd.extract.config import DETECTORS, VIDEO_DECODERS, ExtractConfig
 from emokd.cache.location import absolute_url
 from emokd.cache.sidecar import run_files
 from emokd.errors import CacheError, DataError
@@ -65,7 +65,7 @@ from emokd.logs import quiet
                help="Run the face detector on every K-th frame of a video (and its last frame) and "
                     "interpolate the face between keyframes that found the same face; 1: every frame "
                     "(docs/encoders.md).")
-@config_option(ExtractConfig, "video_decoder", type=click.Choice(["pyav", "decord"]))
+@config_option(ExtractConfig, "video_decoder", type=click.Choice(VIDEO_DECODERS))
 @config_option(ExtractConfig, "audio_track")
 @config_option(ExtractConfig, "crop_numbering", type=click.Choice(["1-based", "0-based"]))
 @config_option(ExtractConfig, "window_s")

@@ -94,8 +94,9 @@ def write_new_shard(cache, task, cfg: ExtractConfig, encoders: Encoders, clock: 
             except Exception as exc:  # one bad item must not stop its shard; the machine's error does
                 if environment_error(exc) is not None:
                     raise
-                part.fail(_describe(item, exc))
-                rows[item.video_id].update(status="failed", error=_describe(item, exc))   # the driver logs it
+                error = _describe(item, exc)
+                part.fail(error)
+                rows[item.video_id].update(status="failed", error=error)   # the driver logs it
         with clock("write"):
             if written:
                 writer.commit()       # only now are its items done
@@ -136,8 +137,9 @@ def write_added_sets(cache, task, cfg: ExtractConfig, encoders: Encoders, clock:
             except Exception as exc:
                 if environment_error(exc) is not None:
                     raise
-                part.fail(_describe(item, exc))
-                rows[item_id].update(status="failed", error=_describe(item, exc))
+                error = _describe(item, exc)
+                part.fail(error)
+                rows[item_id].update(status="failed", error=error)
     with clock("write"):
         writer.commit()       # only now are its items done
     for item_id, done in written.items():
